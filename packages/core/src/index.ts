@@ -1,0 +1,15 @@
+export { DevstackError, InvalidKeyError, RegistryValidationError, ConfigError } from './errors.js';
+export { KEY_PATTERN, MAX_KEY_LENGTH, isValidKey, assertValidKey, describeUntrusted } from './key.js';
+export { baggageValues, mergeBaggage } from './baggage.js';
+export {
+  CARRIER_PRECEDENCE,
+  DEFAULT_KEY_NAME,
+  JAEGER_BAGGAGE_PREFIX,
+  createKeyCodec,
+  normalizeHost,
+} from './carriers.js';
+export type { Carrier, KeyProblem, KeyReading, HeaderBag, MutableHeaderBag, KeyCodec, KeyCodecOptions } from './carriers.js';
+export { buildSnapshot, snapshotToJSON } from './snapshot.js';
+export type { Target, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
+export { resolve, INVALID_KEY } from './resolve.js';
+export type { Decision, Reason, ResolveOptions } from './resolve.js';

@@ -1,0 +1,218 @@
+import { RegistryValidationError } from './errors.js';
+import { describeUntrusted, isValidKey } from './key.js';
+import type { Decision } from './resolve.js';
+
+export interface Target {
+  /** Origin of the upstream, `http://10.0.0.7:8080`: scheme, host and port, nothing else. */
+  readonly origin: string;
+  readonly ready: boolean;
+}
+
+export interface Lane {
+  readonly service: string;
+  /** The routing key of a feature copy; null for base. */
+  readonly key: string | null;
+  /** `base` or the key: what the lane response header says. */
+  readonly name: string;
+  readonly targets: readonly Target[];
+  /** The ready subset of `targets`, computed once. */
+  readonly ready: readonly Target[];
+}
+
+export interface ServiceEntry {
+  readonly name: string;
+  readonly base: Lane;
+  readonly features: ReadonlyMap<string, Lane>;
+  /** Decisions made once per snapshot, so resolving allocates nothing. */
+  readonly decisions: ServiceDecisions;
+}
+
+export interface ServiceDecisions {
+  readonly noKey: Decision;
+  readonly invalidKey: Decision;
+  readonly unknownKey: Decision;
+  readonly noCopy: Decision;
+  readonly strictUnknownKey: Decision;
+  readonly match: ReadonlyMap<string, Decision>;
+  readonly notReady: ReadonlyMap<string, Decision>;
+  readonly strictNotReady: ReadonlyMap<string, Decision>;
+}
+
+export interface Snapshot {
+  /** Increases with every snapshot a source publishes. */
+  readonly version: number;
+  /** Where the snapshot came from (a file path, `kubernetes`), for logs and `/routes`. */
+  readonly source: string;
+  /** Milliseconds since the epoch when the source produced it (given by the source: this is pure). */
+  readonly createdAt: number;
+  readonly services: ReadonlyMap<string, ServiceEntry>;
+  /** Every key that has a feature copy of at least one service. */
+  readonly keys: ReadonlySet<string>;
+}
+
+export type TargetInput = string | { url: string; ready?: boolean };
+
+export interface ServiceInput {
+  base: TargetInput | readonly TargetInput[];
+  features?: Readonly<Record<string, TargetInput | readonly TargetInput[]>>;
+}
+
+export interface RegistryInput {
+  services: Readonly<Record<string, ServiceInput>>;
+}
+
+export interface SnapshotMeta {
+  version?: number;
+  source?: string;
+  createdAt?: number;
+}
+
+const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function parseTarget(raw: unknown, where: string, problems: string[]): Target | undefined {
+  let url: unknown = raw;
+  let ready = true;
+  if (isRecord(raw)) {
+    url = raw['url'];
+    if (raw['ready'] !== undefined) {
+      if (typeof raw['ready'] !== 'boolean') {
+        problems.push(`${where}.ready: must be true or false`);
+        return undefined;
+      }
+      ready = raw['ready'];
+    }
+    const extra = Object.keys(raw).filter((k) => k !== 'url' && k !== 'ready');
+    if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
+  }
+  if (typeof url !== 'string') {
+    problems.push(`${where}: expected a URL such as http://127.0.0.1:7002`);
+    return undefined;
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    problems.push(`${where}: ${describeUntrusted(url)} is not a URL`);
+    return undefined;
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    problems.push(`${where}: ${describeUntrusted(url)} must use http or https`);
+    return undefined;
+  }
+  if (parsed.username || parsed.password || parsed.search || parsed.hash || (parsed.pathname !== '/' && parsed.pathname !== '')) {
+    problems.push(`${where}: ${describeUntrusted(url)} must be an origin only (no path, query, credentials)`);
+    return undefined;
+  }
+  return Object.freeze({ origin: parsed.origin, ready });
+}
+
+function parseTargets(raw: unknown, where: string, problems: string[]): Target[] {
+  const list = Array.isArray(raw) ? raw : [raw];
+  const out: Target[] = [];
+  list.forEach((item, i) => {
+    const target = parseTarget(item, Array.isArray(raw) ? `${where}[${i}]` : where, problems);
+    if (target) out.push(target);
+  });
+  return out;
+}
+
+function makeLane(service: string, key: string | null, targets: Target[]): Lane {
+  return Object.freeze({
+    service,
+    key,
+    name: key ?? 'base',
+    targets: Object.freeze(targets),
+    ready: Object.freeze(targets.filter((t) => t.ready)),
+  });
+}
+
+function decision(outcome: Decision['outcome'], reason: Decision['reason'], service: string, lane: Lane | undefined): Decision {
+  return Object.freeze({ outcome, reason, service, lane });
+}
+
+function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): ServiceDecisions {
+  const match = new Map<string, Decision>();
+  const notReady = new Map<string, Decision>();
+  const strictNotReady = new Map<string, Decision>();
+  for (const [key, lane] of features) {
+    match.set(key, decision('feature', 'match', name, lane));
+    notReady.set(key, decision('base', 'not-ready', name, base));
+    strictNotReady.set(key, decision('reject', 'not-ready', name, lane));
+  }
+  return Object.freeze({
+    noKey: decision('base', 'no-key', name, base),
+    invalidKey: decision('base', 'invalid-key', name, base),
+    unknownKey: decision('base', 'unknown-key', name, base),
+    noCopy: decision('base', 'no-copy', name, base),
+    strictUnknownKey: decision('reject', 'unknown-key', name, undefined),
+    match,
+    notReady,
+    strictNotReady,
+  });
+}
+
+/**
+ * Validates a registry description and freezes it into a snapshot. Every problem is reported at
+ * once in a RegistryValidationError, each with the path of the offending field.
+ */
+export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot {
+  const problems: string[] = [];
+  const services = new Map<string, ServiceEntry>();
+  const keys = new Set<string>();
+  if (!isRecord(input) || !isRecord(input['services'])) {
+    throw new RegistryValidationError(['services: expected a mapping of service name to { base, features }'], { source: meta.source });
+  }
+  const extraTop = Object.keys(input).filter((k) => k !== 'services');
+  if (extraTop.length > 0) problems.push(`unknown top-level field${extraTop.length > 1 ? 's' : ''} ${extraTop.map((k) => describeUntrusted(k)).join(', ')}`);
+  for (const [name, raw] of Object.entries(input['services'])) {
+    const where = `services.${describeUntrusted(name).slice(1, -1)}`;
+    if (!SERVICE_NAME.test(name)) problems.push(`${where}: service name must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+    if (!isRecord(raw)) {
+      problems.push(`${where}: expected { base, features }`);
+      continue;
+    }
+    const extra = Object.keys(raw).filter((k) => k !== 'base' && k !== 'features');
+    if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
+    if (raw['base'] === undefined) problems.push(`${where}.base: required (one URL or a list)`);
+    const base = makeLane(name, null, raw['base'] === undefined ? [] : parseTargets(raw['base'], `${where}.base`, problems));
+    const features = new Map<string, Lane>();
+    const rawFeatures = raw['features'] ?? {};
+    if (!isRecord(rawFeatures)) {
+      problems.push(`${where}.features: expected a mapping of routing key to URL(s)`);
+    } else {
+      for (const [key, targets] of Object.entries(rawFeatures)) {
+        const fwhere = `${where}.features.${describeUntrusted(key).slice(1, -1)}`;
+        if (!isValidKey(key)) {
+          problems.push(`${fwhere}: routing key must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+          continue;
+        }
+        features.set(key, makeLane(name, key, parseTargets(targets, fwhere, problems)));
+        keys.add(key);
+      }
+    }
+    services.set(name, Object.freeze({ name, base, features, decisions: makeDecisions(name, base, features) }));
+  }
+  if (problems.length > 0) throw new RegistryValidationError(problems, { source: meta.source });
+  return Object.freeze({
+    version: meta.version ?? 1,
+    source: meta.source ?? 'memory',
+    createdAt: meta.createdAt ?? 0,
+    services,
+    keys,
+  });
+}
+
+/** The snapshot as plain JSON (for `/routes` and tests). */
+export function snapshotToJSON(snapshot: Snapshot): object {
+  const services: Record<string, unknown> = {};
+  for (const [name, entry] of snapshot.services) {
+    const features: Record<string, unknown> = {};
+    for (const [key, lane] of entry.features) features[key] = lane.targets;
+    services[name] = { base: entry.base.targets, features };
+  }
+  return { version: snapshot.version, source: snapshot.source, createdAt: new Date(snapshot.createdAt).toISOString(), services };
+}
