@@ -13,3 +13,4 @@ export { buildSnapshot, snapshotToJSON } from './snapshot.js';
 export type { Target, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
 export { resolve, INVALID_KEY } from './resolve.js';
 export type { Decision, Reason, ResolveOptions } from './resolve.js';
+export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, METRICS } from './contract.js';

@@ -1,0 +1,118 @@
+import t from 'tap';
+import { writeFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { EventEmitter } from 'node:events';
+import { FileSource, RegistryFileError, StaticSource, parseRegistry } from '@devstack/registry';
+import { RegistryValidationError, buildSnapshot, resolve, type Snapshot } from '@devstack/core';
+
+const V1 = `
+services:
+  orders:
+    base: http://127.0.0.1:7002      # one URL or a list
+    features:
+      feature2: http://127.0.0.1:7102
+`;
+
+function nextSnapshot(source: FileSource): Promise<Snapshot> {
+  return new Promise((res) => {
+    const off = source.subscribe((s) => {
+      off();
+      res(s);
+    });
+  });
+}
+
+function nextError(source: FileSource): Promise<Error> {
+  return new Promise((res) => {
+    const off = source.onError((e) => {
+      off();
+      res(e);
+    });
+  });
+}
+
+t.test('publishes the file, then every valid change', async (t) => {
+  const dir = t.testdir({ 'registry.yaml': V1 });
+  const path = join(dir, 'registry.yaml');
+  const source = new FileSource({ path, debounceMs: 5 });
+  t.teardown(() => source.close());
+  const first = await source.start();
+  t.equal(first.version, 1);
+  t.equal(resolve(first, 'orders', 'feature2').lane?.ready[0]?.origin, 'http://127.0.0.1:7102');
+  t.equal(source.current(), first);
+
+  const changed = nextSnapshot(source);
+  await writeFile(path, V1.replace('7102', '7103'));
+  const second = await changed;
+  t.equal(second.version, 2);
+  t.equal(source.current(), second);
+  t.equal(resolve(second, 'orders', 'feature2').lane?.ready[0]?.origin, 'http://127.0.0.1:7103');
+  t.equal(resolve(first, 'orders', 'feature2').lane?.ready[0]?.origin, 'http://127.0.0.1:7102', 'old snapshots never change');
+
+  // An editor's write-to-temp-and-rename is seen too.
+  const renamed = nextSnapshot(source);
+  await writeFile(join(dir, 'tmp.yaml'), '{"services":{"orders":{"base":"http://127.0.0.1:7009"}}}');
+  await rename(join(dir, 'tmp.yaml'), path);
+  t.equal(resolve(await renamed, 'orders', 'feature2').reason, 'unknown-key');
+});
+
+t.test('an invalid edit keeps the last good snapshot and says what is wrong', async (t) => {
+  const dir = t.testdir({ 'registry.yaml': V1 });
+  const path = join(dir, 'registry.yaml');
+  const source = new FileSource({ path, debounceMs: 5 });
+  t.teardown(() => source.close());
+  const good = await source.start();
+  let published = 0;
+  source.subscribe(() => published++);
+
+  const bad = nextError(source);
+  await writeFile(path, 'services:\n  orders:\n    base: ftp://nope\n');
+  const error = (await bad) as RegistryValidationError;
+  t.type(error, RegistryValidationError);
+  t.equal(error.code, 'DEVSTACK_INVALID_REGISTRY');
+  t.match(error.message, path);
+  t.same(error.problems, ['services.orders.base: "ftp://nope" must use http or https']);
+  t.equal(source.current(), good);
+
+  const syntax = nextError(source);
+  await writeFile(path, 'services:\n  orders: [unclosed\n');
+  const syntaxError = (await syntax) as RegistryValidationError;
+  t.match(syntaxError.problems[0], /^line \d+, column \d+: /);
+  t.equal(source.current(), good);
+
+  const fixed = nextSnapshot(source);
+  await writeFile(path, V1);
+  t.equal((await fixed).version, 2, 'a fixed file is published again');
+  t.equal(published, 1);
+});
+
+t.test('a missing or invalid file fails start with a clear error', async (t) => {
+  const dir = t.testdir({ 'bad.yaml': 'services: 3\n', 'dup.yaml': 'services: {}\nservices: {}\n' });
+  await t.rejects(new FileSource({ path: join(dir, 'missing.yaml') }).start(), RegistryFileError);
+  await t.rejects(new FileSource({ path: join(dir, 'missing.yaml') }).start(), { code: 'DEVSTACK_REGISTRY_FILE', message: /no such file/ });
+  await t.rejects(new FileSource({ path: join(dir, 'bad.yaml') }).start(), { code: 'DEVSTACK_INVALID_REGISTRY' });
+  await t.rejects(new FileSource({ path: join(dir, 'dup.yaml') }).start(), { code: 'DEVSTACK_INVALID_REGISTRY', message: /line 2/ });
+});
+
+t.test('parseRegistry takes JSON as well as YAML', async (t) => {
+  const s = parseRegistry('{"services":{"a":{"base":["http://127.0.0.1:1","http://127.0.0.1:2"]}}}', { source: 'x.json' });
+  t.equal(s.services.get('a')?.base.targets.length, 2);
+});
+
+t.test('StaticSource publishes to subscribers; a throwing listener does not stop the rest', async (t) => {
+  const a = buildSnapshot({ services: { a: { base: 'http://127.0.0.1:1' } } });
+  const b = buildSnapshot({ services: { b: { base: 'http://127.0.0.1:1' } } }, { version: 2 });
+  const source = new StaticSource(a);
+  t.equal(await source.start(), a);
+  const seen = new EventEmitter();
+  source.subscribe(() => {
+    throw new Error('consumer bug');
+  });
+  source.subscribe((s) => seen.emit('s', s));
+  const got = once(seen, 's');
+  source.publish(b);
+  t.same(await got, [b]);
+  t.equal(source.current(), b);
+  await source.close();
+});
