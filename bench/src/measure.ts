@@ -1,0 +1,93 @@
+/** One measured run of one configuration: the load result plus its processes' CPU and memory. */
+import { loadavg } from 'node:os';
+import type { Binding } from './configs.ts';
+import { probe, runLoad, type LoadResult } from './load.ts';
+import type { BenchOptions } from './options.ts';
+import { cpuSeconds, memory, resetPeak } from './procstat.ts';
+import type { Scenario } from './scenarios.ts';
+
+export interface ProcUsage {
+  pid: number;
+  /** CPU time over wall time, in percent of one core. */
+  cpuPct: number;
+  /** CPU time per completed request, in microseconds. */
+  cpuUsPerRequest: number;
+  /** Peak RSS during the run when the peak could be reset before it, else since the process started. */
+  peakRssKiB: number;
+}
+
+export interface RunRecord {
+  round: number;
+  scenario: Scenario['id'];
+  config: Binding['id'];
+  /** Position of this configuration within its round and body (orders are rotated across rounds). */
+  position: number;
+  load: LoadResult | undefined;
+  /** Why the run did not happen: the check request before it failed. */
+  failure: string | undefined;
+  usage: Record<string, ProcUsage>;
+  /** The load generator's own CPU, to show when the client is the bottleneck. */
+  clientCpuPct: number;
+  peakIsPerRun: boolean;
+  loadavg1: number;
+}
+
+/** Sends one request the way the load will and checks status, lane and body before measuring. */
+export async function check(b: Binding, s: Scenario): Promise<string | undefined> {
+  try {
+    const answer = await probe(b.port, s.method, s.path, b.headers, s.body);
+    if (answer.status !== 200) return `check request answered ${answer.status}: ${answer.body.slice(0, 300)}`;
+    const upstream = answer.headers['x-upstream'];
+    if (upstream !== b.expectUpstream) return `check request reached lane ${JSON.stringify(upstream)}, expected ${JSON.stringify(b.expectUpstream)}`;
+    const lane = answer.headers['x-devstack-lane'];
+    if (b.expectLane !== undefined && lane !== b.expectLane) return `x-devstack-lane was ${JSON.stringify(lane)}, expected ${JSON.stringify(b.expectLane)}`;
+    if (s.body) {
+      const received = (JSON.parse(answer.body) as { received?: number }).received;
+      if (received !== s.body.length) return `upstream received ${received} of ${s.body.length} body bytes`;
+    }
+    return undefined;
+  } catch (error) {
+    return `check request failed: ${(error as Error).message}`;
+  }
+}
+
+export function loadSpec(b: Binding, s: Scenario, o: BenchOptions, duration: number) {
+  return {
+    port: b.port,
+    method: s.method,
+    path: s.path,
+    headers: b.headers,
+    ...(s.body ? { body: s.body } : {}),
+    connections: o.connections,
+    duration,
+    pipelining: o.pipelining,
+    expectUpstream: b.expectUpstream,
+  };
+}
+
+export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: number, position: number): Promise<RunRecord> {
+  const base = { round, scenario: s.id, config: b.id, position, loadavg1: loadavg()[0]! };
+  const failure = await check(b, s);
+  if (failure) return { ...base, load: undefined, failure, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
+  let peakIsPerRun = true;
+  const before = b.procs.map((p) => {
+    peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
+    return cpuSeconds(p.pid);
+  });
+  const client = process.cpuUsage();
+  const started = performance.now();
+  const load = await runLoad(loadSpec(b, s, o, o.duration));
+  const wall = (performance.now() - started) / 1000;
+  const clientUsed = process.cpuUsage(client);
+  const usage: Record<string, ProcUsage> = {};
+  b.procs.forEach((p, i) => {
+    const cpu = cpuSeconds(p.pid) - before[i]!;
+    usage[p.role] = {
+      pid: p.pid,
+      cpuPct: (cpu / wall) * 100,
+      cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN,
+      peakRssKiB: memory(p.pid).peakKiB,
+    };
+  });
+  return { ...base, load, failure: undefined, usage, clientCpuPct: ((clientUsed.user + clientUsed.system) / 1e6 / wall) * 100, peakIsPerRun };
+}

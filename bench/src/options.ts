@@ -1,0 +1,153 @@
+/*
+ * Parameters, from flags or the matching BENCH_* environment variables (flags win). The defaults
+ * finish the whole suite in under five minutes on two cores: 7 configurations x 3 bodies x
+ * 3 rounds x 3 s of load, plus warm-up, registry scale and reload timing.
+ */
+import { parseArgs } from 'node:util';
+
+export const CONFIG_IDS = ['direct', 'sidecar-base', 'sidecar-key', 'sidecar-pod', 'app-direct', 'http-proxy', 'nginx'] as const;
+export type ConfigId = (typeof CONFIG_IDS)[number];
+
+export interface BenchOptions {
+  connections: number;
+  /** Seconds of load per measured run. */
+  duration: number;
+  /** Seconds of unmeasured load per configuration and body before the first round (JIT warm-up). */
+  warmup: number;
+  pipelining: number;
+  rounds: number;
+  smallBody: number;
+  largeBody: number;
+  postBody: number;
+  configs: ConfigId[];
+  /** Which bodies to run: any of small, large, post. */
+  scenarios: string[];
+  registrySizes: number[];
+  reloadIterations: number;
+  /** Routing key used by the configurations that set one. */
+  key: string;
+  nginx: boolean;
+  /** Install nginx with bench/setup.sh when it is missing. */
+  setup: boolean;
+  sidecar: string | undefined;
+  /** Write a V8 CPU profile of the sidecar into this directory. */
+  cpuProf: string | undefined;
+  out: string | undefined;
+}
+
+export const DEFAULTS: BenchOptions = {
+  connections: 50,
+  duration: 3,
+  warmup: 0.5,
+  pipelining: 1,
+  rounds: 3,
+  smallBody: 64,
+  largeBody: 64 * 1024,
+  postBody: 1024 * 1024,
+  configs: [...CONFIG_IDS],
+  scenarios: ['small', 'large', 'post'],
+  registrySizes: [10, 1_000, 100_000],
+  reloadIterations: 5,
+  key: 'feature1',
+  nginx: true,
+  setup: true,
+  sidecar: undefined,
+  cpuProf: undefined,
+  out: undefined,
+};
+
+export const HELP = `Usage: npm run bench -- [options]       (each option also reads BENCH_<NAME>, e.g. BENCH_DURATION=5)
+
+  --connections N        concurrent connections per run (default ${DEFAULTS.connections})
+  --duration S           seconds of load per measured run (default ${DEFAULTS.duration})
+  --warmup S             unmeasured seconds per configuration and body first (default ${DEFAULTS.warmup})
+  --pipelining N         requests in flight per connection (default ${DEFAULTS.pipelining})
+  --rounds N             interleaved rounds, at least 3; medians and spread across them (default ${DEFAULTS.rounds})
+  --small-body BYTES     small GET response body (default ${DEFAULTS.smallBody})
+  --large-body BYTES     large GET response body (default ${DEFAULTS.largeBody})
+  --post-body BYTES      streamed POST request body (default ${DEFAULTS.postBody})
+  --configs LIST         comma list of ${CONFIG_IDS.join(', ')} (default all)
+  --scenarios LIST       comma list of small, large, post (default all)
+  --registry-sizes LIST  (service, key) entries for the registry scale runs (default ${DEFAULTS.registrySizes.join(',')}); 0 skips them
+  --reload-iterations N  registry file changes timed through the sidecar (default ${DEFAULTS.reloadIterations})
+  --no-nginx             skip the nginx peer
+  --no-setup             do not run bench/setup.sh when nginx is missing
+  --sidecar PATH         sidecar CLI (default packages/sidecar/dist/cli.js)
+  --cpu-prof DIR         run the sidecar with --cpu-prof, profiles written into DIR
+  --out DIR              results directory (default bench/results)
+  --help
+`;
+
+function int(name: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function seconds(name: string, raw: string, min: number): number {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: expected seconds >= ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+function list(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
+  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'key', 'sidecar', 'cpu-prof', 'out'] as const;
+  const { values: parsed } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
+      'no-nginx': { type: 'boolean' },
+      'no-setup': { type: 'boolean' },
+      help: { type: 'boolean' },
+    },
+  });
+  const values = parsed as Record<string, string | boolean | undefined>;
+  if (values['help']) return 'help';
+  const get = (name: (typeof names)[number]): string | undefined => {
+    const v = values[name];
+    if (typeof v === 'string') return v;
+    return env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+  };
+  const o: BenchOptions = { ...DEFAULTS, configs: [...DEFAULTS.configs], scenarios: [...DEFAULTS.scenarios], registrySizes: [...DEFAULTS.registrySizes] };
+  const v = (name: (typeof names)[number], apply: (raw: string) => void) => {
+    const raw = get(name);
+    if (raw !== undefined && raw !== '') apply(raw);
+  };
+  v('connections', (r) => (o.connections = int('connections', r, 1)));
+  v('duration', (r) => (o.duration = seconds('duration', r, 0.2)));
+  v('warmup', (r) => (o.warmup = seconds('warmup', r, 0)));
+  v('pipelining', (r) => (o.pipelining = int('pipelining', r, 1)));
+  v('rounds', (r) => (o.rounds = int('rounds', r, 3)));
+  v('small-body', (r) => (o.smallBody = int('small-body', r, 0)));
+  v('large-body', (r) => (o.largeBody = int('large-body', r, 0)));
+  v('post-body', (r) => (o.postBody = int('post-body', r, 1)));
+  v('reload-iterations', (r) => (o.reloadIterations = int('reload-iterations', r, 0)));
+  v('key', (r) => {
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(r)) throw new Error(`--key: ${JSON.stringify(r)} is not a DNS-1123 label`);
+    o.key = r;
+  });
+  v('configs', (r) => {
+    const ids = list(r);
+    const bad = ids.filter((id) => !(CONFIG_IDS as readonly string[]).includes(id));
+    if (bad.length > 0 || ids.length === 0) throw new Error(`--configs: unknown ${bad.join(', ') || '(empty)'}; choose from ${CONFIG_IDS.join(', ')}`);
+    o.configs = ids as ConfigId[];
+  });
+  v('scenarios', (r) => {
+    const ids = list(r);
+    const bad = ids.filter((id) => !DEFAULTS.scenarios.includes(id));
+    if (bad.length > 0 || ids.length === 0) throw new Error(`--scenarios: unknown ${bad.join(', ') || '(empty)'}; choose from small, large, post`);
+    o.scenarios = ids;
+  });
+  v('registry-sizes', (r) => (o.registrySizes = r === '0' ? [] : list(r).map((s) => int('registry-sizes', s, 1))));
+  v('sidecar', (r) => (o.sidecar = r));
+  v('cpu-prof', (r) => (o.cpuProf = r));
+  v('out', (r) => (o.out = r));
+  if (values['no-nginx'] || env['BENCH_NO_NGINX'] === '1') o.nginx = false;
+  if (values['no-setup'] || env['BENCH_NO_SETUP'] === '1') o.setup = false;
+  return o;
+}

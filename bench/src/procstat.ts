@@ -1,0 +1,75 @@
+/*
+ * CPU and memory of the target processes, read from /proc so that every target is measured the
+ * same way, Node or not (nginx has no process.resourceUsage).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+
+let clockTicks: number | undefined;
+
+/** Kernel clock ticks per second (USER_HZ), in which /proc/<pid>/stat counts CPU time. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+function statFields(pid: number): string[] | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU seconds a process has used so far; NaN when it cannot be read. */
+export function cpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  if (!f) return Number.NaN;
+  // After the command: state(3) ppid(4) ... utime(14) stime(15), so indexes 11 and 12 here.
+  return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+}
+
+export interface Memory {
+  rssKiB: number;
+  /** Peak resident set (VmHWM) since start or since the last resetPeak. */
+  peakKiB: number;
+}
+
+export function memory(pid: number): Memory {
+  try {
+    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM') };
+  } catch {
+    return { rssKiB: Number.NaN, peakKiB: Number.NaN };
+  }
+}
+
+/** Resets VmHWM to the current RSS (writes 5 to clear_refs), so a peak can be measured per run. */
+export function resetPeak(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Direct children of a process (nginx's worker under its master). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const f = statFields(Number(name));
+    if (f && Number(f[1]) === pid) out.push(Number(name));
+  }
+  return out;
+}

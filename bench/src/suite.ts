@@ -1,0 +1,121 @@
+/*
+ * The whole run: start the targets, warm each configuration up, then measure in rounds with the
+ * configurations interleaved (the order rotates every round, so a slow minute on a shared machine
+ * is spread over all of them instead of landing on one), then registry scale and reload timing.
+ */
+import { createRequire } from 'node:module';
+import { CONFIG_INFO, type Skipped } from './configs.ts';
+import { startEnvironment } from './environment.ts';
+import { runLoad } from './load.ts';
+import { machineInfo, type MachineInfo } from './machine.ts';
+import { check, loadSpec, measure, type RunRecord } from './measure.ts';
+import type { BenchOptions, ConfigId } from './options.ts';
+import { runRegistryScale, type ScaleResult } from './registry.ts';
+import { reloadLatency, type ReloadResult } from './reload.ts';
+import { scenarios, type Scenario } from './scenarios.ts';
+import { spread, type Spread } from './stats.ts';
+import { summarize, bars, type Bar, type Summary } from './summary.ts';
+
+export interface SuiteResult {
+  startedAt: string;
+  finishedAt: string;
+  seconds: number;
+  machine: MachineInfo;
+  loadavgAfter: number[];
+  parameters: BenchOptions;
+  software: Record<string, string>;
+  processes: { role: string; pid: number; idleRssKiB: number }[];
+  configurations: { id: ConfigId; title: string; path: string }[];
+  scenarios: { id: string; label: string }[];
+  skipped: Skipped[];
+  runs: RunRecord[];
+  summary: Summary[];
+  bars: Bar[];
+  registry: ScaleResult[] | { error: string } | undefined;
+  reload: (ReloadResult & { summary: Spread }) | { error: string } | { skipped: string } | undefined;
+}
+
+function rotate<T>(list: readonly T[], by: number): T[] {
+  const n = list.length;
+  return n === 0 ? [] : list.map((_, i) => list[(i + by) % n]!);
+}
+
+export async function runSuite(o: BenchOptions, log: (line: string) => void = () => undefined): Promise<SuiteResult> {
+  const started = Date.now();
+  const machine = machineInfo();
+  const list = scenarios(o);
+  const autocannonVersion = (createRequire(import.meta.url)('autocannon/package.json') as { version: string }).version;
+  const env = await startEnvironment(o, log);
+  const software: Record<string, string> = { node: process.version, autocannon: autocannonVersion, ...env.software };
+  for (const s of env.skipped) log(`skipping ${s.config}: ${s.reason}`);
+  const runs: RunRecord[] = [];
+  let registry: SuiteResult['registry'];
+  let reload: SuiteResult['reload'];
+  try {
+    if (o.warmup > 0) {
+      log(`warm-up: ${o.warmup} s per configuration and body`);
+      for (const s of list) {
+        for (const b of env.bindings) {
+          if ((await check(b, s)) === undefined) await runLoad(loadSpec(b, s, o, o.warmup));
+        }
+      }
+    }
+    const total = o.rounds * list.length * env.bindings.length;
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const [si, s] of list.entries()) {
+        const order = rotate(env.bindings, round - 1 + si);
+        for (const [position, b] of order.entries()) {
+          const run = await measure(b, s, o, round, position);
+          runs.push(run);
+          const l = run.load;
+          log(
+            `[${runs.length}/${total}] round ${round} ${s.id} ${b.id}: ` +
+              (l ? `${Math.round(l.rps)} req/s p50 ${l.p50.toFixed(2)} ms p99 ${l.p99.toFixed(2)} ms errors ${l.errors}` : `FAILED ${run.failure}`),
+          );
+        }
+      }
+    }
+    if (o.registrySizes.length > 0) {
+      log(`registry scale: ${o.registrySizes.join(', ')} entries`);
+      try {
+        registry = await runRegistryScale(o.registrySizes, o.reloadIterations);
+      } catch (error) {
+        registry = { error: (error as Error).message };
+      }
+    }
+    if (o.reloadIterations > 0) {
+      if (env.sidecar) {
+        log(`registry change -> routed through the sidecar: ${o.reloadIterations} changes`);
+        try {
+          const r = await reloadLatency(env.sidecar.target.ports['outbound']!, env.sidecar.registry, env.sidecar.layout, o.reloadIterations);
+          reload = { ...r, summary: spread(r.ms) };
+        } catch (error) {
+          reload = { error: (error as Error).message };
+        }
+      } else {
+        reload = { skipped: 'the sidecar is not running (see skipped configurations)' };
+      }
+    }
+  } finally {
+    await env.stop();
+  }
+  const summary = summarize(runs, env.bindings.map((b) => b.id), list);
+  return {
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    machine,
+    loadavgAfter: machineInfo().loadavg,
+    parameters: o,
+    software,
+    processes: env.processes,
+    configurations: o.configs.map((id) => ({ id, ...CONFIG_INFO[id] })),
+    scenarios: list.map((s: Scenario) => ({ id: s.id, label: s.label })),
+    skipped: env.skipped,
+    runs,
+    summary,
+    bars: bars(summary, registry, reload, o),
+    registry,
+    reload,
+  };
+}

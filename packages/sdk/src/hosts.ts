@@ -1,0 +1,71 @@
+import { ConfigError, describeUntrusted } from '@devstack/core';
+
+/**
+ * Which hosts may receive the routing key. Exact names, `*.suffix` patterns, `*` for every host,
+ * or a predicate given the lower-cased host name (no port, no brackets, no trailing dot).
+ */
+export type HostRules = readonly string[] | ((host: string) => boolean);
+
+export interface HostPolicyOptions {
+  /** Replaces the cluster-local default. Registry services and their targets stay allowed. */
+  allowHosts?: HostRules;
+  /** Never given the key, whatever else matches: checked first. */
+  denyHosts?: HostRules;
+}
+
+export type HostPredicate = (host: string) => boolean;
+
+/** Lower-case, no port is assumed; drops IPv6 brackets and one trailing dot. */
+export function normalizeHostname(host: string): string {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h;
+}
+
+/**
+ * The default audience of the key: what can only be inside the cluster or this machine. Single-label
+ * names only resolve through the cluster's search domains (or /etc/hosts), which is where services
+ * live; anything with a public-looking domain is a third party until configured otherwise.
+ */
+export function isClusterLocal(host: string): boolean {
+  if (host === 'localhost' || host === '127.0.0.1' || host === '::1') return true;
+  if (host.indexOf('.') === -1 && host.indexOf(':') === -1) return host.length > 0;
+  return host.endsWith('.svc') || host.endsWith('.cluster.local') || host.endsWith('.localhost');
+}
+
+function compile(rules: HostRules, what: string): HostPredicate {
+  if (typeof rules === 'function') return rules;
+  const exact = new Set<string>();
+  const suffixes: string[] = [];
+  const problems: string[] = [];
+  for (const raw of rules) {
+    if (typeof raw !== 'string' || raw.length === 0) {
+      problems.push(`${what}: ${describeUntrusted(raw)} is not a host name or *.suffix pattern`);
+      continue;
+    }
+    if (raw === '*') return () => true;
+    if (raw.startsWith('*.')) suffixes.push(normalizeHostname(raw.slice(1)));
+    else exact.add(normalizeHostname(raw));
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return (host) => {
+    if (exact.has(host)) return true;
+    for (const suffix of suffixes) if (host.endsWith(suffix)) return true;
+    return false;
+  };
+}
+
+/**
+ * The allow-list as one predicate. `registryHosts` is read on every call so a new snapshot's
+ * services are allowed as soon as it is published, without rebuilding the policy.
+ */
+export function createHostPolicy(options: HostPolicyOptions, registryHosts: () => ReadonlySet<string>): HostPredicate {
+  const deny = options.denyHosts === undefined ? undefined : compile(options.denyHosts, 'denyHosts');
+  const allow = options.allowHosts === undefined ? isClusterLocal : compile(options.allowHosts, 'allowHosts');
+  return (raw) => {
+    const host = normalizeHostname(raw);
+    if (deny !== undefined && deny(host)) return false;
+    return registryHosts().has(host) || allow(host);
+  };
+}

@@ -1,0 +1,186 @@
+import dc from 'node:diagnostics_channel';
+import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import https from 'node:https';
+import { syncBuiltinESMExports } from 'node:module';
+import { performance } from 'node:perf_hooks';
+import { urlToHttpOptions } from 'node:url';
+import { diag } from '@opentelemetry/api';
+import { LANE_HEADER, type MutableHeaderBag } from '@devstack/core';
+import { outboundKey } from './context.js';
+import { RoutingRejectedError } from './errors.js';
+import { applyKey, headerBag } from './headers.js';
+import { normalizeHostname } from './hosts.js';
+import type { Route } from './router.js';
+import { runtime } from './runtime.js';
+
+let warnedRendered = false;
+
+/**
+ * Every node:http(s) client request, published from the ClientRequest constructor after
+ * OpenTelemetry's http instrumentation has injected its headers: the key is merged into whatever is
+ * there (one `baggage` line, one entry), or stripped for hosts outside the allow-list.
+ */
+function onRequestCreated(message: unknown): void {
+  try {
+    const key = outboundKey();
+    if (key === undefined) return;
+    const req = (message as { request: ClientRequest }).request;
+    if (req.headersSent) {
+      // Raw-array headers and `Expect` are rendered in the constructor; nothing can be added.
+      if (!warnedRendered) diag.warn('devstack: a node:http request with headers given as an array (or Expect) cannot carry the routing key');
+      warnedRendered = true;
+      return;
+    }
+    const { codec, allowed } = runtime();
+    const give = allowed(req.host) ? key : undefined;
+    const names = [codec.name, 'baggage', codec.jaegerHeader];
+    const bag: MutableHeaderBag = {};
+    for (const name of names) bag[name] = req.getHeader(name);
+    applyKey(bag, codec, give);
+    for (const name of names) {
+      const value = bag[name];
+      if (value === undefined) req.removeHeader(name);
+      else req.setHeader(name, value);
+    }
+  } catch (error) {
+    diag.error(`devstack: could not set the routing key on a node:http request: ${(error as Error).message}`);
+  }
+}
+
+interface Routed {
+  readonly route: Route;
+  readonly started: number;
+}
+
+const routed = new WeakMap<ClientRequest, Routed>();
+
+function onResponse(message: unknown): void {
+  const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
+  const r = routed.get(request);
+  if (r === undefined) return;
+  // Published before the app's 'response' listeners run, so the app sees what the sidecar would add.
+  response.headers[LANE_HEADER] = r.route.lane;
+  runtime().metrics?.outbound(r.route.service, r.route.lane, response.statusCode ?? 0, (performance.now() - r.started) / 1000);
+}
+
+function onError(message: unknown): void {
+  const { request, error } = message as { request: ClientRequest; error: Error & { code?: string } };
+  const r = routed.get(request);
+  if (r !== undefined) runtime().metrics?.upstreamError(r.route.service, error.code ?? 'error');
+}
+
+type RequestFn = (...args: unknown[]) => ClientRequest;
+type Callback = (res: IncomingMessage) => void;
+
+interface Plan {
+  readonly protocol: 'http:' | 'https:';
+  readonly options: RequestOptions;
+  readonly callback: Callback | undefined;
+  readonly route: Route;
+}
+
+/** The call rewritten for a registry service, or undefined to leave it exactly as the app made it. */
+function plan(args: unknown[], moduleProtocol: 'http:' | 'https:'): Plan | undefined {
+  const router = runtime().router;
+  if (router?.snapshot === undefined) return undefined;
+  let input: unknown;
+  let options: RequestOptions | undefined;
+  let callback: unknown;
+  if (typeof args[0] === 'string' || args[0] instanceof URL) {
+    input = args[0];
+    if (typeof args[1] === 'function') callback = args[1];
+    else [options, callback] = [args[1] as RequestOptions | undefined, args[2]];
+  } else {
+    [options, callback] = [args[0] as RequestOptions | undefined, args[1]];
+  }
+  const fromUrl = input === undefined ? {} : urlToHttpOptions(typeof input === 'string' ? new URL(input) : (input as URL));
+  const merged: RequestOptions = { ...fromUrl, ...options };
+  const raw = merged.hostname ?? merged.host;
+  if (typeof raw !== 'string' || merged.socketPath !== undefined) return undefined;
+  const service = normalizeHostname(raw);
+  if (!router.isService(service)) return undefined;
+  const route = router.route(service, outboundKey());
+  if (route === undefined) return undefined;
+  const defaultPort = moduleProtocol === 'https:' ? 443 : 80;
+  const port = merged.port === undefined || merged.port === null || merged.port === '' ? defaultPort : Number(merged.port);
+  const headers = headerBag(merged.headers);
+  headers['host'] ??= port === defaultPort ? raw : `${raw}:${port}`;
+  const cb = typeof callback === 'function' ? (callback as Callback) : undefined;
+  const target = route.target;
+  if (target === undefined) {
+    const error = new RoutingRejectedError(route.service, route.refusal ?? 'rejected');
+    // The refusal arrives as the request's 'error' event, as a failed connection would.
+    const lookup = (_h: string, _o: unknown, done: (e: Error) => void): void => done(error);
+    return { protocol: moduleProtocol, options: { ...merged, headers, agent: false, lookup: lookup as RequestOptions['lookup'] }, callback: cb, route };
+  }
+  const agent = target.protocol === moduleProtocol ? merged.agent : undefined;
+  return {
+    protocol: target.protocol,
+    options: { ...merged, protocol: target.protocol, hostname: target.hostname, host: target.hostname, port: target.port, headers, agent },
+    callback: cb,
+    route,
+  };
+}
+
+type Originals = { [K in 'httpRequest' | 'httpGet' | 'httpsRequest' | 'httpsGet']: RequestFn };
+
+function routedFn(originals: Originals, moduleProtocol: 'http:' | 'https:', get: boolean): RequestFn {
+  const own = originals[`${moduleProtocol === 'https:' ? 'https' : 'http'}${get ? 'Get' : 'Request'}`];
+  return function request(this: unknown, ...args: unknown[]): ClientRequest {
+    let p: Plan | undefined;
+    try {
+      p = plan(args, moduleProtocol);
+    } catch (error) {
+      // Bad arguments get Node's own error from the original function, not one of ours.
+      diag.debug(`devstack: node:http call left unrouted: ${(error as Error).message}`);
+    }
+    if (p === undefined) return Reflect.apply(own, this, args);
+    const send = p.protocol === 'https:' ? originals.httpsRequest : originals.httpRequest;
+    const req = send(p.options, p.callback);
+    if (p.route.target !== undefined) routed.set(req, { route: p.route, started: performance.now() });
+    else runtime().metrics?.upstreamError(p.route.service, 'rejected');
+    if (get) req.end();
+    return req;
+  };
+}
+
+const CREATED = 'http.client.request.created';
+const RESPONSE = 'http.client.response.finish';
+const ERROR = 'http.client.request.error';
+
+/**
+ * Starts propagation on node:http(s) requests and, in proxyless mode, routes calls addressed to a
+ * registry service. Routing must change the destination before the socket is chosen, which no
+ * diagnostics channel allows, so `request`/`get` are wrapped (and ESM named imports re-synced).
+ */
+export function installHttp(proxyless: boolean): () => void {
+  dc.subscribe(CREATED, onRequestCreated);
+  if (!proxyless) return () => dc.unsubscribe(CREATED, onRequestCreated);
+  const httpMod = http as unknown as Record<'request' | 'get', RequestFn>;
+  const httpsMod = https as unknown as Record<'request' | 'get', RequestFn>;
+  const originals: Originals = { httpRequest: httpMod.request, httpGet: httpMod.get, httpsRequest: httpsMod.request, httpsGet: httpsMod.get };
+  const ours = {
+    httpRequest: routedFn(originals, 'http:', false),
+    httpGet: routedFn(originals, 'http:', true),
+    httpsRequest: routedFn(originals, 'https:', false),
+    httpsGet: routedFn(originals, 'https:', true),
+  };
+  httpMod.request = ours.httpRequest;
+  httpMod.get = ours.httpGet;
+  httpsMod.request = ours.httpsRequest;
+  httpsMod.get = ours.httpsGet;
+  syncBuiltinESMExports();
+  dc.subscribe(RESPONSE, onResponse);
+  dc.subscribe(ERROR, onError);
+  return () => {
+    dc.unsubscribe(CREATED, onRequestCreated);
+    dc.unsubscribe(RESPONSE, onResponse);
+    dc.unsubscribe(ERROR, onError);
+    // Only our own wrappers are taken off: something patched on top of them stays in charge.
+    if (httpMod.request === ours.httpRequest) httpMod.request = originals.httpRequest;
+    if (httpMod.get === ours.httpGet) httpMod.get = originals.httpGet;
+    if (httpsMod.request === ours.httpsRequest) httpsMod.request = originals.httpsRequest;
+    if (httpsMod.get === ours.httpsGet) httpsMod.get = originals.httpsGet;
+    syncBuiltinESMExports();
+  };
+}

@@ -1,0 +1,19 @@
+export { init } from './init.js';
+export type { InitOptions, DevstackSdk } from './init.js';
+export { getRoutingKey, withRoutingKey, contextWithRoutingKey, ensureContextManager, isAllowedHost } from './context.js';
+export { extractRoutingContext, withRouting, routingMiddleware, routingPlugin } from './inbound.js';
+export type { InboundOptions } from './inbound.js';
+export { injectRoutingKey } from './headers.js';
+export { routingInterceptor } from './undici.js';
+export { isClusterLocal } from './hosts.js';
+export type { HostRules, HostPolicyOptions } from './hosts.js';
+export {
+  injectSqsAttributes,
+  extractSqsKey,
+  injectKafkaHeaders,
+  extractKafkaKey,
+  featureQueueName,
+  resolveQueueName,
+} from './messages.js';
+export type { SqsAttribute, SqsAttributes, KafkaHeaders } from './messages.js';
+export { RoutingRejectedError } from './errors.js';

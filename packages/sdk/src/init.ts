@@ -1,0 +1,91 @@
+import { diag } from '@opentelemetry/api';
+import { createKeyCodec } from '@devstack/core';
+import { FileSource, type RegistrySource } from '@devstack/registry';
+import { ensureContextManager } from './context.js';
+import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
+import { installHttp } from './http.js';
+import { checkLane } from './inbound.js';
+import { createMetrics } from './metrics.js';
+import { Router } from './router.js';
+import { defaultRuntime, setRuntime } from './runtime.js';
+import { installUndici } from './undici.js';
+
+export interface InitOptions extends HostPolicyOptions {
+  /** The key's name in every carrier. Default `uber-ctx-key`. */
+  keyName?: string;
+  /** Base domains whose first label is a key on inbound requests (`feature1.example.com`). */
+  domains?: readonly string[];
+  /** The lane this process serves: `base` (default) or its feature copy's key. */
+  lane?: string;
+  /**
+   * Proxyless mode: a registry source (or the path of a registry file). Calls addressed to one of
+   * its services (`http://orders/...`) are sent to the lane `resolve` picks, as the sidecar would.
+   */
+  registry?: RegistrySource | string;
+  /** Strict resolution in proxyless mode: unknown keys and unready copies fail instead of base. */
+  strict?: boolean;
+  /** A prom-client Registry: the sidecar's metric names are registered in it. */
+  metrics?: unknown;
+}
+
+export interface DevstackSdk {
+  /** Proxyless mode is on. */
+  readonly proxyless: boolean;
+  /** Resolves true once proxyless routing has a snapshot (false if the registry failed: see `diag`). */
+  readonly ready: Promise<boolean>;
+  /** Removes every hook, restores the defaults and closes a registry file source it opened. */
+  close(): Promise<void>;
+}
+
+let active: DevstackSdk | undefined;
+
+/**
+ * Turns the SDK on: the key in context is carried on every outbound fetch, undici and node:http(s)
+ * call to an allowed host, and in proxyless mode calls to registry services are routed. Bad options
+ * throw a ConfigError here, at start-up; nothing after that throws into the app.
+ */
+export function init(options: InitOptions = {}): DevstackSdk {
+  if (active !== undefined) {
+    diag.warn('devstack: init() was already called; the first configuration stays in force');
+    return active;
+  }
+  const codec = createKeyCodec({ name: options.keyName, domains: options.domains });
+  checkLane(options.lane, 'init');
+  const lane = options.lane ?? 'base';
+  const metrics = options.metrics === undefined ? undefined : createMetrics(options.metrics);
+  const noHosts: ReadonlySet<string> = new Set();
+  let router: Router | undefined;
+  // Validated before anything subscribes to the source, so a bad option leaves nothing behind.
+  const allowed = createHostPolicy(options, () => router?.hosts() ?? noHosts);
+  const owned = typeof options.registry === 'string' ? new FileSource({ path: options.registry, persistent: false }) : undefined;
+  const source = owned ?? (options.registry as RegistrySource | undefined);
+  if (source !== undefined) router = new Router(source, { strict: options.strict, onSnapshot: (s) => metrics?.snapshot(s) });
+  setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics });
+  ensureContextManager();
+  const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined)];
+  const ready =
+    router === undefined
+      ? Promise.resolve(false)
+      : router.start().then(
+          () => true,
+          (error: Error) => {
+            diag.error(`devstack: proxyless routing has no registry snapshot: ${error.message}`);
+            return false;
+          },
+        );
+  const routing = router;
+  const sdk: DevstackSdk = {
+    proxyless: router !== undefined,
+    ready,
+    async close() {
+      if (active !== sdk) return;
+      active = undefined;
+      for (const off of uninstall) off();
+      routing?.close();
+      setRuntime(defaultRuntime());
+      await owned?.close();
+    },
+  };
+  active = sdk;
+  return sdk;
+}

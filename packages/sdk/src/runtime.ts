@@ -1,0 +1,42 @@
+import { createKeyCodec, type KeyCodec } from '@devstack/core';
+import { createHostPolicy, type HostPredicate } from './hosts.js';
+import type { Metrics } from './metrics.js';
+import type { Router } from './router.js';
+
+/**
+ * Everything the hot path needs, built once by `init()`. Middleware and helpers used before (or
+ * without) `init()` see the defaults, so importing the SDK never makes a request fail.
+ */
+export interface Runtime {
+  readonly codec: KeyCodec;
+  /** Key for outbound calls made with none in context (a feature copy's own key). */
+  readonly defaultKey: string | undefined;
+  /** The lane inbound responses report when the middleware is given none. */
+  readonly lane: string;
+  readonly allowed: HostPredicate;
+  readonly router: Router | undefined;
+  readonly metrics: Metrics | undefined;
+}
+
+const NO_HOSTS: ReadonlySet<string> = new Set();
+
+export function defaultRuntime(): Runtime {
+  return {
+    codec: createKeyCodec(),
+    defaultKey: undefined,
+    lane: 'base',
+    allowed: createHostPolicy({}, () => NO_HOSTS),
+    router: undefined,
+    metrics: undefined,
+  };
+}
+
+let active: Runtime = defaultRuntime();
+
+export function runtime(): Runtime {
+  return active;
+}
+
+export function setRuntime(next: Runtime): void {
+  active = next;
+}

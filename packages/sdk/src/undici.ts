@@ -1,0 +1,204 @@
+import dc from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import { diag } from '@opentelemetry/api';
+import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
+import { LANE_HEADER } from '@devstack/core';
+import { outboundKey } from './context.js';
+import { RoutingRejectedError } from './errors.js';
+import { applyKey, headerBag, rewriteFlat } from './headers.js';
+import { normalizeHostname } from './hosts.js';
+import type { Metrics } from './metrics.js';
+import type { Route } from './router.js';
+import { runtime } from './runtime.js';
+
+interface OriginInfo {
+  /** Lower-case hostname, no brackets: what the allow-list and the registry are asked about. */
+  readonly hostname: string;
+  /** `host[:port]` as the app wrote it: the Host header a rewritten call keeps. */
+  readonly host: string;
+}
+
+// Apps talk to a handful of origins; parsing each once keeps URL parsing off the hot path.
+const origins = new Map<string, OriginInfo | null>();
+
+function originInfo(origin: unknown): OriginInfo | undefined {
+  if (origin instanceof URL) return { hostname: normalizeHostname(origin.hostname), host: origin.host };
+  if (typeof origin !== 'string') return undefined;
+  let info = origins.get(origin);
+  if (info === undefined) {
+    try {
+      const url = new URL(origin);
+      info = { hostname: normalizeHostname(url.hostname), host: url.host };
+    } catch {
+      info = null;
+    }
+    if (origins.size >= 1024) origins.clear();
+    origins.set(origin, info);
+  }
+  return info ?? undefined;
+}
+
+interface UndiciRequest {
+  origin?: unknown;
+  headers?: unknown;
+  addHeader?: (name: string, value: string) => unknown;
+}
+
+/**
+ * Every undici request, whichever dispatcher sends it (global fetch, `undici.request`, a custom
+ * Agent): the key is written when the host may have it and stripped when it may not. Later writers
+ * (OpenTelemetry's undici instrumentation appends a `baggage` line) go through `addHeader`, which is
+ * wrapped on this request only so their line is merged instead of repeated.
+ */
+function onRequestCreate(message: unknown): void {
+  try {
+    const key = outboundKey();
+    if (key === undefined) return;
+    const request = (message as { request: UndiciRequest }).request;
+    const headers = request.headers;
+    if (!Array.isArray(headers)) return;
+    const rt = runtime();
+    const host = originInfo(request.origin)?.hostname;
+    const give = host !== undefined && rt.allowed(host) ? key : undefined;
+    rewriteFlat(headers, rt.codec, give);
+    const original = request.addHeader;
+    if (typeof original !== 'function') return;
+    const codec = rt.codec;
+    request.addHeader = function addHeader(this: UndiciRequest, name: string, value: string) {
+      original.call(this, name, value);
+      const lower = String(name).toLowerCase();
+      if ((lower === 'baggage' || lower === codec.name || lower === codec.jaegerHeader) && Array.isArray(this.headers)) rewriteFlat(this.headers, codec, give);
+      return this;
+    };
+  } catch (error) {
+    diag.error(`devstack: could not set the routing key on an undici request: ${(error as Error).message}`);
+  }
+}
+
+type Handler = Dispatcher.DispatchHandler & Record<string, unknown>;
+const METHODS = [
+  'onConnect', 'onError', 'onUpgrade', 'onResponseStarted', 'onHeaders', 'onData', 'onComplete', 'onBodySent',
+  'onRequestStart', 'onRequestUpgrade', 'onResponseStart', 'onResponseData', 'onResponseEnd', 'onResponseError',
+] as const;
+
+function fail(handler: Handler, error: Error): void {
+  if (typeof handler.onRequestStart === 'function' && typeof handler.onResponseError === 'function') {
+    handler.onResponseError(null as unknown as Dispatcher.DispatchController, error);
+  } else {
+    handler.onError?.(error);
+  }
+}
+
+function withLane(raw: Buffer[], lane: string): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (raw[i]!.toString('latin1').toLowerCase() === LANE_HEADER) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  out.push(Buffer.from(LANE_HEADER), Buffer.from(lane));
+  return out;
+}
+
+/**
+ * The app's handler, seeing the routed lane in `x-devstack-lane` as it would behind the sidecar,
+ * and feeding the sidecar's metrics. Only the methods the app's handler has are offered, so undici
+ * still tells its legacy and current handler styles apart.
+ */
+function routedHandler(handler: Handler, route: Route, metrics: Metrics | undefined): Handler {
+  const out: Record<string, unknown> = {};
+  for (const m of METHODS) {
+    const fn = handler[m];
+    if (typeof fn === 'function') out[m] = fn.bind(handler);
+  }
+  const started = performance.now();
+  const record = (status: number): void => {
+    if (status >= 200) metrics?.outbound(route.service, route.lane, status, (performance.now() - started) / 1000);
+  };
+  const failed = (error: Error): void => metrics?.upstreamError(route.service, (error as { code?: string }).code ?? 'error');
+  if (out['onHeaders'] !== undefined) {
+    out['onHeaders'] = (status: number, raw: Buffer[], resume: () => void, text: string) => {
+      record(status);
+      return handler.onHeaders!(status, withLane(raw, route.lane), resume, text);
+    };
+  }
+  if (out['onResponseStart'] !== undefined) {
+    out['onResponseStart'] = (c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[]>, text?: string) => {
+      record(status);
+      return handler.onResponseStart!(c, status, { ...headers, [LANE_HEADER]: route.lane }, text);
+    };
+  }
+  if (out['onError'] !== undefined) out['onError'] = (e: Error) => (failed(e), handler.onError!(e));
+  if (out['onResponseError'] !== undefined) {
+    out['onResponseError'] = (c: Dispatcher.DispatchController, e: Error) => (failed(e), handler.onResponseError!(c, e));
+  }
+  return out as Handler;
+}
+
+// headerBag and the codec only ever store strings.
+type UndiciHeaderRecord = Record<string, string | string[]>;
+type Plan = { opts: Dispatcher.DispatchOptions; handler: Handler } | { error: Error };
+
+function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefined {
+  const rt = runtime();
+  const key = outboundKey();
+  const info = originInfo(opts.origin);
+  if (info === undefined) return undefined;
+  const route = rt.router?.isService(info.hostname) ? rt.router.route(info.hostname, key) : undefined;
+  if (route === undefined) {
+    if (key === undefined) return undefined;
+    const headers = applyKey(headerBag(opts.headers), rt.codec, rt.allowed(info.hostname) ? key : undefined);
+    return { opts: { ...opts, headers: headers as UndiciHeaderRecord }, handler };
+  }
+  if (route.target === undefined) {
+    rt.metrics?.upstreamError(route.service, 'rejected');
+    return { error: new RoutingRejectedError(route.service, route.refusal ?? 'rejected') };
+  }
+  const headers = headerBag(opts.headers);
+  headers['host'] ??= info.host;
+  if (key !== undefined) rt.codec.write(headers, key);
+  return { opts: { ...opts, origin: route.target.origin, headers: headers as UndiciHeaderRecord }, handler: routedHandler(handler, route, rt.metrics) };
+}
+
+/**
+ * An undici interceptor (`agent.compose(routingInterceptor())`): carries the key to allowed hosts
+ * and, in proxyless mode, sends calls addressed to a registry service to the lane's target,
+ * keeping the Host the app meant. `init()` composes it onto the global dispatcher in proxyless
+ * mode; compose it yourself onto Agents you create.
+ */
+export function routingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) =>
+    function devstackDispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      let p: Plan | undefined;
+      try {
+        p = plan(opts, handler as Handler);
+      } catch (error) {
+        diag.error(`devstack: undici call left unrouted: ${(error as Error).message}`);
+      }
+      if (p === undefined) return dispatch(opts, handler);
+      if ('error' in p) {
+        fail(handler as Handler, p.error);
+        return true;
+      }
+      return dispatch(p.opts, p.handler);
+    };
+}
+
+const CREATE = 'undici:request:create';
+
+/** Starts propagation on every undici request; in proxyless mode also routes global fetch. */
+export function installUndici(proxyless: boolean): () => void {
+  dc.subscribe(CREATE, onRequestCreate);
+  let restore = (): void => {};
+  if (proxyless) {
+    const previous = getGlobalDispatcher();
+    const composed = previous.compose(routingInterceptor());
+    setGlobalDispatcher(composed);
+    restore = () => {
+      if (getGlobalDispatcher() === composed) setGlobalDispatcher(previous);
+    };
+  }
+  return () => {
+    dc.unsubscribe(CREATE, onRequestCreate);
+    restore();
+  };
+}

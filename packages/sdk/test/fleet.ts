@@ -1,0 +1,165 @@
+/*
+ * A chain of real services on port 0 for the SDK tests: a (node:http, calls on with fetch) ->
+ * b (Express, calls on with undici.request) -> c (Fastify, calls on with http.request) -> d (a
+ * node:http leaf that echoes what it received). Each reports the routing key it saw, so a test can
+ * check every hop of one request.
+ */
+import http, { type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import Fastify from 'fastify';
+import { request as undiciRequest } from 'undici';
+import { baggageValues } from '@devstack/core';
+import { getRoutingKey, routingMiddleware, routingPlugin, withRouting } from '@devstack/sdk';
+
+export interface Hop {
+  service: string;
+  lane: string;
+  /** getRoutingKey() inside the handler. */
+  key: string | null;
+  /** The plain header as received. */
+  plain: string | null;
+  /** Values of the key's entries in the received `baggage`. */
+  entries: string[];
+  host: string | null;
+  /** The `x-devstack-lane` of the response this hop got from the next one. */
+  nextLane?: string | null;
+  next?: Hop;
+}
+
+export type NextUrl = () => string;
+
+function hop(service: string, lane: string, req: IncomingMessage): Hop {
+  const plain = req.headers['uber-ctx-key'];
+  return {
+    service,
+    lane,
+    key: getRoutingKey() ?? null,
+    plain: typeof plain === 'string' ? plain : null,
+    entries: [...baggageValues(req.headers['baggage'], 'uber-ctx-key')],
+    host: req.headers.host ?? null,
+  };
+}
+
+export function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; lane: string | null; body: Hop }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        try {
+          resolve({ status: res.statusCode ?? 0, lane: (res.headers['x-devstack-lane'] as string | undefined) ?? null, body: JSON.parse(text) as Hop });
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error)));
+        }
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+export interface Running {
+  url: string;
+  close(): Promise<void>;
+}
+
+function closer(server: Server): () => Promise<void> {
+  return () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
+}
+
+/** a: plain node:http, calls the next service with global fetch. */
+export async function startA(lane: string, next: NextUrl): Promise<Running> {
+  const server = http.createServer(
+    withRouting(
+      async (req, res) => {
+        const me = hop('a', lane, req);
+        const r = await fetch(next());
+        me.nextLane = r.headers.get('x-devstack-lane');
+        me.next = (await r.json()) as Hop;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(me));
+      },
+      { lane },
+    ),
+  );
+  return { url: await listen(server), close: closer(server) };
+}
+
+/** b: Express, with a body parser in front of the route, calls the next service with undici. */
+export async function startB(lane: string, next: NextUrl): Promise<Running> {
+  const app = express();
+  app.use(routingMiddleware({ lane }));
+  app.use(express.json({ limit: '1mb' }));
+  const handle = async (req: express.Request, res: express.Response) => {
+    const me = hop('b', lane, req);
+    const r = await undiciRequest(next());
+    const lh = r.headers['x-devstack-lane'];
+    me.nextLane = typeof lh === 'string' ? lh : null;
+    me.next = (await r.body.json()) as Hop;
+    res.json(me);
+  };
+  app.get('/', handle);
+  app.post('/', handle);
+  const server = http.createServer(app);
+  return { url: await listen(server), close: closer(server) };
+}
+
+function httpGet(url: string): Promise<{ lane: string | null; body: Hop }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ lane: (res.headers['x-devstack-lane'] as string | undefined) ?? null, body: JSON.parse(text) as Hop }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** c: Fastify, calls the next service with http.request. */
+export async function startC(lane: string, next: NextUrl): Promise<Running> {
+  const app = Fastify();
+  await app.register(routingPlugin, { lane });
+  app.get('/', async (request) => {
+    const me = hop('c', lane, request.raw);
+    const r = await httpGet(next());
+    me.nextLane = r.lane;
+    me.next = r.body;
+    return me;
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return { url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`, close: () => app.close() };
+}
+
+/** d: the leaf, echoes what it received. */
+export async function startD(lane: string): Promise<Running> {
+  const server = http.createServer(
+    withRouting(
+      (req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(hop('d', lane, req)));
+      },
+      { lane },
+    ),
+  );
+  return { url: await listen(server), close: closer(server) };
+}
+
+/** The hops of one request, first to last. */
+export function hops(first: Hop): Hop[] {
+  const out: Hop[] = [];
+  for (let h: Hop | undefined = first; h !== undefined; h = h.next) out.push(h);
+  return out;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { FileSource } from '@devstack/registry';
+import { HELP, parseConfig } from './config.js';
+import { createLogger } from './log.js';
+import { Sidecar } from './sidecar.js';
+import { startTracing, tracingRequested } from './otel.js';
+
+async function main(): Promise<number> {
+  const parsed = parseConfig(process.argv.slice(2), process.env);
+  if (parsed.kind === 'help') {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return 0;
+  }
+  if (parsed.kind === 'error') {
+    for (const problem of parsed.problems) process.stderr.write(`devstack-sidecar: ${problem}\n`);
+    process.stderr.write('Run devstack-sidecar --help for usage.\n');
+    return 2;
+  }
+  const { config } = parsed;
+  const log = createLogger(config.logLevel);
+  const stopTracing = tracingRequested(process.env) ? await startTracing(log) : undefined;
+  const sidecar = new Sidecar({ ...config, source: new FileSource({ path: config.registry }), logger: log, tracing: stopTracing !== undefined });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping', { signal });
+    sidecar
+      .close()
+      .then(() => stopTracing?.())
+      .then(
+        () => process.exit(0),
+        (error: Error) => {
+          log.error('shutdown failed', { error: error.message });
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+
+  try {
+    await sidecar.start();
+  } catch (error) {
+    const e = error as Error;
+    process.stderr.write(`devstack-sidecar: ${e.message}\n`);
+    await sidecar.close().catch(() => undefined);
+    return 1;
+  }
+  log.info('ready', { addresses: sidecar.addresses });
+  return -1;
+}
+
+main().then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: Error) => {
+    process.stderr.write(`devstack-sidecar: unexpected error: ${error.stack ?? error.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,67 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision, KeyReading, MutableHeaderBag, Target } from '@devstack/core';
+import { sendError, type ProxyErrorCode } from './errors.js';
+
+export type Direction = 'outbound' | 'inbound' | 'edge';
+
+/**
+ * One request on its way through a listener's stages. Stages read and fill it in, then call
+ * `next()`; a stage that answers the request itself simply does not call `next()`.
+ * One object per request and no closures: the pipeline allocates nothing else of its own.
+ */
+export class Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly direction: Direction;
+  readonly started: number;
+  /** Headers to send upstream; built by the header stage. */
+  headers: MutableHeaderBag | undefined = undefined;
+  /** Path (and query) to send upstream. */
+  path: string;
+  /** The Host the client meant, passed on unchanged. */
+  host: string | undefined = undefined;
+  /** Logical service the request is for (outbound, edge). */
+  service: string | undefined = undefined;
+  reading: KeyReading | undefined = undefined;
+  /** The routing key the request carries on (after default key and validation). */
+  key: string | undefined = undefined;
+  decision: Decision | undefined = undefined;
+  target: Target | undefined = undefined;
+  /** What the lane response header says: `base`, a key, or `none` before a lane is chosen. */
+  lane = 'none';
+  /** Set when the sidecar answered with an error instead of the upstream's response. */
+  errorCode: ProxyErrorCode | undefined = undefined;
+  attempts = 0;
+  readonly #stages: readonly Stage[];
+  #index = 0;
+
+  constructor(req: IncomingMessage, res: ServerResponse, direction: Direction, stages: readonly Stage[]) {
+    this.req = req;
+    this.res = res;
+    this.direction = direction;
+    this.started = performance.now();
+    this.path = req.url ?? '/';
+    this.#stages = stages;
+  }
+
+  next(): void {
+    const stage = this.#stages[this.#index++];
+    if (stage !== undefined) stage(this);
+  }
+
+  fail(code: ProxyErrorCode, message: string): void {
+    this.errorCode = code;
+    sendError(this.res, code, message, this.lane);
+  }
+}
+
+/** A piece of the request path. Calls `ex.next()` to go on, or answers and stops. */
+export type Stage = (ex: Exchange) => void;
+
+export type Pipeline = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** Runs stages in order for every request (like undici's `compose` for interceptors). */
+export function compose(direction: Direction, stages: readonly Stage[]): Pipeline {
+  const frozen = Object.freeze([...stages]);
+  return (req, res) => new Exchange(req, res, direction, frozen).next();
+}

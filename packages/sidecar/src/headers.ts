@@ -1,0 +1,72 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { MutableHeaderBag } from '@devstack/core';
+
+/** RFC 9110 §7.6.1 connection-specific headers, plus the legacy ones proxies must not forward. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  // Node's server answers `Expect: 100-continue` itself; the upstream connection makes its own choice.
+  'expect',
+  // HTTP/2 pseudo-headers never belong on an HTTP/1.1 request.
+  ':authority',
+  ':method',
+  ':path',
+  ':scheme',
+]);
+
+/** Names listed in a Connection header (which must be dropped with it), lower-cased. */
+function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = typeof value === 'string' ? value : value.join(',');
+  let out: Set<string> | undefined;
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name.length > 0 && name !== 'close' && name !== 'keep-alive') (out ??= new Set()).add(name);
+  }
+  return out;
+}
+
+/**
+ * A copy of a message's end-to-end headers: hop-by-hop headers and those the Connection header
+ * names are left out. `keep` names hop-by-hop headers to keep (an Upgrade handshake keeps its own).
+ */
+export function endToEndHeaders(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): MutableHeaderBag {
+  const named = connectionTokens(headers.connection);
+  const out: MutableHeaderBag = {};
+  for (const name in headers) {
+    if ((HOP_BY_HOP.has(name) && !keep?.has(name)) || named?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  return out;
+}
+
+/** Appends the client to X-Forwarded-For and records the original Host and protocol. */
+export function addForwarded(out: MutableHeaderBag, clientAddress: string | undefined, host: string | undefined, proto: string): void {
+  const prior = out['x-forwarded-for'];
+  if (clientAddress !== undefined) {
+    out['x-forwarded-for'] = prior === undefined ? clientAddress : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${clientAddress}`;
+  }
+  if (out['x-forwarded-host'] === undefined && host !== undefined) out['x-forwarded-host'] = host;
+  if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = proto;
+}
+
+export function isHopByHop(name: string): boolean {
+  return HOP_BY_HOP.has(name);
+}
+
+/** Counts Host headers in the raw list: two of them is a request smuggling shape, refused with 400. */
+export function hostHeaderCount(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
+}

@@ -1,0 +1,16 @@
+export { Sidecar } from './sidecar.js';
+export type { SidecarOptions, SidecarAddresses, ListenOptions } from './sidecar.js';
+export { SidecarMetrics } from './metrics.js';
+export { ProxyError, PROXY_ERRORS, errorBody } from './errors.js';
+export type { ProxyErrorCode } from './errors.js';
+export { compose, Exchange } from './exchange.js';
+export type { Stage, Pipeline, Direction } from './exchange.js';
+export { readTarget, outboundService, edgeService, extractKey, resolveLane, rewriteHeaders, loopGuard, pickTarget, serviceFromHost } from './route.js';
+export { forward } from './forward.js';
+export { measure, traceExchange } from './observe.js';
+export { endToEndHeaders, addForwarded, hostHeaderCount } from './headers.js';
+export { parseConfig, HELP } from './config.js';
+export type { CliConfig, ParseResult } from './config.js';
+export { createLogger } from './log.js';
+export type { Logger, LogLevel } from './log.js';
+export { tracingRequested } from './otel.js';

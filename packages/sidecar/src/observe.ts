@@ -1,0 +1,51 @@
+import { context, propagation, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT, type Tracer } from '@opentelemetry/api';
+import type { Exchange, Stage } from './exchange.js';
+import type { SidecarMetrics } from './metrics.js';
+
+/** Records every exchange once it ends, whether the response finished or the client left. */
+export function measure(metrics: SidecarMetrics): Stage {
+  return (ex) => {
+    ex.res.once('close', () => metrics.request(ex, ex.res.writableFinished ? ex.res.statusCode : 'aborted'));
+    ex.next();
+  };
+}
+
+const getter = {
+  keys: (carrier: Exchange['req']['headers']) => Object.keys(carrier),
+  get: (carrier: Exchange['req']['headers'], key: string) => carrier[key],
+};
+
+/**
+ * A span per proxied request, continuing the incoming trace. Placed after routing so the span
+ * carries service, lane and key; the span context is injected into the upstream headers.
+ * Only part of the pipeline when an OpenTelemetry SDK is running (see otel.ts).
+ */
+export function traceExchange(tracer: Tracer, keyAttribute: string): Stage {
+  return (ex) => {
+    const parent = propagation.extract(ROOT_CONTEXT, ex.req.headers, getter);
+    const span = tracer.startSpan(
+      `${ex.direction} ${ex.service ?? ex.host ?? ''}`,
+      {
+        kind: ex.direction === 'inbound' ? SpanKind.SERVER : SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': ex.req.method ?? '',
+          'devstack.direction': ex.direction,
+          'devstack.service': ex.service ?? '',
+          'devstack.lane': ex.lane,
+          [keyAttribute]: ex.key ?? '',
+          'devstack.reason': ex.decision?.reason ?? '',
+        },
+      },
+      parent,
+    );
+    if (ex.headers !== undefined) propagation.inject(trace.setSpan(parent, span), ex.headers);
+    ex.res.once('close', () => {
+      const status = ex.res.statusCode;
+      span.setAttribute('http.response.status_code', status);
+      if (ex.errorCode !== undefined) span.setAttribute('devstack.error', ex.errorCode);
+      if (status >= 500 || !ex.res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    });
+    context.with(trace.setSpan(parent, span), () => ex.next());
+  };
+}

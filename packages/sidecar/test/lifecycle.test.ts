@@ -1,0 +1,104 @@
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { request, type ServerResponse } from 'node:http';
+import type { Sidecar } from '@devstack/sidecar';
+import { send, sidecar, upstream, writeRegistry } from './helpers.ts';
+
+function nextVersion(s: Sidecar, version: number): Promise<void> {
+  // The sidecar swaps its snapshot reference when the source publishes; wait for that event.
+  return new Promise((resolve) => {
+    const check = () => (s.snapshot()!.version >= version ? resolve() : setImmediate(check));
+    check();
+  });
+}
+
+t.test('registry hot reload and invalid edits', async (t) => {
+  const dir = t.testdir();
+  const a = await upstream(t, 'a');
+  const a2 = await upstream(t, 'a2');
+  const path = writeRegistry(dir, { a: { base: a.origin } });
+  const s = await sidecar(t, path);
+  const port = s.addresses.outbound!.port;
+  const admin = s.addresses.admin!.port;
+  t.equal((await send(port, { headers: { host: 'a', 'uber-ctx-key': 'f' } })).json()['name'], 'a');
+
+  writeRegistry(dir, { a: { base: a.origin, features: { f: a2.origin } } });
+  await nextVersion(s, 2);
+  t.equal((await send(port, { headers: { host: 'a', 'uber-ctx-key': 'f' } })).json()['name'], 'a2', 'a new copy routes after the file changes');
+
+  const errors = () => send(admin, { path: '/metrics' }).then((r) => /devstack_registry_errors_total\{source="file"\} (\d+)/.exec(r.body)?.[1]);
+  await writeFile(path, '{"services": {"a": {"base": "not a url"}}}');
+  while ((await errors()) !== '1') await new Promise((r) => setImmediate(r));
+  t.equal((await send(port, { headers: { host: 'a', 'uber-ctx-key': 'f' } })).json()['name'], 'a2', 'an invalid edit keeps the last good snapshot');
+  t.equal(s.snapshot()!.version, 2);
+
+  const routes = (await send(admin, { path: '/routes' })).json() as { version: number; services: Record<string, unknown> };
+  t.equal(routes.version, 2);
+  t.same(Object.keys(routes.services), ['a']);
+  const resolved = (await send(admin, { path: '/resolve?service=a&key=f' })).json();
+  t.same(resolved, { service: 'a', outcome: 'feature', reason: 'match', lane: 'f', targets: [a2.origin] });
+  t.equal((await send(admin, { path: '/resolve' })).status, 400);
+  t.equal((await send(admin, { path: '/nope' })).status, 404);
+});
+
+t.test('metrics names and labels', async (t) => {
+  const dir = t.testdir();
+  const a = await upstream(t, 'a');
+  const s = await sidecar(t, writeRegistry(dir, { a: { base: a.origin, features: { f: a.origin } } }));
+  await send(s.addresses.outbound!.port, { headers: { host: 'a', 'uber-ctx-key': 'f' } });
+  await send(s.addresses.outbound!.port, { headers: { host: 'a', baggage: 'uber-ctx-key=x,uber-ctx-key=y' } });
+  const text = (await send(s.addresses.admin!.port, { path: '/metrics' })).body;
+  t.match(text, /devstack_requests_total\{direction="outbound",service="a",lane="f",status="200"\} 1/);
+  t.match(text, /devstack_requests_total\{direction="outbound",service="a",lane="base",status="200"\} 1/);
+  t.match(text, /devstack_request_duration_seconds_bucket\{le="[0-9.]+",direction="outbound",service="a",lane="f"\} 1/);
+  t.match(text, /devstack_invalid_keys_total\{direction="outbound",carrier="baggage",problem="conflict"\} 1/);
+  t.match(text, /devstack_registry_services 1/);
+  t.match(text, /devstack_registry_last_update_seconds \d+/);
+  t.match(text, /# TYPE devstack_upstream_errors_total counter/);
+  t.match(text, /devstack_sidecar_process_cpu_seconds_total/);
+});
+
+t.test('readiness, and drain on close with a request in flight', async (t) => {
+  const dir = t.testdir();
+  let held: ServerResponse | undefined;
+  let arrived: () => void = () => undefined;
+  const arrival = new Promise<void>((resolve) => (arrived = resolve));
+  const slow = await upstream(t, 'slow', (_req, res) => {
+    held = res;
+    arrived();
+  });
+  const s = await sidecar(t, writeRegistry(dir, { slow: { base: slow.origin } }));
+  const admin = s.addresses.admin!.port;
+  t.equal((await send(admin, { path: '/readyz' })).status, 200, 'ready once the first snapshot is in');
+  t.equal((await send(admin, { path: '/healthz' })).status, 200);
+
+  const inFlight = send(s.addresses.outbound!.port, { headers: { host: 'slow' } });
+  await arrival;
+  const closing = s.close();
+  t.equal(s.ready(), false, 'not ready from the moment shutdown begins');
+  t.equal((await send(admin, { path: '/readyz' })).status, 503, '/readyz says so while draining');
+  const refused = await new Promise<string>((resolve) => {
+    const req = request({ host: '127.0.0.1', port: s.addresses.outbound!.port, headers: { host: 'slow' } }, () => resolve('accepted'));
+    req.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+    req.end();
+  });
+  t.equal(refused, 'ECONNREFUSED', 'no new connections while draining');
+  held!.end('finished');
+  const reply = await inFlight;
+  t.equal(reply.status, 200, 'the in-flight request finished');
+  t.equal(reply.body, 'finished');
+  await closing;
+});
+
+t.test('the shutdown deadline cuts what is still running', async (t) => {
+  const dir = t.testdir();
+  const hang = await upstream(t, 'hang', () => undefined);
+  const s = await sidecar(t, writeRegistry(dir, { hang: { base: hang.origin } }), { shutdownTimeoutMs: 50 });
+  const inFlight = send(s.addresses.outbound!.port, { headers: { host: 'hang' } }).then(
+    () => 'answered',
+    (e: NodeJS.ErrnoException) => e.code,
+  );
+  while (hang.hits === 0) await new Promise((r) => setImmediate(r));
+  await s.close();
+  t.equal(await inFlight, 'ECONNRESET', 'after the deadline the connection is closed');
+});
