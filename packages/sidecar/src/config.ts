@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, createKeyCodec, isValidKey, describeUntrusted } from '@devstack/core';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import type { SidecarOptions } from './sidecar.js';
 
 export const HELP = `Usage: devstack-sidecar --registry FILE [listeners] [options]
 
@@ -49,23 +50,12 @@ Tracing starts when the standard OpenTelemetry environment asks for an exporter
 (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
 `;
 
-export interface CliConfig {
+/** What the command line gives: the sidecar's options, with a registry file instead of a source. */
+export interface CliConfig extends Omit<SidecarOptions, 'source' | 'logger' | 'metrics' | 'tracing' | 'edge' | 'domains' | 'strict'> {
   registry: string;
-  outbound?: { port: number; host?: string };
-  inbound?: { port: number; host?: string; appPort: number; appHost?: string };
-  edge?: { port: number; host?: string; domains: string[]; entry: string; dropClientKeys: boolean };
-  admin?: { port: number; host?: string };
+  edge?: NonNullable<SidecarOptions['edge']> & { domains: string[]; dropClientKeys: boolean };
   domains: string[];
-  defaultKey?: string;
   strict: boolean;
-  keyName?: string;
-  clusterDomain?: string;
-  maxHops?: number;
-  connectTimeoutMs?: number;
-  headersTimeoutMs?: number;
-  idleTimeoutMs?: number;
-  shutdownTimeoutMs?: number;
-  maxHeaderSize?: number;
   logLevel: LogLevel;
 }
 

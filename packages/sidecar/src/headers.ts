@@ -35,13 +35,13 @@ function connectionTokens(value: string | string[] | undefined): Set<string> | u
 
 /**
  * A copy of a message's end-to-end headers: hop-by-hop headers and those the Connection header
- * names are left out. `keep` names hop-by-hop headers to keep (an Upgrade handshake keeps its own).
+ * names are left out.
  */
-export function endToEndHeaders(headers: IncomingHttpHeaders, keep?: ReadonlySet<string>): MutableHeaderBag {
+export function endToEndHeaders(headers: IncomingHttpHeaders): MutableHeaderBag {
   const named = connectionTokens(headers.connection);
   const out: MutableHeaderBag = {};
   for (const name in headers) {
-    if ((HOP_BY_HOP.has(name) && !keep?.has(name)) || named?.has(name)) continue;
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = headers[name];
   }
   return out;
@@ -55,10 +55,6 @@ export function addForwarded(out: MutableHeaderBag, clientAddress: string | unde
   }
   if (out['x-forwarded-host'] === undefined && host !== undefined) out['x-forwarded-host'] = host;
   if (out['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = proto;
-}
-
-export function isHopByHop(name: string): boolean {
-  return HOP_BY_HOP.has(name);
 }
 
 /** Counts Host headers in the raw list: two of them is a request smuggling shape, refused with 400. */

@@ -109,9 +109,9 @@ export class Sidecar {
     this.#publish(await source.start());
     const o = this.#options;
     if (o.admin) await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics }));
-    if (o.outbound) await this.#listenProxy('outbound', o.outbound, '127.0.0.1', this.#outboundStages());
+    if (o.outbound) await this.#listenProxy('outbound', o.outbound, '127.0.0.1', this.#routingStages('outbound'));
     if (o.inbound) await this.#listenProxy('inbound', o.inbound, '0.0.0.0', this.#inboundStages(o.inbound));
-    if (o.edge) await this.#listenProxy('edge', o.edge, '0.0.0.0', this.#edgeStages(o.edge));
+    if (o.edge) await this.#listenProxy('edge', o.edge, '0.0.0.0', this.#routingStages('edge'));
     return this.addresses;
   }
 
@@ -134,33 +134,20 @@ export class Sidecar {
     };
   }
 
-  #outboundStages(): { stages: Stage[]; upgrade: Stage[] } {
+  /** Outbound and edge share the routing path; they differ in how the service is found. */
+  #routingStages(direction: 'outbound' | 'edge'): { stages: Stage[]; upgrade: Stage[] } {
     const o = this.#options;
-    const c = this.#common('outbound');
+    const c = this.#common(direction);
     const snap = () => this.#snapshot;
+    const edge = direction === 'edge' ? o.edge : undefined;
+    const dropClientKeys = edge?.dropClientKeys;
     const route = [
       readTarget,
       loopGuard(o.maxHops ?? DEFAULT_MAX_HOPS),
-      outboundService(snap, o.clusterDomain ?? 'cluster.local'),
-      extractKey(c.codec, { defaultKey: o.defaultKey, onInvalid: c.onInvalid }),
+      edge ? edgeService(c.codec, edge.entry) : outboundService(snap, o.clusterDomain ?? 'cluster.local'),
+      extractKey(c.codec, { defaultKey: edge ? undefined : o.defaultKey, dropClientKeys, onInvalid: c.onInvalid }),
       resolveLane(snap, { strict: o.strict }),
-      rewriteHeaders(c.codec, { countHop: true }),
-      ...c.tracing,
-    ];
-    return { stages: [measure(this.metrics), ...route, c.forward], upgrade: route };
-  }
-
-  #edgeStages(edge: NonNullable<SidecarOptions['edge']>): { stages: Stage[]; upgrade: Stage[] } {
-    const o = this.#options;
-    const c = this.#common('edge');
-    const snap = () => this.#snapshot;
-    const route = [
-      readTarget,
-      loopGuard(o.maxHops ?? DEFAULT_MAX_HOPS),
-      edgeService(c.codec, edge.entry),
-      extractKey(c.codec, { dropClientKeys: edge.dropClientKeys, onInvalid: c.onInvalid }),
-      resolveLane(snap, { strict: o.strict }),
-      rewriteHeaders(c.codec, { countHop: true, dropClientKeys: edge.dropClientKeys }),
+      rewriteHeaders(c.codec, { countHop: true, dropClientKeys }),
       ...c.tracing,
     ];
     return { stages: [measure(this.metrics), ...route, c.forward], upgrade: route };

@@ -68,5 +68,3 @@ export function forwardUpgrade(socket: Duplex, head: Buffer, timeoutMs: number):
     upstream.end();
   };
 }
-
-export const UPGRADE_KEEP = new Set(['upgrade']);

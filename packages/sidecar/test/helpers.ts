@@ -144,3 +144,31 @@ export function currentRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
+
+/**
+ * A port whose listen queue is full and never drained, so connecting hangs until the client's
+ * connect timeout. Node always accepts, so a tiny python3 process holds the socket.
+ */
+export async function blackholePort(t: Tap): Promise<number> {
+  const script = [
+    'import socket, sys, time',
+    "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)",
+    'held = []',
+    'for _ in range(4):',
+    '    c = socket.socket(); c.setblocking(False)',
+    "    try: c.connect(('127.0.0.1', s.getsockname()[1]))",
+    '    except BlockingIOError: pass',
+    '    held.append(c)',
+    'print(s.getsockname()[1], flush=True)',
+    'sys.stdin.read()',
+  ].join('\n');
+  const proc = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  t.teardown(() => {
+    proc.stdin!.end();
+    proc.kill();
+  });
+  return new Promise((resolve, reject) => {
+    proc.once('error', reject);
+    proc.stdout!.setEncoding('utf8').once('data', (line: string) => resolve(Number(line.trim())));
+  });
+}

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { buildSnapshot } from '@devstack/core';
+import { compose, endToEndHeaders, hostHeaderCount, parseConfig, serviceFromHost, type Stage } from '@devstack/sidecar';
+
+t.test('serviceFromHost: registry names and Kubernetes service names only', async (t) => {
+  const snap = buildSnapshot({ services: { orders: { base: 'http://127.0.0.1:1' }, 'a-b': { base: 'http://127.0.0.1:1' } } });
+  const rows: Array<[string, string]> = [
+    ['orders', 'orders'],
+    ['orders:8080', 'orders'],
+    ['ORDERS.', 'orders'],
+    ['orders.shop', 'orders'],
+    ['orders.shop.svc', 'orders'],
+    ['orders.shop.svc.cluster.local', 'orders'],
+    ['orders.shop.svc.cluster.local:80', 'orders'],
+    ['orders.shop.svc.other.domain', 'orders.shop.svc.other.domain'],
+    ['orders.example.com', 'orders.example.com'],
+    ['a-b.ns.svc', 'a-b'],
+    ['10.0.0.1', '10.0.0.1'],
+  ];
+  for (const [host, service] of rows) t.equal(serviceFromHost(host, snap, 'cluster.local'), service, host);
+});
+
+t.test('endToEndHeaders drops hop-by-hop and Connection-named headers', async (t) => {
+  t.same(
+    endToEndHeaders({ connection: 'close, X-Trace-Hop', 'x-trace-hop': '1', 'transfer-encoding': 'chunked', upgrade: 'websocket', te: 'trailers', a: '1', 'set-cookie': ['x', 'y'] }),
+    { a: '1', 'set-cookie': ['x', 'y'] },
+  );
+});
+
+t.test('hostHeaderCount reads raw headers case-insensitively', async (t) => {
+  t.equal(hostHeaderCount(['Host', 'a', 'x', 'y', 'HOST', 'b']), 2);
+  t.equal(hostHeaderCount(['x-host', 'a']), 0);
+});
+
+t.test('compose runs stages in order and stops where a stage answers', async (t) => {
+  const seen: string[] = [];
+  const stage = (name: string, goOn = true): Stage => (ex) => {
+    seen.push(name);
+    if (goOn) ex.next();
+  };
+  const run = compose('outbound', [stage('a'), stage('b', false), stage('c')]);
+  run({ url: '/', headers: {} } as never, {} as never);
+  t.same(seen, ['a', 'b']);
+});
+
+t.test('parseConfig: flags, environment and defaults', async (t) => {
+  const env = { DEVSTACK_REGISTRY: 'r.yaml', DEVSTACK_OUTBOUND_PORT: '15001', DEVSTACK_STRICT: 'true', DEVSTACK_DOMAIN: 'a.test, b.test' };
+  const parsed = parseConfig(['--outbound-port', '0', '--edge-port', '8080', '--entry', 'web'], env);
+  t.equal(parsed.kind, 'config');
+  if (parsed.kind !== 'config') return;
+  t.same(parsed.config.outbound, { port: 0 }, 'the flag wins over the environment');
+  t.equal(parsed.config.strict, true);
+  t.same(parsed.config.edge, { port: 8080, domains: ['a.test', 'b.test'], entry: 'web', dropClientKeys: false });
+  t.equal(parsed.config.logLevel, 'info');
+  const repeated = parseConfig(['--registry', 'r', '--edge-port', '1', '--entry', 'w', '--domain', 'x.test', '--domain', 'y.test,z.test'], {});
+  t.same(repeated.kind === 'config' && repeated.config.edge?.domains, ['x.test', 'y.test', 'z.test']);
+  const bad = parseConfig(['--registry', 'r', '--outbound-port', '1'], { DEVSTACK_STRICT: 'maybe', DEVSTACK_MAX_HOPS: '0' });
+  t.same(bad.kind === 'error' && bad.problems, ['DEVSTACK_STRICT: expected true or false, got "maybe"', '--max-hops (DEVSTACK_MAX_HOPS): expected a whole number from 1 to 1000, got "0"']);
+  t.same(parseConfig(['-h'], {}), { kind: 'help' });
+});
