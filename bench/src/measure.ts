@@ -3,13 +3,15 @@ import { loadavg } from 'node:os';
 import type { Binding } from './configs.ts';
 import { probe, runLoad, type LoadResult } from './load.ts';
 import type { BenchOptions } from './options.ts';
-import { cpuSeconds, memory, resetPeak } from './procstat.ts';
+import { cpuTime, memory, resetPeak } from './procstat.ts';
 import type { Scenario } from './scenarios.ts';
 
 export interface ProcUsage {
   pid: number;
   /** CPU time over wall time, in percent of one core. */
   cpuPct: number;
+  /** The kernel's part of cpuPct. */
+  systemPct: number;
   /** CPU time per completed request, in microseconds. */
   cpuUsPerRequest: number;
   /** Peak RSS during the run when the peak could be reset before it, else since the process started. */
@@ -72,7 +74,7 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
   let peakIsPerRun = true;
   const before = b.procs.map((p) => {
     peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
-    return cpuSeconds(p.pid);
+    return cpuTime(p.pid);
   });
   const client = process.cpuUsage();
   const started = performance.now();
@@ -81,10 +83,13 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
   const clientUsed = process.cpuUsage(client);
   const usage: Record<string, ProcUsage> = {};
   b.procs.forEach((p, i) => {
-    const cpu = cpuSeconds(p.pid) - before[i]!;
+    const after = cpuTime(p.pid);
+    const system = after.system - before[i]!.system;
+    const cpu = after.user - before[i]!.user + system;
     usage[p.role] = {
       pid: p.pid,
       cpuPct: (cpu / wall) * 100,
+      systemPct: (system / wall) * 100,
       cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN,
       peakRssKiB: memory(p.pid).peakKiB,
     };

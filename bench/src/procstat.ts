@@ -29,12 +29,18 @@ function statFields(pid: number): string[] | undefined {
   }
 }
 
-/** User + system CPU seconds a process has used so far; NaN when it cannot be read. */
-export function cpuSeconds(pid: number): number {
+export interface CpuTime {
+  user: number;
+  /** Kernel time: on loopback, the TCP stack of both ends of a write runs in the writer's syscall. */
+  system: number;
+}
+
+/** User and system CPU seconds a process has used so far; NaN when they cannot be read. */
+export function cpuTime(pid: number): CpuTime {
   const f = statFields(pid);
-  if (!f) return Number.NaN;
+  if (!f) return { user: Number.NaN, system: Number.NaN };
   // After the command: state(3) ppid(4) ... utime(14) stime(15), so indexes 11 and 12 here.
-  return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+  return { user: Number(f[11]) / ticksPerSecond(), system: Number(f[12]) / ticksPerSecond() };
 }
 
 export interface Memory {

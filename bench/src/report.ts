@@ -37,13 +37,13 @@ export function markdown(r: SuiteResult): string {
       out.push(
         `| ${title} | ${n0(row.rps.median)} | ${row.rps.spreadPct.toFixed(0)}% | ${n2(row.p50)} | ${n2(row.p90)} | ${n2(row.p99)} | ${row.errors} | ` +
           `${x(row.ratio.direct)} | ${x(row.ratio['http-proxy'])} | ${x(row.ratio.nginx)} | ${x(row.p99VsNginx)} | ` +
-          `${p ? `${p.role} ${p.cpuPct.toFixed(0)}%` : '–'} | ${n0(p?.cpuUsPerRequest)} | ${mib(p?.peakRssKiB)} | ${row.clientCpuPct.toFixed(0)}% |`,
+          `${p ? `${p.role} ${p.cpuPct.toFixed(0)}% (sys ${p.systemPct.toFixed(0)}%)` : '–'} | ${n0(p?.cpuUsPerRequest)} | ${mib(p?.peakRssKiB)} | ${row.clientCpuPct.toFixed(0)}% |`,
       );
     }
     out.push('');
   }
   out.push(
-    'CPU is user + system time over the run\'s wall time, in % of one core, read from /proc for the configuration\'s own process ' +
+    "CPU is user + system time over the run's wall time, in % of one core (sys: the kernel's part), read from /proc for the configuration's own process " +
       '(the proxy; the upstream stub for direct; the sidecar for the pod path, whose app stub is in the JSON). Peak RSS is VmHWM, reset before each run. ' +
       'Client CPU is the load generator (autocannon, one Node process): near 100% means the client, not the target, set the ceiling.',
     '',
@@ -72,7 +72,7 @@ export function markdown(r: SuiteResult): string {
       for (const g of r.registry) {
         out.push(
           `| ${n0(g.entries)} | ${g.services} x ${g.keysPerService} | ${g.resolveNs.toFixed(1)} (${g.resolveNsRange[0].toFixed(1)}-${g.resolveNsRange[1].toFixed(1)}) | ${g.resolveHotNs.toFixed(1)} | ${n2(g.buildMs)} | ` +
-            `${formatBytes(Math.max(0, Math.round(g.retainedBytes / 1024)) * 1024)} | ${n0(g.bytesPerEntry)} | ${formatBytes(Math.round(g.yamlBytes / 1024) * 1024)} | ${n2(g.parseAndBuildMs)} | ` +
+            `${formatBytes(Math.max(0, Math.round(g.retainedBytes / 1024)) * 1024)} | ${n0(g.bytesPerEntry)} | ${g.yamlBytes < 10_240 ? `${g.yamlBytes} B` : formatBytes(Math.round(g.yamlBytes / 1024) * 1024)} | ${n2(g.parseAndBuildMs)} | ` +
             `${g.fileReloadMs.length ? `${n2(median(g.fileReloadMs))} (n=${g.fileReloadMs.length})` : '–'} |`,
         );
       }

@@ -23,7 +23,7 @@ export interface Summary {
   /** Median p99 over nginx's median p99. */
   p99VsNginx: number | undefined;
   /** The configuration's own process (the proxy), medians across rounds. */
-  proc: { role: string; cpuPct: number; cpuUsPerRequest: number; peakRssKiB: number } | undefined;
+  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number } | undefined;
   clientCpuPct: number;
 }
 
@@ -53,6 +53,7 @@ export function summarize(runs: RunRecord[], configs: ConfigId[], list: Scenario
           ? {
               role,
               cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
+              systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
               cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
               peakRssKiB: Math.max(...ok.map((r) => r.usage[role]!.peakRssKiB)),
             }
