@@ -34,21 +34,20 @@ export interface ResolveOptions {
 export const INVALID_KEY = '';
 
 /**
- * Pure feature-or-base resolution: one map lookup per service and one per key, so its cost does not
- * grow with the snapshot, and it returns decisions built with the snapshot, so it allocates nothing
- * except for an unknown service.
+ * Pure feature-or-base resolution. A key with a copy of the service is decided by two map lookups
+ * (service, then key), a miss by at most one more; the cost does not grow with the snapshot. It
+ * returns decisions built with the snapshot, so it allocates nothing except for an unknown service.
  */
 export function resolve(snapshot: Snapshot, service: string, key: string | undefined, options?: ResolveOptions): Decision {
   const entry = snapshot.services.get(service);
   if (entry === undefined) return Object.freeze({ outcome: 'reject', reason: 'unknown-service', service, lane: undefined });
   const d = entry.decisions;
   if (key === undefined) return d.noKey;
+  const strict = options?.strict === true;
+  // Keys in the map were validated when the snapshot was built, so a hit needs no validation.
+  const known = (strict ? d.strictByKey : d.byKey).get(key);
+  if (known !== undefined) return known;
   if (!isValidKey(key)) return d.invalidKey;
-  const lane = entry.features.get(key);
-  if (lane === undefined) {
-    if (!snapshot.keys.has(key)) return options?.strict ? d.strictUnknownKey : d.unknownKey;
-    return d.noCopy;
-  }
-  if (lane.ready.length === 0) return (options?.strict ? d.strictNotReady : d.notReady).get(key)!;
-  return d.match.get(key)!;
+  if (!snapshot.keys.has(key)) return strict ? d.strictUnknownKey : d.unknownKey;
+  return d.noCopy;
 }

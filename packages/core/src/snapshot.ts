@@ -33,9 +33,10 @@ export interface ServiceDecisions {
   readonly unknownKey: Decision;
   readonly noCopy: Decision;
   readonly strictUnknownKey: Decision;
-  readonly match: ReadonlyMap<string, Decision>;
-  readonly notReady: ReadonlyMap<string, Decision>;
-  readonly strictNotReady: ReadonlyMap<string, Decision>;
+  /** Per key with a copy of this service: `match`, or `not-ready` (base). One lookup decides. */
+  readonly byKey: ReadonlyMap<string, Decision>;
+  /** The same in strict mode: `match`, or `not-ready` (reject). */
+  readonly strictByKey: ReadonlyMap<string, Decision>;
 }
 
 export interface Snapshot {
@@ -135,13 +136,17 @@ function decision(outcome: Decision['outcome'], reason: Decision['reason'], serv
 }
 
 function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): ServiceDecisions {
-  const match = new Map<string, Decision>();
-  const notReady = new Map<string, Decision>();
-  const strictNotReady = new Map<string, Decision>();
+  const byKey = new Map<string, Decision>();
+  const strictByKey = new Map<string, Decision>();
   for (const [key, lane] of features) {
-    match.set(key, decision('feature', 'match', name, lane));
-    notReady.set(key, decision('base', 'not-ready', name, base));
-    strictNotReady.set(key, decision('reject', 'not-ready', name, lane));
+    if (lane.ready.length > 0) {
+      const match = decision('feature', 'match', name, lane);
+      byKey.set(key, match);
+      strictByKey.set(key, match);
+    } else {
+      byKey.set(key, decision('base', 'not-ready', name, base));
+      strictByKey.set(key, decision('reject', 'not-ready', name, lane));
+    }
   }
   return Object.freeze({
     noKey: decision('base', 'no-key', name, base),
@@ -149,9 +154,8 @@ function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): S
     unknownKey: decision('base', 'unknown-key', name, base),
     noCopy: decision('base', 'no-copy', name, base),
     strictUnknownKey: decision('reject', 'unknown-key', name, undefined),
-    match,
-    notReady,
-    strictNotReady,
+    byKey,
+    strictByKey,
   });
 }
 

@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
-import { LANE_HEADER, type MutableHeaderBag } from '@devstack/core';
+import { LANE_HEADER } from '@devstack/core';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
-import { endToEndHeaders } from './headers.js';
+import { responseHeaderList } from './headers.js';
 import { nextTarget } from './route.js';
 
 /** undici and socket error codes, mapped to the sidecar's answer; `retry` marks failures before any byte was sent. */
@@ -51,9 +51,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    const { res } = this.#ex;
     if (this.#ex.attempts === 1) {
-      res.on('drain', () => this.#controller?.resume());
+      const { res } = this.#ex;
       res.on('close', () => {
         if (!res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
       });
@@ -64,14 +63,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return;
     this.#responded = true;
     const ex = this.#ex;
-    const out: MutableHeaderBag = endToEndHeaders(headers);
-    out[LANE_HEADER] = ex.lane;
-    if (this.#forward.draining()) out['connection'] = 'close';
-    ex.res.writeHead(statusCode, out);
+    const list = responseHeaderList(headers, LANE_HEADER, ex.lane);
+    if (this.#forward.draining()) list.push('connection', 'close');
+    ex.res.writeHead(statusCode, list);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.#ex.res.write(chunk)) controller.pause();
+    if (this.#ex.res.write(chunk)) return;
+    // The client reads slower than the upstream sends: hold the upstream until the client drains.
+    controller.pause();
+    this.#ex.res.once('drain', () => this.#controller?.resume());
   }
 
   onResponseEnd(): void {

@@ -24,6 +24,8 @@ const HOP_BY_HOP = new Set([
 /** Names listed in a Connection header (which must be dropped with it), lower-cased. */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // Nearly every request says just one of these: no tokens, nothing to split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return undefined;
   const text = typeof value === 'string' ? value : value.join(',');
   let out: Set<string> | undefined;
   for (const token of text.split(',')) {
@@ -44,6 +46,23 @@ export function endToEndHeaders(headers: IncomingHttpHeaders): MutableHeaderBag 
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = headers[name];
   }
+  return out;
+}
+
+/**
+ * The upstream's response headers as a flat [name, value, ...] list for `writeHead`, end-to-end only,
+ * plus `extra`. Node skips re-validating a list: these came out of undici's HTTP parser already.
+ */
+export function responseHeaderList(headers: Record<string, string | string[] | undefined>, extraName: string, extraValue: string): string[] {
+  const named = connectionTokens(headers['connection']);
+  const out: string[] = [];
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    const value = headers[name];
+    if (typeof value === 'string') out.push(name, value);
+    else if (value !== undefined) for (const v of value) out.push(name, v);
+  }
+  out.push(extraName, extraValue);
   return out;
 }
 

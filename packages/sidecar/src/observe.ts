@@ -5,7 +5,7 @@ import type { SidecarMetrics } from './metrics.js';
 /** Records every exchange once it ends, whether the response finished or the client left. */
 export function measure(metrics: SidecarMetrics): Stage {
   return (ex) => {
-    ex.res.once('close', () => metrics.request(ex, ex.res.writableFinished ? ex.res.statusCode : 'aborted'));
+    ex.res.on('close', () => metrics.request(ex, ex.res.writableFinished ? ex.res.statusCode : 'aborted'));
     ex.next();
   };
 }

@@ -51,6 +51,13 @@ t.test('metrics names and labels', async (t) => {
   t.match(text, /devstack_requests_total\{direction="outbound",service="a",lane="f",status="200"\} 1/);
   t.match(text, /devstack_requests_total\{direction="outbound",service="a",lane="base",status="200"\} 1/);
   t.match(text, /devstack_request_duration_seconds_bucket\{le="[0-9.]+",direction="outbound",service="a",lane="f"\} 1/);
+  t.match(text, /devstack_request_duration_seconds_bucket\{le="0.0005",direction="outbound",service="a",lane="f"\} [01]\n/);
+  t.match(text, /devstack_request_duration_seconds_bucket\{le="\+Inf",direction="outbound",service="a",lane="f"\} 1\n/);
+  t.match(text, /devstack_request_duration_seconds_count\{direction="outbound",service="a",lane="f"\} 1\n/);
+  t.match(text, /devstack_request_duration_seconds_sum\{direction="outbound",service="a",lane="f"\} 0\.\d+/);
+  const buckets = [...text.matchAll(/devstack_request_duration_seconds_bucket\{le="[^"]+",direction="outbound",service="a",lane="base"\} (\d+)/g)].map((m) => Number(m[1]));
+  t.same(buckets, [...buckets].sort((a, b) => a - b), 'buckets are cumulative');
+  t.equal(buckets.length, 15);
   t.match(text, /devstack_invalid_keys_total\{direction="outbound",carrier="baggage",problem="conflict"\} 1/);
   t.match(text, /devstack_registry_services 1/);
   t.match(text, /devstack_registry_last_update_seconds \d+/);
