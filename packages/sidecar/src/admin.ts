@@ -59,7 +59,7 @@ export function adminHandler(state: AdminState) {
         });
       }
       default:
-        return json(res, 404, { error: { code: 'DEVSTACK_NOT_FOUND', message: 'admin endpoints: /healthz /readyz /metrics /routes /resolve?service=&key=' } });
+        return sendError(res, 'DEVSTACK_NOT_FOUND', 'admin endpoints: /healthz /readyz /metrics /routes /resolve?service=&key=', 'none');
     }
   };
 }

@@ -57,7 +57,8 @@ export function responseHeaderList(headers: Record<string, string | string[] | u
   const named = connectionTokens(headers['connection']);
   const out: string[] = [];
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    // `extra` replaces what the upstream said (a lane header from the hop before this one).
+    if (HOP_BY_HOP.has(name) || named?.has(name) || name === extraName) continue;
     const value = headers[name];
     if (typeof value === 'string') out.push(name, value);
     else if (value !== undefined) for (const v of value) out.push(name, v);

@@ -7,7 +7,7 @@ import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, type Snapshot } fr
 import type { RegistrySource } from '@devstack/registry';
 import { compose, Exchange, type Direction, type Stage } from './exchange.js';
 import { rawErrorResponse } from './errors.js';
-import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders } from './route.js';
+import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders, serviceFromHost } from './route.js';
 import { forward } from './forward.js';
 import { forwardUpgrade } from './upgrade.js';
 import { measure, traceExchange } from './observe.js';
@@ -185,9 +185,29 @@ export class Sidecar {
       socket.on('end', () => socket.end());
       new Exchange(req, res, name as Direction, [...pipeline.upgrade, forwardUpgrade(socket, head, timeout)]).next();
     });
-    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      socket.end(rawErrorResponse('DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT tunnels are not supported: devstack routes plain HTTP by service name'));
-    });
+    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#tunnel(name, server, req, socket, head));
+  }
+
+  /**
+   * `CONNECT orders:80` from clients that tunnel plain HTTP through a proxy (undici's ProxyAgent,
+   * Node's NODE_USE_ENV_PROXY): the tunnel is accepted only for a registry service, and the HTTP
+   * inside it is then handled by this listener like any other request, so routing is unchanged.
+   * TLS inside a tunnel cannot be routed by key and is refused.
+   */
+  #tunnel(name: Name, server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const authority = req.url ?? '';
+    const snapshot = this.#snapshot;
+    if (name !== 'outbound' || /:443$/.test(authority)) {
+      socket.end(rawErrorResponse('DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT is only for plain HTTP to registry services; call http://<service> instead'));
+      return;
+    }
+    if (snapshot === undefined || !snapshot.services.has(serviceFromHost(authority, snapshot, this.#options.clusterDomain ?? 'cluster.local'))) {
+      socket.end(rawErrorResponse('DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(authority)} in the registry`));
+      return;
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    server.emit('connection', socket);
   }
 
   async #listen(name: Name, listen: ListenOptions, defaultHost: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {

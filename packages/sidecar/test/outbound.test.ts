@@ -1,4 +1,5 @@
 import t from 'tap';
+import { ProxyAgent, request } from 'undici';
 import { raw, send, sidecar, upstream, writeRegistry } from './helpers.ts';
 
 t.test('DESIGN.md routing table and chain rule through the outbound listener', async (t) => {
@@ -86,9 +87,12 @@ t.test('never an open proxy: unknown services get a clear error, no connection',
   t.equal(a.hits, 0, 'the upstream was never contacted');
   const metrics = (await send(s.addresses.admin!.port, { path: '/metrics' })).body;
   t.notMatch(metrics, /example\.org/, 'request hosts never become metric labels');
-  const connect = await raw(port, 'CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n');
-  t.match(connect, /^HTTP\/1\.1 405 /, 'CONNECT is refused');
-  t.match(connect, /"code":"DEVSTACK_METHOD_NOT_ALLOWED"/);
+  const connect = await raw(port, 'CONNECT example.org:80 HTTP/1.1\r\nHost: example.org:80\r\n\r\n');
+  t.match(connect, /^HTTP\/1\.1 404 /, 'a tunnel to a host outside the registry is refused');
+  t.match(connect, /"code":"DEVSTACK_UNKNOWN_SERVICE"/);
+  const tls = await raw(port, 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n');
+  t.match(tls, /^HTTP\/1\.1 405 /, 'TLS tunnels cannot be routed and are refused');
+  t.match(tls, /"code":"DEVSTACK_METHOD_NOT_ALLOWED"/);
 });
 
 t.test('default key, strict mode and readiness of feature copies', async (t) => {
@@ -118,4 +122,29 @@ t.test('default key, strict mode and readiness of feature copies', async (t) => 
   t.equal(chain.json()['name'], 'a', 'strict mode keeps the chain rule: no copy here means base');
   const lenient = await send(p, { headers: { host: 'a', 'uber-ctx-key': 'parked' } });
   t.equal(lenient.json()['name'], 'a', 'a copy with no ready target falls back to base');
+});
+
+t.test('clients that tunnel plain HTTP through CONNECT are routed like any other', async (t) => {
+  const dir = t.testdir();
+  const orders = await upstream(t, 'orders');
+  const ordersF = await upstream(t, 'orders-f2');
+  const s = await sidecar(t, writeRegistry(dir, { orders: { base: orders.origin, features: { feature2: ordersF.origin } } }));
+  const agent = new ProxyAgent({ uri: `http://127.0.0.1:${s.addresses.outbound!.port}`, proxyTunnel: true });
+  t.teardown(() => agent.close());
+  const keyed = await request('http://orders/list', { dispatcher: agent, headers: { 'uber-ctx-key': 'feature2' } });
+  t.equal(((await keyed.body.json()) as Record<string, string>)['name'], 'orders-f2');
+  t.equal(keyed.headers['x-devstack-lane'], 'feature2');
+  const plain = await request('http://orders/list', { dispatcher: agent });
+  t.equal(((await plain.body.json()) as Record<string, string>)['name'], 'orders');
+});
+
+t.test('the lane header is this hop\'s, not appended to the one before', async (t) => {
+  const dir = t.testdir();
+  const a = await upstream(t, 'a', (_req, res) => {
+    res.writeHead(200, { 'x-devstack-lane': 'base' });
+    res.end('{}');
+  });
+  const s = await sidecar(t, writeRegistry(dir, { a: { base: a.origin, features: { f: a.origin } } }));
+  const reply = await send(s.addresses.outbound!.port, { headers: { host: 'a', 'uber-ctx-key': 'f' } });
+  t.equal(reply.headers['x-devstack-lane'], 'f');
 });

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Proves the Dockerfiles' build stage without a Docker engine: copies the build context (the
+# repository minus the .dockerignore patterns) into a temporary folder, runs docker/build.sh there
+# as the Dockerfile's RUN does, then runs what it built from the runtime tree alone, the way the
+# runtime stage would (--help, a real start, /healthz, SIGTERM).
+#
+#   bash docker/build-check.sh [sidecar] [examples]     (default: both)
+#
+# npm uses its cache first (prefer-offline); the registry is only asked for what the cache lacks.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples)
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/devstack-build-check-XXXXXX")"
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+say() { echo "build-check: $*"; }
+fail() { echo "build-check: FAIL: $*" >&2; exit 1; }
+export npm_config_prefer_offline=true npm_config_update_notifier=false
+unset NODE_OPTIONS
+
+# The context, as `docker build .` would send it.
+excludes=()
+while IFS= read -r pattern; do
+  case "$pattern" in '' | '#'*) continue ;; esac
+  excludes+=("--exclude=${pattern#\*\*/}")
+done <"$root/docker/sidecar.Dockerfile.dockerignore"
+mkdir "$tmp/src"
+tar -C "$root" "${excludes[@]}" -cf - . | tar -C "$tmp/src" -xf -
+
+# Waits for a JSON log line with "msg":"$2" in file $1; prints the line.
+wait_line() {
+  for _ in $(seq 1 200); do
+    if line="$(grep -m1 "\"msg\":\"$2\"" "$1")"; then echo "$line"; return 0; fi
+    sleep 0.05
+  done
+  cat "$1" >&2
+  return 1
+}
+http_get() { node -e "fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); process.exit(r.ok ? 0 : 1); }, (e) => { console.error(e.message); process.exit(1); })" "$1"; }
+# SIGTERM, then the exit code (Docker's stop).
+stop() {
+  kill -TERM "$1"
+  local code=0
+  wait "$1" || code=$?
+  [ "$code" -eq 0 ] || fail "$2 exited $code after SIGTERM"
+}
+
+for target in "${targets[@]}"; do
+  out="$tmp/out-$target"
+  say "$target: sh docker/build.sh $target (npm ci, tsc --build, npm ci --omit=dev)"
+  start=$SECONDS
+  (cd "$tmp/src" && sh docker/build.sh "$target" "$out") >"$tmp/build-$target.log" 2>&1 || { tail -30 "$tmp/build-$target.log" >&2; fail "$target: build.sh failed"; }
+  say "$target: built in $((SECONDS - start)) s, runtime tree $(du -sh "$out" | cut -f1)"
+  for dev in typescript tap eslint; do
+    [ ! -e "$out/node_modules/$dev" ] || fail "$target: dev dependency $dev is in the runtime tree"
+  done
+  # WORKDIR /app: only the runtime tree, from somewhere else.
+  cd "$out"
+  case "$target" in
+    sidecar)
+      node packages/sidecar/dist/cli.js --help | grep -q '^Usage: devstack-sidecar' || fail "sidecar --help"
+      printf 'services:\n  web:\n    base: http://127.0.0.1:9\n' >"$tmp/registry.yaml"
+      node packages/sidecar/dist/cli.js --registry "$tmp/registry.yaml" --admin-port 0 --admin-host 127.0.0.1 --outbound-port 0 >"$tmp/sidecar.log" 2>&1 &
+      pids+=($!)
+      wait_line "$tmp/sidecar.log" ready >/dev/null || fail "the built sidecar did not become ready"
+      port="$(grep -m1 '"listener":"admin"' "$tmp/sidecar.log" | sed -E 's/.*"port":([0-9]+).*/\1/')"
+      [ "$(http_get "http://127.0.0.1:$port/healthz")" = '{"status":"ok"}' ] || fail "sidecar /healthz"
+      http_get "http://127.0.0.1:$port/routes" | grep -q '"web"' || fail "sidecar /routes"
+      stop "${pids[-1]}" sidecar
+      say "sidecar: --help, start, /healthz, /routes and SIGTERM (exit 0) from the runtime tree"
+      ;;
+    examples)
+      [ -f node_modules/@devstack/sidecar/dist/cli.js ] || fail "examples: the sidecar is missing from the runtime tree"
+      PORT=0 HOST=127.0.0.1 DEVSTACK_LANE=feature1 node examples/src/services/payments.ts >"$tmp/payments.log" 2>&1 &
+      pids+=($!)
+      line="$(wait_line "$tmp/payments.log" listening)" || fail "the payments example did not start"
+      port="$(sed -E 's/.*"port":([0-9]+).*/\1/' <<<"$line")"
+      [ "$(http_get "http://127.0.0.1:$port/healthz")" = '{"status":"ok"}' ] || fail "payments /healthz"
+      [ "$(http_get "http://127.0.0.1:$port/")" = '{"service":"payments","lane":"feature1"}' ] || fail "payments GET /"
+      stop "${pids[-1]}" payments
+      say "examples: payments starts, /healthz, GET / and SIGTERM (exit 0) from the runtime tree"
+      ;;
+  esac
+  cd "$root"
+done
+say "ok"

@@ -1,0 +1,129 @@
+/*
+ * What the three example services share: settings from the environment, the sidecar hook-up, the
+ * downstream call and the JSON answer. Each service file shows its own use of the SDK.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { EnvHttpProxyAgent, setGlobalDispatcher } from 'undici';
+import type { DevstackSdk } from '@devstack/sdk';
+
+export interface Settings {
+  service: string;
+  /** `base`, or the routing key of the feature copy this process is. */
+  lane: string;
+  port: number;
+  host: string;
+  /** Proxyless mode: the registry file the SDK routes from (no sidecar). */
+  registry: string | undefined;
+}
+
+export function settings(service: string, env: NodeJS.ProcessEnv = process.env): Settings {
+  return {
+    service,
+    lane: env['DEVSTACK_LANE'] || 'base',
+    port: Number(env['PORT'] ?? 8080),
+    host: env['HOST'] || '127.0.0.1',
+    registry: env['DEVSTACK_REGISTRY'] || undefined,
+  };
+}
+
+/**
+ * Sidecar mode: calls to `http://orders/` go to the sidecar's outbound listener named by
+ * HTTP_PROXY, in absolute form. Node's own env proxy support (NODE_USE_ENV_PROXY) tunnels even
+ * plain http through CONNECT, which the sidecar refuses by design, hence undici's agent without
+ * tunnelling.
+ */
+export function useSidecar(s: Settings, env: NodeJS.ProcessEnv = process.env): void {
+  if (s.registry === undefined && (env['HTTP_PROXY'] || env['http_proxy'])) setGlobalDispatcher(new EnvHttpProxyAgent({ proxyTunnel: false }));
+}
+
+/** What every service answers: who served the request, and what its downstream call returned. */
+export interface Reply {
+  service: string;
+  lane: string;
+  /** Present only when the downstream call failed: the HTTP status, or null without a response. */
+  status?: number | null;
+  downstream?: Reply | Failure;
+}
+
+export interface Failure {
+  status: number | null;
+  /** A stable code: the sidecar's or SDK's error code, a socket error code, or `HTTP_<status>`. */
+  error: string;
+  message?: string;
+}
+
+function isReply(body: unknown): body is Reply {
+  return typeof body === 'object' && body !== null && typeof (body as Reply).service === 'string';
+}
+
+/** Calls a downstream service by its logical name. A failure is part of the answer, never hidden. */
+export async function callDownstream(url: string, timeoutMs = 5_000): Promise<{ ok: boolean; downstream: Reply | Failure }> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+    const code = typeof cause?.code === 'string' ? cause.code : (error as Error).name;
+    const message = typeof cause?.message === 'string' ? cause.message : (error as Error).message;
+    return { ok: false, downstream: { status: null, error: code, message } };
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (isReply(body)) return res.ok ? { ok: true, downstream: body } : { ok: false, downstream: { ...body, status: res.status } };
+  const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  return {
+    ok: false,
+    downstream: {
+      status: res.status,
+      error: typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`,
+      ...(typeof error?.message === 'string' ? { message: error.message } : {}),
+    },
+  };
+}
+
+export function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
+
+/** Health for container probes: answered without a downstream call. */
+export function isHealthCheck(req: IncomingMessage): boolean {
+  return req.url === '/healthz';
+}
+
+/**
+ * Listens, logs one JSON line the demo launcher waits for, and stops cleanly on SIGTERM/SIGINT:
+ * no new connections, in-flight requests finish, then the SDK lets go and the process exits 0.
+ */
+export async function listen(server: Server, s: Settings, sdk: DevstackSdk): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(s.port, s.host, () => resolve());
+  }).catch((error: NodeJS.ErrnoException) => {
+    const why = error.code === 'EADDRINUSE' ? `port ${s.port} is already in use` : error.message;
+    process.stderr.write(`${s.service}: cannot listen on ${s.host}:${s.port}: ${why}\n`);
+    process.exit(1);
+  });
+  const { port } = server.address() as AddressInfo;
+  const mode = sdk.proxyless ? 'proxyless' : 'sidecar';
+  console.log(JSON.stringify({ msg: 'listening', service: s.service, lane: s.lane, mode, port }));
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    const idle = setInterval(() => server.closeIdleConnections(), 50);
+    server.close(() => {
+      clearInterval(idle);
+      void sdk.close().finally(() => process.exit(0));
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}

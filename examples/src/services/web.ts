@@ -1,0 +1,24 @@
+/*
+ * web: the entry service. GET / calls orders and answers what the whole chain did, e.g.
+ * {"service":"web","lane":"feature1","downstream":{"service":"orders","lane":"base",...}}.
+ */
+import http from 'node:http';
+import { init, withRouting } from '@devstack/sdk';
+import { callDownstream, isHealthCheck, listen, reply, settings, useSidecar } from './common.ts';
+
+const s = settings('web');
+// Propagation: the key of each inbound request is put on every call made while handling it.
+// With DEVSTACK_REGISTRY set, the SDK also routes those calls itself (proxyless mode).
+const sdk = init({ lane: s.lane, registry: s.registry });
+if (!(await sdk.ready) && sdk.proxyless) throw new Error('web: no registry snapshot for proxyless routing');
+useSidecar(s);
+
+const server = http.createServer(
+  withRouting(async (req, res) => {
+    if (isHealthCheck(req)) return reply(res, 200, { status: 'ok' });
+    // A logical name: the sidecar (or the SDK) picks orders' feature copy or its base.
+    const { ok, downstream } = await callDownstream('http://orders/');
+    reply(res, ok ? 200 : 502, { service: s.service, lane: s.lane, downstream });
+  }),
+);
+await listen(server, s, sdk);

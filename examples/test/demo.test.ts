@@ -1,0 +1,184 @@
+/*
+ * End to end: the fleet `npm start` runs (the same launcher, on free ports), checked through the
+ * edge the way a curl would reach it, then stopped with nothing left behind.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { FleetError, startFleet } from '../src/fleet.ts';
+import { DOMAIN, expectedReply } from '../src/plan.ts';
+
+// The subtest type: the last overload of t.test is `(cb)`.
+type Test = Parameters<Parameters<typeof t.test>[0]>[0];
+
+interface Answer {
+  status: number;
+  lane: string | undefined;
+  body: unknown;
+}
+
+function get(port: number, headers: Record<string, string>): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    // agent: false, so no idle keep-alive socket of the test holds the edge open at stop().
+    const req = http.get({ host: '127.0.0.1', port, path: '/', headers, agent: false, timeout: 5_000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, lane: res.headers['x-devstack-lane'] as string | undefined, body: JSON.parse(text) as unknown }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'ECONNREFUSED'));
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const F1 = { service: 'web', lane: 'feature1', downstream: { service: 'orders', lane: 'base', downstream: { service: 'payments', lane: 'feature1' } } };
+const F2 = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'feature2', downstream: { service: 'payments', lane: 'base' } } };
+const BASE = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'base', downstream: { service: 'payments', lane: 'base' } } };
+
+t.test('the demo fleet, through the edge', async (t) => {
+  const fleet = await startFleet({ port: 0 });
+  t.teardown(() => fleet.stop());
+  const port = fleet.plan.edge.port;
+  const host = (sub?: string) => ({ host: `${sub === undefined ? '' : `${sub}.`}${DOMAIN}:${port}` });
+  const expect = async (t: Test, headers: Record<string, string>, body: unknown, what: string) => {
+    const a = await get(port, headers);
+    t.equal(a.status, 200, `${what}: 200`);
+    t.same(a.body, body, what);
+    // Every value, not the one header: since sidecar commit 60a198a each devstack hop appends its own
+    // x-devstack-lane instead of replacing the upstream's (reported), so one response carries
+    // `feature1, feature1, feature1`. All of them must name the lane that answered.
+    t.same(new Set(a.lane?.split(/,\s*/)), new Set([(body as { lane: string }).lane]), `${what}: x-devstack-lane names the lane that answered`);
+  };
+
+  t.test('the plan says what the issue says', async (t) => {
+    t.same(expectedReply('feature1'), F1);
+    t.same(expectedReply('feature2'), F2);
+    t.same(expectedReply(undefined), BASE);
+  });
+
+  t.test("DESIGN.md's routing table", async (t) => {
+    await expect(t, host('feature1'), F1, 'feature1.example.localhost -> feature1 copy');
+    await expect(t, { ...host(), 'uber-ctx-key': 'feature1' }, F1, 'uber-ctx-key: feature1 -> feature1 copy');
+    await expect(t, { ...host(), 'uber-ctx-key': 'feature2' }, F2, 'uber-ctx-key: feature2 -> feature2 copy');
+    await expect(t, host(), BASE, 'no key -> base');
+  });
+
+  t.test('chain rule: a copy where the lane has one, base elsewhere, at every hop', async (t) => {
+    // feature1: web and payments have copies, orders (in between) does not.
+    await expect(t, host('feature1'), F1, 'feature1 skips back into its lane after a base hop');
+    // feature2: only orders, in the middle of the chain, has a copy.
+    await expect(t, host('feature2'), F2, 'feature2 leaves its lane after its copy');
+  });
+
+  t.test('every carrier', async (t) => {
+    await expect(t, { ...host(), 'uber-ctx-key': 'feature2' }, F2, 'plain header');
+    await expect(t, { ...host(), baggage: 'userId=42,uber-ctx-key=feature1;p=1,other=x' }, F1, 'W3C baggage entry');
+    await expect(t, { ...host(), 'uberctx-uber-ctx-key': 'feature2' }, F2, 'Jaeger baggage header');
+    await expect(t, host('feature2'), F2, 'first Host label');
+  });
+
+  t.test('invalid and unknown keys go to base', async (t) => {
+    await expect(t, { ...host(), 'uber-ctx-key': 'Feature_1!' }, BASE, 'malformed header');
+    await expect(t, { ...host(), 'uber-ctx-key': 'feature1, feature2' }, BASE, 'conflicting values');
+    await expect(t, { ...host(), 'uber-ctx-key': 'feature9' }, BASE, 'unknown key by header');
+    await expect(t, host('feature9'), BASE, 'unknown key by Host');
+  });
+
+  t.test('a failing downstream call is reported with its status and code', async (t) => {
+    const payments = fleet.processes.find((p) => p.name === 'payments@feature1');
+    t.ok(payments);
+    process.kill(payments!.pid, 'SIGTERM');
+    t.match(await fleet.failure, /payments@feature1 exited/, 'the fleet notices');
+    const a = await get(port, host('feature1'));
+    t.equal(a.status, 502);
+    t.match(a.body, {
+      service: 'web',
+      lane: 'feature1',
+      downstream: { service: 'orders', lane: 'base', status: 502, downstream: { status: 502, error: 'DEVSTACK_UPSTREAM_UNREACHABLE' } },
+    });
+    await expect(t, host(), BASE, 'other lanes still answer');
+  });
+
+  t.test('stop leaves no process, port or file behind', async (t) => {
+    await fleet.stop();
+    for (const p of fleet.processes) {
+      t.notOk(alive(p.pid), `${p.name} is gone`);
+      for (const port of p.ports) t.ok(await refused(port), `${p.name}: nothing listens on ${port}`);
+    }
+    t.notOk(existsSync(fleet.dir), 'temporary folder removed');
+  });
+});
+
+t.test('a port in use: a clear error, nothing started', async (t) => {
+  const blocker = net.createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const { port } = blocker.address() as net.AddressInfo;
+  await t.rejects(startFleet({ port }), new FleetError('DEVSTACK_DEMO_PORT_IN_USE', `port ${port} on 127.0.0.1 is already in use; stop what uses it, or pick another port with --port N (or DEVSTACK_DEMO_PORT=N)`));
+});
+
+const START = fileURLToPath(new URL('../src/start.ts', import.meta.url));
+
+function run(args: string[], onStdout?: (text: string, signal: (s: NodeJS.Signals) => void) => void): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [START, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString();
+      onStdout?.(stdout, (s) => child.kill(s));
+    });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('the npm start command', async (t) => {
+  const help = await run(['--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout, /Usage: npm start/);
+
+  const bad = await run(['--port', 'eighty']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--port must be a number.*DEVSTACK_DEMO_BAD_OPTION/);
+
+  let edge = 0;
+  let answer: Answer | undefined;
+  const demo = await run(['--port', '0'], (stdout, signal) => {
+    const m = /ready on http:\/\/example\.localhost:(\d+)\//.exec(stdout);
+    if (m === null || edge !== 0) return;
+    edge = Number(m[1]);
+    void get(edge, { host: `feature1.${DOMAIN}:${edge}` }).then(
+      (a) => (answer = a),
+      () => undefined,
+    ).finally(() => signal('SIGINT'));
+  });
+  t.equal(demo.code, 0, 'SIGINT: exit 0');
+  t.match(demo.stdout, /curl -s http:\/\/feature1\.example\.localhost:\d+\//, 'prints the curl table');
+  t.match(demo.stdout, /stopped; nothing left running/);
+  t.same(answer?.body, F1);
+  t.ok(await refused(edge), 'the edge port is free again');
+});
