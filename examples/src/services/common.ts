@@ -29,9 +29,8 @@ export function settings(service: string, env: NodeJS.ProcessEnv = process.env):
 
 /**
  * Sidecar mode: calls to `http://orders/` go to the sidecar's outbound listener named by
- * HTTP_PROXY, in absolute form. Node's own env proxy support (NODE_USE_ENV_PROXY) tunnels even
- * plain http through CONNECT, which the sidecar refuses by design, hence undici's agent without
- * tunnelling.
+ * HTTP_PROXY, in absolute form. Node's own env proxy support (NODE_USE_ENV_PROXY) works too, but
+ * it tunnels plain http through CONNECT; undici's agent without tunnelling skips that round trip.
  */
 export function useSidecar(s: Settings, env: NodeJS.ProcessEnv = process.env): void {
   if (s.registry === undefined && (env['HTTP_PROXY'] || env['http_proxy'])) setGlobalDispatcher(new EnvHttpProxyAgent({ proxyTunnel: false }));
