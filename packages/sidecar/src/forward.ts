@@ -43,6 +43,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #forward: Forwarder;
   #controller: Dispatcher.DispatchController | undefined;
   #responded = false;
+  /** Body bytes still expected by Content-Length; -1 when the length is not known. */
+  #remaining = -1;
+  /** The last chunk of a response whose length is known, sent with `end()` in one call. */
+  #last: Buffer | undefined;
 
   constructor(ex: Exchange, forward: Forwarder) {
     this.#ex = ex;
@@ -65,10 +69,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const ex = this.#ex;
     const list = responseHeaderList(headers, LANE_HEADER, ex.lane);
     if (this.#forward.draining()) list.push('connection', 'close');
+    const length = headers['content-length'];
+    if (typeof length === 'string') this.#remaining = Number(length);
     ex.res.writeHead(statusCode, list);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#remaining !== -1 && (this.#remaining -= chunk.length) === 0) {
+      this.#last = chunk;
+      return;
+    }
     if (this.#ex.res.write(chunk)) return;
     // The client reads slower than the upstream sends: hold the upstream until the client drains.
     controller.pause();
@@ -76,7 +86,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.#ex.res.end();
+    this.#ex.res.end(this.#last);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
