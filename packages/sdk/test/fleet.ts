@@ -8,7 +8,7 @@ import http, { type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { request as undiciRequest } from 'undici';
+import { request as undiciRequest, type Dispatcher } from 'undici';
 import { baggageValues } from '@devstack/core';
 import { getRoutingKey, routingMiddleware, routingPlugin, withRouting } from '@devstack/sdk';
 
@@ -21,6 +21,8 @@ export interface Hop {
   plain: string | null;
   /** Values of the key's entries in the received `baggage`. */
   entries: string[];
+  /** The `baggage` header as received. */
+  baggage: string | null;
   host: string | null;
   /** The `x-devstack-lane` of the response this hop got from the next one. */
   nextLane?: string | null;
@@ -28,6 +30,14 @@ export interface Hop {
 }
 
 export type NextUrl = () => string;
+
+/** How a service reaches the next one: by address (the default) or through a proxy (a sidecar). */
+export interface Via {
+  /** For fetch (a) and undici (b): a ProxyAgent, say. */
+  dispatcher?: Dispatcher;
+  /** For http.request (c): send the absolute URL as the request target to this proxy. */
+  proxy?: { host: string; port: number };
+}
 
 function hop(service: string, lane: string, req: IncomingMessage): Hop {
   const plain = req.headers['uber-ctx-key'];
@@ -37,6 +47,7 @@ function hop(service: string, lane: string, req: IncomingMessage): Hop {
     key: getRoutingKey() ?? null,
     plain: typeof plain === 'string' ? plain : null,
     entries: [...baggageValues(req.headers['baggage'], 'uber-ctx-key')],
+    baggage: [req.headers['baggage'] ?? []].flat().join(', ') || null,
     host: req.headers.host ?? null,
   };
 }
@@ -79,12 +90,12 @@ function closer(server: Server): () => Promise<void> {
 }
 
 /** a: plain node:http, calls the next service with global fetch. */
-export async function startA(lane: string, next: NextUrl): Promise<Running> {
+export async function startA(lane: string, next: NextUrl, via: Via = {}): Promise<Running> {
   const server = http.createServer(
     withRouting(
       async (req, res) => {
         const me = hop('a', lane, req);
-        const r = await fetch(next());
+        const r = await fetch(next(), { dispatcher: via.dispatcher } as RequestInit);
         me.nextLane = r.headers.get('x-devstack-lane');
         me.next = (await r.json()) as Hop;
         res.setHeader('content-type', 'application/json');
@@ -97,13 +108,13 @@ export async function startA(lane: string, next: NextUrl): Promise<Running> {
 }
 
 /** b: Express, with a body parser in front of the route, calls the next service with undici. */
-export async function startB(lane: string, next: NextUrl): Promise<Running> {
+export async function startB(lane: string, next: NextUrl, via: Via = {}): Promise<Running> {
   const app = express();
   app.use(routingMiddleware({ lane }));
   app.use(express.json({ limit: '1mb' }));
   const handle = async (req: express.Request, res: express.Response) => {
     const me = hop('b', lane, req);
-    const r = await undiciRequest(next());
+    const r = await undiciRequest(next(), { dispatcher: via.dispatcher });
     const lh = r.headers['x-devstack-lane'];
     me.nextLane = typeof lh === 'string' ? lh : null;
     me.next = (await r.body.json()) as Hop;
@@ -115,9 +126,11 @@ export async function startB(lane: string, next: NextUrl): Promise<Running> {
   return { url: await listen(server), close: closer(server) };
 }
 
-function httpGet(url: string): Promise<{ lane: string | null; body: Hop }> {
+function httpGet(url: string, proxy?: Via['proxy']): Promise<{ lane: string | null; body: Hop }> {
+  // Through a proxy: absolute-form request target, Host as the app meant it.
+  const options: http.RequestOptions = proxy ? { host: proxy.host, port: proxy.port, path: url, headers: { host: new URL(url).host } } : {};
   return new Promise((resolve, reject) => {
-    const req = http.request(url, (res) => {
+    const req = http.request(proxy ? `http://${proxy.host}:${proxy.port}/` : url, options, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -129,12 +142,12 @@ function httpGet(url: string): Promise<{ lane: string | null; body: Hop }> {
 }
 
 /** c: Fastify, calls the next service with http.request. */
-export async function startC(lane: string, next: NextUrl): Promise<Running> {
+export async function startC(lane: string, next: NextUrl, via: Via = {}): Promise<Running> {
   const app = Fastify();
   await app.register(routingPlugin, { lane });
   app.get('/', async (request) => {
     const me = hop('c', lane, request.raw);
-    const r = await httpGet(next());
+    const r = await httpGet(next(), via.proxy);
     me.nextLane = r.lane;
     me.next = r.body;
     return me;
