@@ -36,6 +36,17 @@ function entryValue(entry: string): string | undefined {
   return safeDecode(raw);
 }
 
+/** The header's comma-separated entries, as they are (no trimming, empty ones included). */
+function* entries(text: string): Generator<string> {
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf(',', start);
+    if (end === -1) end = text.length;
+    yield text.slice(start, end);
+    start = end + 1;
+  }
+}
+
 function join(header: string | readonly string[] | undefined): string {
   if (header === undefined) return '';
   return typeof header === 'string' ? header : header.join(',');
@@ -50,17 +61,11 @@ export function baggageValues(header: string | readonly string[] | undefined, na
   // Fast path: most headers do not mention the name at all.
   if (text.length === 0 || (text.indexOf(name) === -1 && text.indexOf('%') === -1)) return EMPTY;
   let found: string[] | undefined;
-  let start = 0;
-  while (start <= text.length) {
-    let end = text.indexOf(',', start);
-    if (end === -1) end = text.length;
-    const entry = text.slice(start, end);
-    if (entryKey(entry) === name) {
-      const value = entryValue(entry);
-      // An empty value is no entry, as OpenTelemetry's propagator treats it.
-      if (value !== undefined && value.length > 0) (found ??= []).push(value);
-    }
-    start = end + 1;
+  for (const entry of entries(text)) {
+    if (entryKey(entry) !== name) continue;
+    const value = entryValue(entry);
+    // An empty value is no entry, as OpenTelemetry's propagator treats it.
+    if (value !== undefined && value.length > 0) (found ??= []).push(value);
   }
   return found ?? EMPTY;
 }
@@ -79,11 +84,7 @@ export function mergeBaggage(header: string | readonly string[] | undefined, nam
   }
   const out: string[] = [];
   let replaced = false;
-  let start = 0;
-  while (start <= text.length) {
-    let end = text.indexOf(',', start);
-    if (end === -1) end = text.length;
-    const entry = text.slice(start, end);
+  for (const entry of entries(text)) {
     if (entryKey(entry) === name) {
       if (!replaced && own !== undefined) {
         // Keep the entry's leading whitespace so the header reads as it did.
@@ -94,7 +95,6 @@ export function mergeBaggage(header: string | readonly string[] | undefined, nam
     } else {
       out.push(entry);
     }
-    start = end + 1;
   }
   if (!replaced) {
     if (own !== undefined) out.push(own);

@@ -176,3 +176,22 @@ export function hops(first: Hop): Hop[] {
   for (let h: Hop | undefined = first; h !== undefined; h = h.next) out.push(h);
   return out;
 }
+
+/** `service:lane` for every hop of a chain's answer. */
+export function lanes(body: Hop): string[] {
+  return hops(body).map((h) => `${h.service}:${h.lane}`);
+}
+
+/**
+ * DESIGN.md's routing table and chain rule over the test fleet (a, b, c, d; copies: a has
+ * feature1 and feature2, b feature1, c feature2, d feature1), entered at the edge
+ * `example.com`: [name, request headers, lanes at every hop, the key every hop must carry].
+ */
+export const ROUTING_TABLE: ReadonlyArray<[string, Record<string, string>, string[], string | null]> = [
+  ['Host feature1.example.com', { host: 'feature1.example.com' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
+  ['uber-ctx-key: feature1', { host: 'example.com', 'uber-ctx-key': 'feature1' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
+  ['uber-ctx-key: feature2', { host: 'example.com', 'uber-ctx-key': 'feature2' }, ['a:feature2', 'b:base', 'c:feature2', 'd:base'], 'feature2'],
+  ['no key', { host: 'example.com' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
+  ['unknown key', { host: 'example.com', 'uber-ctx-key': 'feature9' }, ['a:base', 'b:base', 'c:base', 'd:base'], 'feature9'],
+  ['invalid key', { host: 'example.com', 'uber-ctx-key': 'Feature1' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
+];

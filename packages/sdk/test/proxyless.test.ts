@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { FileSource } from '@devstack/registry';
 import { LANE_HEADER, METRICS } from '@devstack/core';
 import { RoutingRejectedError, getRoutingKey, init, withRouting, withRoutingKey } from '@devstack/sdk';
-import { getJson, hops, startA, startB, startC, startD, type Running } from './fleet.ts';
+import { ROUTING_TABLE, getJson, hops, lanes, startA, startB, startC, startD, type Running } from './fleet.ts';
 
 // Copies: a has feature1 and feature2, b only feature1, c only feature2, d only feature1.
 const servers: Record<string, Running> = {};
@@ -57,20 +57,9 @@ await new Promise<void>((r) => edge.listen(0, '127.0.0.1', r));
 t.teardown(() => new Promise<void>((r) => edge.close(() => r())));
 const edgeUrl = `http://127.0.0.1:${(edge.address() as { port: number }).port}/`;
 
-function lanes(body: Parameters<typeof hops>[0]): string[] {
-  return hops(body).map((h) => `${h.service}:${h.lane}`);
-}
 
 t.test('the DESIGN.md routing table and the chain rule, end to end', async (t) => {
-  const rows: Array<[string, Record<string, string>, string[], string | null]> = [
-    ['Host feature1.example.com', { host: 'feature1.example.com' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
-    ['uber-ctx-key: feature1', { host: 'example.com', 'uber-ctx-key': 'feature1' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
-    ['uber-ctx-key: feature2', { host: 'example.com', 'uber-ctx-key': 'feature2' }, ['a:feature2', 'b:base', 'c:feature2', 'd:base'], 'feature2'],
-    ['no key', { host: 'example.com' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
-    ['unknown key', { host: 'example.com', 'uber-ctx-key': 'feature9' }, ['a:base', 'b:base', 'c:base', 'd:base'], 'feature9'],
-    ['invalid key', { host: 'example.com', 'uber-ctx-key': 'Feature1' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
-  ];
-  for (const [name, headers, expected, key] of rows) {
+  for (const [name, headers, expected, key] of ROUTING_TABLE) {
     const { status, lane, body } = await getJson(edgeUrl, headers);
     t.equal(status, 200, name);
     t.same(lanes(body), expected, `${name}: ${expected.join(' -> ')}`);

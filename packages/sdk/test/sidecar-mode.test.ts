@@ -16,7 +16,7 @@ import { FileSource } from '@devstack/registry';
 import { LANE_HEADER, baggageValues } from '@devstack/core';
 import { Sidecar, createLogger } from '@devstack/sidecar';
 import { getRoutingKey, init } from '@devstack/sdk';
-import { getJson, hops, startA, startB, startC, startD, type Hop, type Running, type Via } from './fleet.ts';
+import { ROUTING_TABLE, getJson, hops, lanes, startA, startB, startC, startD, type Hop, type Running, type Via } from './fleet.ts';
 
 const sdk = init();
 t.teardown(() => sdk.close());
@@ -58,7 +58,6 @@ t.teardown(() => Promise.all([via.a.dispatcher!.close(), via.b.dispatcher!.close
 const edgeUrl = `http://127.0.0.1:${edge!.port}/`;
 
 type Check = Pick<typeof t, 'equal' | 'same'>;
-const lanes = (body: Hop): string[] => hops(body).map((h) => `${h.service}:${h.lane}`);
 
 /**
  * The key in context at every hop, and once in the plain header and once in `baggage` (or in
@@ -83,15 +82,7 @@ function laneHeaders(t: Check, body: Hop, name: string): void {
 }
 
 t.test('the DESIGN.md routing table and the chain rule, through the sidecar at every hop', async (t) => {
-  const rows: Array<[string, Record<string, string>, string[], string | null]> = [
-    ['Host feature1.example.com', { host: 'feature1.example.com' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
-    ['uber-ctx-key: feature1', { host: 'example.com', 'uber-ctx-key': 'feature1' }, ['a:feature1', 'b:feature1', 'c:base', 'd:feature1'], 'feature1'],
-    ['uber-ctx-key: feature2', { host: 'example.com', 'uber-ctx-key': 'feature2' }, ['a:feature2', 'b:base', 'c:feature2', 'd:base'], 'feature2'],
-    ['no key', { host: 'example.com' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
-    ['unknown key', { host: 'example.com', 'uber-ctx-key': 'feature9' }, ['a:base', 'b:base', 'c:base', 'd:base'], 'feature9'],
-    ['invalid key', { host: 'example.com', 'uber-ctx-key': 'Feature1' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
-  ];
-  for (const [name, headers, expected, key] of rows) {
+  for (const [name, headers, expected, key] of ROUTING_TABLE) {
     const { status, lane, body } = await getJson(edgeUrl, headers);
     t.equal(status, 200, name);
     t.same(lanes(body), expected, `${name}: ${expected.join(' -> ')}`);
