@@ -19,6 +19,8 @@ export const readTarget: Stage = (ex) => {
     ex.host = req.headers.host;
   }
   if (ex.host === undefined || ex.host.length === 0) return ex.fail('DEVSTACK_MISSING_HOST', 'the request names no service (no Host header)');
+  // `*` (OPTIONS *) and authority-form targets name no resource to forward.
+  if (ex.path.charCodeAt(0) !== 47) return ex.fail('DEVSTACK_BAD_REQUEST', 'the request target must be a path or an absolute http:// URL');
   ex.next();
 };
 

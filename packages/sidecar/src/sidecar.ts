@@ -6,7 +6,7 @@ import { trace } from '@opentelemetry/api';
 import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, type Snapshot } from '@devstack/core';
 import type { RegistrySource } from '@devstack/registry';
 import { compose, Exchange, type Direction, type Stage } from './exchange.js';
-import { rawErrorResponse } from './errors.js';
+import { rawErrorResponse, sendError } from './errors.js';
 import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders, serviceFromHost } from './route.js';
 import { forward } from './forward.js';
 import { forwardUpgrade } from './upgrade.js';
@@ -212,6 +212,8 @@ export class Sidecar {
 
   async #listen(name: Name, listen: ListenOptions, defaultHost: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
     const server = createServer({ maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024, requireHostHeader: false }, handler);
+    // Node answers an unknown Expect with a bare 417; this one carries the JSON error like the rest.
+    server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => sendError(res, 'DEVSTACK_EXPECTATION_FAILED', 'only Expect: 100-continue is supported', 'none'));
     server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
       const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';

@@ -204,6 +204,12 @@ t.test('oversized headers get 431 and two Host headers 400, both with a JSON cod
   const twoHosts = await raw(port, 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n');
   t.match(twoHosts, /^HTTP\/1\.1 400 /);
   t.match(twoHosts, /"code":"DEVSTACK_DUPLICATE_HOST"/);
+  const asterisk = await raw(port, 'OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.match(asterisk, /^HTTP\/1\.1 400 /, 'OPTIONS * names nothing to forward');
+  t.match(asterisk, /"code":"DEVSTACK_BAD_REQUEST"/);
+  const expect = await raw(port, 'PUT / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx');
+  t.match(expect, /^HTTP\/1\.1 417 /);
+  t.match(expect, /"code":"DEVSTACK_EXPECTATION_FAILED"/);
   const garbage = await raw(port, 'NOT HTTP\r\n\r\n');
   t.match(garbage, /^HTTP\/1\.1 400 /);
   t.match(garbage, /"code":"DEVSTACK_BAD_REQUEST"/);
