@@ -25,13 +25,10 @@ export const PROXY_ERRORS = Object.freeze({
 
 export type ProxyErrorCode = keyof typeof PROXY_ERRORS;
 
-export class ProxyError extends DevstackError {
-  readonly status: number;
-  declare readonly code: ProxyErrorCode;
-
-  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
-    this.status = PROXY_ERRORS[code];
+/** A listener that could not open (port in use, no permission): the sidecar cannot start. */
+export class ListenError extends DevstackError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_LISTEN', message, options);
   }
 }
 

@@ -1,7 +1,7 @@
 export { Sidecar } from './sidecar.js';
 export type { SidecarOptions, SidecarAddresses, ListenOptions } from './sidecar.js';
 export { SidecarMetrics } from './metrics.js';
-export { ProxyError, PROXY_ERRORS, errorBody } from './errors.js';
+export { ListenError, PROXY_ERRORS, errorBody } from './errors.js';
 export type { ProxyErrorCode } from './errors.js';
 export { compose, Exchange } from './exchange.js';
 export type { Stage, Pipeline, Direction } from './exchange.js';

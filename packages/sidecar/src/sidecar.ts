@@ -6,7 +6,7 @@ import { trace } from '@opentelemetry/api';
 import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, type Snapshot } from '@devstack/core';
 import type { RegistrySource } from '@devstack/registry';
 import { compose, Exchange, type Direction, type Stage } from './exchange.js';
-import { rawErrorResponse, sendError } from './errors.js';
+import { ListenError, rawErrorResponse, sendError } from './errors.js';
 import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders, serviceFromHost } from './route.js';
 import { forward } from './forward.js';
 import { forwardUpgrade } from './upgrade.js';
@@ -66,6 +66,8 @@ export class Sidecar {
   readonly #log: Logger;
   readonly #agent: Agent;
   readonly #servers = new Map<Name, Server>();
+  /** Upgraded connections (WebSockets): the HTTP server no longer tracks them, so shutdown must. */
+  readonly #upgraded = new Set<Duplex>();
   #snapshot: Snapshot | undefined;
   #draining = false;
   #closing: Promise<void> | undefined;
@@ -183,6 +185,8 @@ export class Sidecar {
       // Nothing but this response owns the socket now: close it once an answer is complete.
       res.on('finish', () => socket.end());
       socket.on('end', () => socket.end());
+      this.#upgraded.add(socket);
+      socket.once('close', () => this.#upgraded.delete(socket));
       new Exchange(req, res, name as Direction, [...pipeline.upgrade, forwardUpgrade(socket, head, timeout)]).next();
     });
     server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#tunnel(name, server, req, socket, head));
@@ -228,7 +232,7 @@ export class Sidecar {
       });
     }).catch((error: NodeJS.ErrnoException) => {
       const why = error.code === 'EADDRINUSE' ? `port ${listen.port} is already in use` : error.code === 'EACCES' ? `no permission to listen on port ${listen.port}` : error.message;
-      throw Object.assign(new Error(`${name} listener on ${host}:${listen.port}: ${why}`, { cause: error }), { code: 'DEVSTACK_LISTEN' });
+      throw new ListenError(`${name} listener on ${host}:${listen.port}: ${why}`, { cause: error });
     });
     this.#servers.set(name, server);
     const address = server.address() as AddressInfo;
@@ -263,6 +267,7 @@ export class Sidecar {
     if (timedOut) {
       this.#log.warn('shutdown deadline reached; closing remaining connections', { deadlineMs: deadline });
       proxies.forEach((s) => s.closeAllConnections());
+      this.#upgraded.forEach((socket) => socket.destroy());
       await Promise.all(closed);
     }
     const admin = this.#servers.get('admin');

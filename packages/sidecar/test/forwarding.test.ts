@@ -188,6 +188,15 @@ t.test('WebSocket upgrades pass through, routed by key', async (t) => {
   t.same(await echo({ 'uber-ctx-key': 'feature1' }), { text: 'f1:feature1:hello', lane: 'feature1' });
   t.same(await echo({}), { text: 'base:-:hello', lane: 'base' });
 
+  // An open WebSocket is in flight too: shutdown waits for it until the deadline, then cuts it.
+  const short = await sidecar(t, writeRegistry(dir, { chat: { base } }, 'short.json'), { shutdownTimeoutMs: 50 });
+  const open = new WebSocket(`ws://127.0.0.1:${short.addresses.outbound!.port}/`, { headers: { host: 'chat' } });
+  await new Promise((resolve, reject) => open.once('open', resolve).once('error', reject));
+  const cut = new Promise((resolve) => open.once('close', resolve));
+  await short.close();
+  await cut;
+  t.pass('close() ends with a WebSocket still open, and the socket is closed');
+
   const refused = await raw(s.addresses.outbound!.port, 'GET / HTTP/1.1\r\nHost: nowhere\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', /\}\}$/);
   t.match(refused, /^HTTP\/1\.1 404 /, 'an upgrade for an unknown service is refused with the same error');
   t.match(refused, /DEVSTACK_UNKNOWN_SERVICE/);
