@@ -1,7 +1,7 @@
 /** One measured run of one configuration: the load result plus its processes' CPU and memory. */
 import { loadavg } from 'node:os';
 import type { Binding } from './configs.ts';
-import { probe, runLoad, type LoadResult } from './load.ts';
+import { probe, runLoad, type LoadResult, type LoadSpec } from './load.ts';
 import type { BenchOptions } from './options.ts';
 import { cpuTime, memory, resetPeak } from './procstat.ts';
 import type { Scenario } from './scenarios.ts';
@@ -25,7 +25,7 @@ export interface RunRecord {
   /** Position of this configuration within its round and body (orders are rotated across rounds). */
   position: number;
   load: LoadResult | undefined;
-  /** Why the run did not happen: the check request before it failed. */
+  /** Why the run did not happen or did not finish: the check request before it failed, or the load generator did. */
   failure: string | undefined;
   usage: Record<string, ProcUsage>;
   /** The load generator's own CPU, to show when the client is the bottleneck. */
@@ -53,7 +53,7 @@ export async function check(b: Binding, s: Scenario): Promise<string | undefined
   }
 }
 
-export function loadSpec(b: Binding, s: Scenario, o: BenchOptions, duration: number) {
+export function loadSpec(b: Binding, s: Scenario, o: BenchOptions, duration: number): LoadSpec {
   return {
     port: b.port,
     method: s.method,
@@ -67,7 +67,18 @@ export function loadSpec(b: Binding, s: Scenario, o: BenchOptions, duration: num
   };
 }
 
-export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: number, position: number): Promise<RunRecord> {
+/** The load itself: what it achieved and the CPU seconds the load generator spent on it. */
+export type Runner = (spec: LoadSpec) => Promise<{ load: LoadResult; clientCpuSeconds: number }>;
+
+/** autocannon in this process: its CPU is this process's. */
+export const autocannonRunner: Runner = async (spec) => {
+  const client = process.cpuUsage();
+  const load = await runLoad(spec);
+  const used = process.cpuUsage(client);
+  return { load, clientCpuSeconds: (used.user + used.system) / 1e6 };
+};
+
+export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: number, position: number, run: Runner = autocannonRunner, duration = o.duration): Promise<RunRecord> {
   const base = { round, scenario: s.id, config: b.id, position, loadavg1: loadavg()[0]! };
   const failure = await check(b, s);
   if (failure) return { ...base, load: undefined, failure, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
@@ -76,11 +87,15 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
     peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
     return cpuTime(p.pid);
   });
-  const client = process.cpuUsage();
   const started = performance.now();
-  const load = await runLoad(loadSpec(b, s, o, o.duration));
+  let result;
+  try {
+    result = await run(loadSpec(b, s, o, duration));
+  } catch (error) {
+    return { ...base, load: undefined, failure: (error as Error).message, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
+  }
+  const { load, clientCpuSeconds } = result;
   const wall = (performance.now() - started) / 1000;
-  const clientUsed = process.cpuUsage(client);
   const usage: Record<string, ProcUsage> = {};
   b.procs.forEach((p, i) => {
     const after = cpuTime(p.pid);
@@ -94,5 +109,5 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
       peakRssKiB: memory(p.pid).peakKiB,
     };
   });
-  return { ...base, load, failure: undefined, usage, clientCpuPct: ((clientUsed.user + clientUsed.system) / 1e6 / wall) * 100, peakIsPerRun };
+  return { ...base, load, failure: undefined, usage, clientCpuPct: (clientCpuSeconds / wall) * 100, peakIsPerRun };
 }

@@ -31,12 +31,19 @@ export function nginxVersion(bin: string): string {
   return (out.stderr || out.stdout).trim().replace(/^nginx version: /, '');
 }
 
-/** Runs bench/setup.sh (apt-get install nginx-light wrk); returns why it failed, or undefined. */
+let setupOutcome: { failed: string | undefined } | undefined;
+
+/**
+ * Runs bench/setup.sh (apt-get install nginx-light wrk) once per process; returns why it failed,
+ * or undefined. Both nginx and wrk may ask: a second apt-get would only fail the same way.
+ */
 export function runSetup(): string | undefined {
-  const script = fileURLToPath(new URL('../setup.sh', import.meta.url));
-  const out = spawnSync('bash', [script], { encoding: 'utf8', timeout: 300_000 });
-  if (out.status === 0) return undefined;
-  return (out.stderr || out.stdout || `exit ${out.status ?? out.signal}`).trim().split('\n').pop();
+  if (!setupOutcome) {
+    const script = fileURLToPath(new URL('../setup.sh', import.meta.url));
+    const out = spawnSync('bash', [script], { encoding: 'utf8', timeout: 300_000 });
+    setupOutcome = { failed: out.status === 0 ? undefined : (out.stderr || out.stdout || `exit ${out.status ?? out.signal}`).trim().split('\n').pop() };
+  }
+  return setupOutcome.failed;
 }
 
 export function freePort(): Promise<number> {

@@ -1,7 +1,8 @@
 /*
  * Parameters, from flags or the matching BENCH_* environment variables (flags win). The defaults
  * finish the whole suite in under five minutes on two cores: 7 configurations x 3 bodies x
- * 3 rounds x 3 s of load, plus warm-up, registry scale and reload timing.
+ * 3 rounds x 3 s of load, plus 7 x 3 rounds x 2 s of wrk (64 B only), warm-up, registry scale and
+ * reload timing.
  */
 import { parseArgs } from 'node:util';
 
@@ -27,7 +28,13 @@ export interface BenchOptions {
   /** Routing key used by the configurations that set one. */
   key: string;
   nginx: boolean;
-  /** Install nginx with bench/setup.sh when it is missing. */
+  /** Cross-check the 64 B GET with wrk as well (skipped with the reason when wrk is missing). */
+  wrk: boolean;
+  /** Whole seconds per wrk run (wrk's `-d` takes no fractions). */
+  wrkDuration: number;
+  /** wrk's `-t`: one thread keeps the client on about one core, as autocannon is. */
+  wrkThreads: number;
+  /** Install nginx and wrk with bench/setup.sh when they are missing. */
   setup: boolean;
   sidecar: string | undefined;
   /** Write a V8 CPU profile of the sidecar into this directory. */
@@ -50,6 +57,9 @@ export const DEFAULTS: BenchOptions = {
   reloadIterations: 5,
   key: 'feature1',
   nginx: true,
+  wrk: true,
+  wrkDuration: 2,
+  wrkThreads: 1,
   setup: true,
   sidecar: undefined,
   cpuProf: undefined,
@@ -71,7 +81,12 @@ export const HELP = `Usage: npm run bench -- [options]       (each option also r
   --registry-sizes LIST  (service, key) entries for the registry scale runs (default ${DEFAULTS.registrySizes.join(',')}); 0 skips them
   --reload-iterations N  registry file changes timed through the sidecar (default ${DEFAULTS.reloadIterations})
   --no-nginx             skip the nginx peer
-  --no-setup             do not run bench/setup.sh when nginx is missing
+  --wrk, --no-wrk        also load the 64 B GET with wrk, right after each autocannon run of the same
+                         configuration, as a cross-check (default on; skipped with the reason when
+                         wrk is missing and bench/setup.sh cannot install it)
+  --wrk-duration S       whole seconds per wrk run (default ${DEFAULTS.wrkDuration})
+  --wrk-threads N        wrk threads (default ${DEFAULTS.wrkThreads})
+  --no-setup             do not run bench/setup.sh when nginx or wrk is missing
   --sidecar PATH         sidecar CLI (default packages/sidecar/dist/cli.js)
   --cpu-prof DIR         run the sidecar with --cpu-prof, profiles written into DIR
   --out DIR              results directory (default bench/results)
@@ -95,13 +110,15 @@ function list(raw: string): string[] {
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
-  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'key', 'sidecar', 'cpu-prof', 'out'] as const;
+  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'wrk-duration', 'wrk-threads', 'key', 'sidecar', 'cpu-prof', 'out'] as const;
   const { values: parsed } = parseArgs({
     args: argv,
     strict: true,
     options: {
       ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
       'no-nginx': { type: 'boolean' },
+      wrk: { type: 'boolean' },
+      'no-wrk': { type: 'boolean' },
       'no-setup': { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -127,6 +144,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   v('large-body', (r) => (o.largeBody = int('large-body', r, 0)));
   v('post-body', (r) => (o.postBody = int('post-body', r, 1)));
   v('reload-iterations', (r) => (o.reloadIterations = int('reload-iterations', r, 0)));
+  v('wrk-duration', (r) => (o.wrkDuration = int('wrk-duration', r, 1)));
+  v('wrk-threads', (r) => (o.wrkThreads = int('wrk-threads', r, 1)));
   v('key', (r) => {
     if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(r)) throw new Error(`--key: ${JSON.stringify(r)} is not a DNS-1123 label`);
     o.key = r;
@@ -149,5 +168,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   v('out', (r) => (o.out = r));
   if (values['no-nginx'] || env['BENCH_NO_NGINX'] === '1') o.nginx = false;
   if (values['no-setup'] || env['BENCH_NO_SETUP'] === '1') o.setup = false;
+  if (values['wrk'] && values['no-wrk']) throw new Error('--wrk and --no-wrk together');
+  // A flag wins over the environment either way.
+  if (values['no-wrk'] || (!values['wrk'] && env['BENCH_NO_WRK'] === '1')) o.wrk = false;
   return o;
 }

@@ -43,6 +43,19 @@ export function cpuTime(pid: number): CpuTime {
   return { user: Number(f[11]) / ticksPerSecond(), system: Number(f[12]) / ticksPerSecond() };
 }
 
+/**
+ * CPU seconds of this process's children that have exited and been waited for (cutime, cstime).
+ * The difference across a wrk run is wrk's own CPU, exactly: targets keep running, so wrk is the
+ * only child that ends in between, and a process's own /proc entry is gone once it has exited.
+ */
+export function exitedChildrenCpuSeconds(): number {
+  // Read the tick rate first: its one-off `getconf` child must not land inside a measured window.
+  const hz = ticksPerSecond();
+  const f = statFields(process.pid);
+  // cutime(16) and cstime(17), so indexes 13 and 14 here.
+  return f ? (Number(f[13]) + Number(f[14])) / hz : Number.NaN;
+}
+
 export interface Memory {
   rssKiB: number;
   /** Peak resident set (VmHWM) since start or since the last resetPeak. */

@@ -1,5 +1,6 @@
 /** The Markdown report printed to stdout (the JSON file holds every run as well). */
 import { CONFIG_INFO } from './configs.ts';
+import { wrkMarkdown } from './report-wrk.ts';
 import type { SuiteResult } from './suite.ts';
 import { formatBytes } from './scenarios.ts';
 import { median } from './stats.ts';
@@ -16,7 +17,7 @@ export function markdown(r: SuiteResult): string {
   out.push(`## Routing benchmark, ${r.startedAt}`, '');
   out.push(
     `Machine: ${m.cpuModel}, ${m.cpus} CPUs, ${m.memGiB} GiB, Linux ${m.kernel}; Node ${m.node}; autocannon ${r.software['autocannon']}` +
-      `${r.software['nginx'] ? `; nginx ${r.software['nginx']}` : ''}. Load average ${m.loadavg.join(' ')} before, ${r.loadavgAfter.join(' ')} after.`,
+      `${r.software['nginx'] ? `; nginx ${r.software['nginx']}` : ''}${r.software['wrk'] ? `; wrk ${r.software['wrk']}` : ''}. Load average ${m.loadavg.join(' ')} before, ${r.loadavgAfter.join(' ')} after.`,
   );
   out.push(
     `Parameters: ${o.connections} connections, pipelining ${o.pipelining}, ${o.duration} s per run, ${o.rounds} interleaved rounds ` +
@@ -55,11 +56,18 @@ export function markdown(r: SuiteResult): string {
     for (const s of r.skipped) out.push(`- ${CONFIG_INFO[s.config].title}: ${s.reason}`);
     out.push('');
   }
+  out.push(...wrkMarkdown(r));
+  // The bars are judged on autocannon's figures; wrk's rows only show whether they hold with another client.
+  const cross = 'skipped' in r.wrk ? [] : r.wrk.bars;
   if (r.bars.length > 0) {
     out.push('### Issue 4 bars', '', '| Bar | Measured | Target | Result |', '|---|--:|--:|---|');
     for (const b of r.bars) {
       const result = b.pass === undefined ? 'not measured' : b.pass ? 'met' : 'NOT met';
       out.push(`| ${b.name} | ${n2(b.value)} | ${b.target} | ${result}${b.note ? ` (${b.note})` : ''} |`);
+    }
+    for (const b of cross) {
+      const result = b.pass === undefined ? 'not measured' : b.pass ? 'met with wrk' : 'NOT met with wrk';
+      out.push(`| *cross-check:* ${b.name} | ${n2(b.value)} | ${b.target} | ${result} (autocannon's row is the bar${b.note ? `; ${b.note}` : ''}) |`);
     }
     out.push('');
   }

@@ -2,19 +2,27 @@
  * The whole run: start the targets, warm each configuration up, then measure in rounds with the
  * configurations interleaved (the order rotates every round, so a slow minute on a shared machine
  * is spread over all of them instead of landing on one), then registry scale and reload timing.
+ * When wrk is there, each autocannon run of the small GET is followed at once by a wrk run of the
+ * same configuration, so the two clients are compared under the same minute of the machine.
  */
 import { createRequire } from 'node:module';
 import { CONFIG_INFO, type Skipped } from './configs.ts';
 import { startEnvironment } from './environment.ts';
 import { runLoad } from './load.ts';
 import { machineInfo, type MachineInfo } from './machine.ts';
-import { check, loadSpec, measure, type RunRecord } from './measure.ts';
+import { check, loadSpec, measure, type RunRecord, type Runner } from './measure.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import { runRegistryScale, type ScaleResult } from './registry.ts';
 import { reloadLatency, type ReloadResult } from './reload.ts';
 import { scenarios, type Scenario } from './scenarios.ts';
 import { spread, type Spread } from './stats.ts';
 import { summarize, bars, type Bar, type Summary } from './summary.ts';
+import { runWrk, wrkAvailability } from './wrk.ts';
+
+/** The wrk cross-check of the small GET: its own runs, medians and bars, beside autocannon's. */
+export type WrkSection =
+  | { skipped: string }
+  | { bin: string; version: string; threads: number; duration: number; runs: RunRecord[]; summary: Summary[]; bars: Bar[] };
 
 export interface SuiteResult {
   startedAt: string;
@@ -31,6 +39,7 @@ export interface SuiteResult {
   runs: RunRecord[];
   summary: Summary[];
   bars: Bar[];
+  wrk: WrkSection;
   registry: ScaleResult[] | { error: string } | undefined;
   reload: (ReloadResult & { summary: Spread }) | { error: string } | { skipped: string } | undefined;
 }
@@ -48,7 +57,15 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
   const env = await startEnvironment(o, log);
   const software: Record<string, string> = { node: process.version, autocannon: autocannonVersion, ...env.software };
   for (const s of env.skipped) log(`skipping ${s.config}: ${s.reason}`);
+  const wrk = wrkAvailability(o, log);
+  let wrkRun: Runner | undefined;
+  if ('skipped' in wrk) log(`skipping the wrk cross-check: ${wrk.skipped}`);
+  else {
+    software['wrk'] = wrk.version;
+    wrkRun = (spec) => runWrk(wrk.bin, spec, o.wrkThreads, o.wrkDuration);
+  }
   const runs: RunRecord[] = [];
+  const wrkRuns: RunRecord[] = [];
   let registry: SuiteResult['registry'];
   let reload: SuiteResult['reload'];
   try {
@@ -60,18 +77,27 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
         }
       }
     }
-    const total = o.rounds * list.length * env.bindings.length;
+    const total = o.rounds * (list.length + (wrkRun ? 1 : 0)) * env.bindings.length;
+    let done = 0;
+    const progress = (round: number, what: string, run: RunRecord) => {
+      const l = run.load;
+      log(
+        `[${++done}/${total}] round ${round} ${what} ${run.config}: ` +
+          (l ? `${Math.round(l.rps)} req/s p50 ${l.p50.toFixed(2)} ms p99 ${l.p99.toFixed(2)} ms errors ${l.errors}` : `FAILED ${run.failure}`),
+      );
+    };
     for (let round = 1; round <= o.rounds; round++) {
       for (const [si, s] of list.entries()) {
         const order = rotate(env.bindings, round - 1 + si);
         for (const [position, b] of order.entries()) {
           const run = await measure(b, s, o, round, position);
           runs.push(run);
-          const l = run.load;
-          log(
-            `[${runs.length}/${total}] round ${round} ${s.id} ${b.id}: ` +
-              (l ? `${Math.round(l.rps)} req/s p50 ${l.p50.toFixed(2)} ms p99 ${l.p99.toFixed(2)} ms errors ${l.errors}` : `FAILED ${run.failure}`),
-          );
+          progress(round, s.id, run);
+          if (wrkRun && s.id === 'small') {
+            const cross = await measure(b, s, o, round, position, wrkRun, o.wrkDuration);
+            wrkRuns.push(cross);
+            progress(round, `${s.id} (wrk)`, cross);
+          }
         }
       }
     }
@@ -99,7 +125,15 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
   } finally {
     await env.stop();
   }
-  const summary = summarize(runs, env.bindings.map((b) => b.id), list);
+  const ids = env.bindings.map((b) => b.id);
+  const summary = summarize(runs, ids, list);
+  let wrkSection: WrkSection;
+  if ('skipped' in wrk) wrkSection = wrk;
+  else {
+    const wrkSummary = summarize(wrkRuns, ids, list.filter((s) => s.id === 'small'));
+    const wrkBars = bars(wrkSummary, undefined, undefined, o).map((b) => ({ ...b, name: `${b.name}, wrk` }));
+    wrkSection = { ...wrk, threads: o.wrkThreads, duration: o.wrkDuration, runs: wrkRuns, summary: wrkSummary, bars: wrkBars };
+  }
   return {
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date().toISOString(),
@@ -115,6 +149,7 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
     runs,
     summary,
     bars: bars(summary, registry, reload, o),
+    wrk: wrkSection,
     registry,
     reload,
   };

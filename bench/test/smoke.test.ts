@@ -1,7 +1,9 @@
 /*
  * Runs the whole harness briefly (about a second of load per configuration, 4 connections) so
  * that it cannot rot. No timing is asserted: only that every configuration ran without errors or
- * was skipped with a reason, and that the results have the documented shape.
+ * was skipped with a reason, and that the results have the documented shape. The wrk cross-check
+ * is exercised on its own, on three configurations, and only where wrk is installed; its output
+ * parser is tested on recorded wrk output everywhere.
  */
 import t from 'tap';
 import { CONFIG_IDS, DEFAULTS, parseOptions, type BenchOptions } from '../src/options.ts';
@@ -9,6 +11,8 @@ import { findNginx } from '../src/nginx.ts';
 import { markdown } from '../src/report.ts';
 import { sidecarMissing } from '../src/sidecar.ts';
 import { runSuite } from '../src/suite.ts';
+import { findWrk, wrkArgs, wrkAvailability } from '../src/wrk.ts';
+import { parseWrk } from '../src/wrk-output.ts';
 
 t.test('options: defaults, flags, environment and validation', async (t) => {
   const o = parseOptions([], {});
@@ -20,6 +24,12 @@ t.test('options: defaults, flags, environment and validation', async (t) => {
   t.equal(f.rounds, 5);
   t.same(f.configs, ['direct', 'nginx']);
   t.equal(f.nginx, false);
+  t.equal(f.wrk, true);
+  t.equal((parseOptions(['--no-wrk', '--wrk-duration', '3'], {}) as BenchOptions).wrk, false);
+  t.equal((parseOptions(['--wrk-duration', '3'], {}) as BenchOptions).wrkDuration, 3);
+  t.equal((parseOptions([], { BENCH_NO_WRK: '1' }) as BenchOptions).wrk, false);
+  t.equal((parseOptions(['--wrk'], { BENCH_NO_WRK: '1' }) as BenchOptions).wrk, true, 'a flag wins over the environment');
+  t.throws(() => parseOptions(['--wrk-duration', '0.5'], {}), /wrk-duration/);
   t.throws(() => parseOptions(['--rounds', '2'], {}), /rounds/);
   t.throws(() => parseOptions(['--configs', 'envoy'], {}), /unknown envoy/);
   t.throws(() => parseOptions(['--key', 'Not A Key'], {}), /DNS-1123/);
@@ -36,8 +46,10 @@ t.test('the suite runs every configuration, or says why not', async (t) => {
     registrySizes: [10, 1000],
     reloadIterations: 2,
     setup: false, // never install packages from a test
+    wrk: false, // exercised in its own test below, to keep this one short
   };
   const result = await runSuite(options);
+  t.same(result.wrk, { skipped: 'disabled with --no-wrk' });
 
   t.equal(result.machine.node, process.version);
   t.ok(result.machine.cpuModel.length > 0);
@@ -86,4 +98,73 @@ t.test('the suite runs every configuration, or says why not', async (t) => {
   t.match(md, /### Registry scale/);
   t.ok(result.bars.every((b) => typeof b.name === 'string' && typeof b.target === 'string'));
   t.same(JSON.parse(JSON.stringify(result)).summary.length, result.summary.length, 'serialisable as JSON');
+});
+
+const WRK_OUTPUT = `Running 2s test @ http://127.0.0.1:41234/bytes/64
+  1 threads and 50 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.61ms    1.02ms   1.20s    91.17%
+    Req/Sec    19.02k     1.10k   20.73k    70.00%
+  Latency Distribution
+     50%  812.00us
+     75%    2.71ms
+     90%    3.49ms
+     99%    1.01s
+  37882 requests in 2.00s, 5.17MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 5
+Requests/sec:  18935.37
+Transfer/sec:      2.58MB
+`;
+
+t.test('wrk: output parsed by unit, optional lines, headers canonical', async (t) => {
+  const out = parseWrk(WRK_OUTPUT);
+  t.equal(out.requests, 37882);
+  t.equal(out.seconds, 2);
+  t.equal(out.rps, 18935.37);
+  t.same(out.percentiles, { 50: 0.812, 75: 2.71, 90: 3.49, 99: 1010 });
+  t.same(out.latency, { avg: 2.61, stdev: 1.02, max: 1200 });
+  t.same(out.errors, { connect: 1, read: 2, write: 3, timeout: 4, status: 5 });
+  t.equal(out.transferPerSec, 2.58 * 1024 * 1024);
+  const clean = parseWrk(WRK_OUTPUT.replace(/^ {2}(Socket errors|Non-2xx).*\n/gm, ''));
+  t.same(clean.errors, { connect: 0, read: 0, write: 0, timeout: 0, status: 0 }, 'no error lines: zero errors');
+  t.throws(() => parseWrk('unable to connect to 127.0.0.1:1 Connection refused\n'), /Requests\/sec/);
+  t.throws(() => parseWrk(WRK_OUTPUT.replace(/ {5}99%.*\n/, '')), /99%/);
+
+  const args = wrkArgs({ port: 1, method: 'GET', path: '/bytes/64', headers: { host: 'upstream', 'uber-ctx-key': 'feature1' }, connections: 4, duration: 1, pipelining: 1, expectUpstream: 'feature1' }, 2, 1);
+  t.same(args.slice(0, 6), ['-t', '2', '-c', '4', '-d', '1s']);
+  t.ok(args.includes('Host: upstream') && args.includes('Uber-Ctx-Key: feature1'), 'wrk adds its own Host unless it sees "Host"');
+
+  const skip = (o: Partial<BenchOptions>) => wrkAvailability({ ...DEFAULTS, setup: false, ...o }, () => undefined);
+  t.same(skip({ wrk: false }), { skipped: 'disabled with --no-wrk' });
+  t.match(skip({ scenarios: ['large'] }), { skipped: /small GET only/ });
+  t.match(skip({ pipelining: 4 }), { skipped: /does not pipeline/ });
+  if (!findWrk()) t.match(skip({}), { skipped: /wrk not installed/ }, 'absent: skipped with the reason');
+});
+
+t.test('wrk cross-check runs beside autocannon when wrk is installed', { skip: findWrk() ? false : 'wrk is not installed' }, async (t) => {
+  const options: BenchOptions = {
+    ...DEFAULTS,
+    connections: 4,
+    duration: 0.35,
+    warmup: 0,
+    rounds: 1,
+    configs: ['direct', 'sidecar-key', 'nginx'],
+    scenarios: ['small'],
+    registrySizes: [],
+    reloadIterations: 0,
+    setup: false,
+    wrkDuration: 1,
+  };
+  const result = await runSuite(options);
+  const w = result.wrk;
+  if ('skipped' in w) return t.fail(`wrk skipped: ${w.skipped}`);
+  t.equal(w.runs.length, result.runs.length, 'one wrk run after each autocannon run');
+  for (const row of w.summary) {
+    t.same(row.failures, [], `${row.config}: wrk ran`);
+    t.equal(row.errors, 0, `${row.config}: no errors under wrk`);
+    t.ok(row.rps.median > 0 && row.p99 > 0, `${row.config}: wrk figures parsed`);
+    t.ok(Number.isFinite(row.clientCpuPct), `${row.config}: wrk CPU read`);
+  }
+  t.match(markdown(result), /### wrk cross-check \(64 B\)/);
 });
