@@ -12,8 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { childPids } from './procstat.ts';
 import { stopChild, tail, track, type Target } from './processes.ts';
 
-export function findNginx(): string | undefined {
-  const candidates = [process.env['BENCH_NGINX'], ...(process.env['PATH'] ?? '').split(':').map((d) => join(d, 'nginx')), '/usr/sbin/nginx', '/usr/local/sbin/nginx'];
+/** The first executable among an override (BENCH_NGINX, BENCH_WRK), PATH and the usual places. */
+export function findExecutable(name: string, override: string | undefined, extra: readonly string[]): string | undefined {
+  const candidates = [override, ...(process.env['PATH'] ?? '').split(':').map((d) => join(d, name)), ...extra];
   for (const c of candidates) {
     if (!c) continue;
     try {
@@ -24,6 +25,10 @@ export function findNginx(): string | undefined {
     }
   }
   return undefined;
+}
+
+export function findNginx(): string | undefined {
+  return findExecutable('nginx', process.env['BENCH_NGINX'], ['/usr/sbin/nginx', '/usr/local/sbin/nginx']);
 }
 
 export function nginxVersion(bin: string): string {

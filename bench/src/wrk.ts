@@ -4,27 +4,15 @@
  * the ranking and the ratios hold under wrk too, they are not an artefact of the client.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
-import { join } from 'node:path';
 import type { LoadResult, LoadSpec } from './load.ts';
-import { runSetup } from './nginx.ts';
+import { findExecutable, runSetup } from './nginx.ts';
 import type { BenchOptions } from './options.ts';
 import { tail, track } from './processes.ts';
 import { exitedChildrenCpuSeconds } from './procstat.ts';
 import { parseWrk, type WrkOutput } from './wrk-output.ts';
 
 export function findWrk(): string | undefined {
-  const candidates = [process.env['BENCH_WRK'], ...(process.env['PATH'] ?? '').split(':').map((d) => join(d, 'wrk')), '/usr/bin/wrk', '/usr/local/bin/wrk'];
-  for (const c of candidates) {
-    if (!c) continue;
-    try {
-      accessSync(c, constants.X_OK);
-      return c;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
+  return findExecutable('wrk', process.env['BENCH_WRK'], ['/usr/bin/wrk', '/usr/local/bin/wrk']);
 }
 
 export function wrkVersion(bin: string): string {

@@ -195,3 +195,11 @@ export const ROUTING_TABLE: ReadonlyArray<[string, Record<string, string>, strin
   ['unknown key', { host: 'example.com', 'uber-ctx-key': 'feature9' }, ['a:base', 'b:base', 'c:base', 'd:base'], 'feature9'],
   ['invalid key', { host: 'example.com', 'uber-ctx-key': 'Feature1' }, ['a:base', 'b:base', 'c:base', 'd:base'], null],
 ];
+
+/** The lanes of the whole chain (joined by commas) for each key, `none` for no key. */
+export const CHAIN_BY_KEY: Readonly<Record<string, string>> = {
+  feature1: 'a:feature1,b:feature1,c:base,d:feature1',
+  feature2: 'a:feature2,b:base,c:feature2,d:base',
+  feature9: 'a:base,b:base,c:base,d:base',
+  none: 'a:base,b:base,c:base,d:base',
+};
