@@ -94,6 +94,7 @@ t.test('readiness, and drain on close with a request in flight', async (t) => {
   const reply = await inFlight;
   t.equal(reply.status, 200, 'the in-flight request finished');
   t.equal(reply.body, 'finished');
+  t.equal(reply.headers['connection'], 'close', 'and its connection is not kept alive');
   await closing;
 });
 

@@ -148,3 +148,17 @@ t.test('the lane header is this hop\'s, not appended to the one before', async (
   const reply = await send(s.addresses.outbound!.port, { headers: { host: 'a', 'uber-ctx-key': 'f' } });
   t.equal(reply.headers['x-devstack-lane'], 'f');
 });
+
+t.test('a configured key name is read and written in every carrier', async (t) => {
+  const dir = t.testdir();
+  const a = await upstream(t, 'a');
+  const af = await upstream(t, 'a-alice');
+  const s = await sidecar(t, writeRegistry(dir, { a: { base: a.origin, features: { alice: af.origin } } }), { keyName: 'dev-serve-user' });
+  const port = s.addresses.outbound!.port;
+  const jaeger = await send(port, { headers: { host: 'a', 'uberctx-dev-serve-user': 'alice' } });
+  t.equal(jaeger.json()['name'], 'a-alice');
+  const seen = jaeger.json()['headers'] as Record<string, string>;
+  t.equal(seen['dev-serve-user'], 'alice');
+  t.equal(seen['baggage'], 'dev-serve-user=alice');
+  t.equal((await send(port, { headers: { host: 'a', 'uber-ctx-key': 'alice' } })).json()['name'], 'a', 'the default name is not a carrier then');
+});
