@@ -1,8 +1,8 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { createServer, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CLI, send, spawnSidecar, upstream, writeRegistry } from './helpers.ts';
+import { CLI, holdingUpstream, send, spawnSidecar, upstream, writeRegistry } from './helpers.ts';
 
 function run(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 20_000 });
@@ -67,21 +67,15 @@ t.test('environment variables configure it, flags win', async (t) => {
 
 t.test('SIGTERM: in-flight requests finish, then the process exits 0', async (t) => {
   const dir = t.testdir();
-  let held: ServerResponse | undefined;
-  let arrived: () => void = () => undefined;
-  const arrival = new Promise<void>((r) => (arrived = r));
-  const slow = await upstream(t, 'slow', (_req, res) => {
-    held = res;
-    arrived();
-  });
+  const slow = await holdingUpstream(t, 'slow');
   const child = await spawnSidecar(t, ['--registry', writeRegistry(dir, { slow: { base: slow.origin } }), '--outbound-port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1']);
   const inFlight = send(child.ports['outbound']!, { headers: { host: 'slow' } });
-  await arrival;
+  const held = await slow.arrival;
   child.proc.kill('SIGTERM');
   // The process logs `stopping` once it has the signal; readiness is already off by then.
   while (!child.stdout.some((l) => l.includes('"msg":"stopping"'))) await new Promise((r) => setImmediate(r));
   t.equal((await send(child.ports['admin']!, { path: '/readyz' })).status, 503);
-  held!.end('done');
+  held.end('done');
   const reply = await inFlight;
   t.equal(reply.status, 200);
   t.equal(reply.body, 'done');

@@ -172,3 +172,11 @@ export async function blackholePort(t: Tap): Promise<number> {
     proc.stdout!.setEncoding('utf8').once('data', (line: string) => resolve(Number(line.trim())));
   });
 }
+
+/** An upstream that holds each response open: `arrival` resolves with it once a request is in. */
+export async function holdingUpstream(t: Tap, name: string): Promise<{ origin: string; arrival: Promise<ServerResponse> }> {
+  let arrived: (res: ServerResponse) => void = () => undefined;
+  const arrival = new Promise<ServerResponse>((resolve) => (arrived = resolve));
+  const server = await upstream(t, name, (_req, res) => arrived(res));
+  return { origin: server.origin, arrival };
+}

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
-import { request, type ServerResponse } from 'node:http';
+import { request } from 'node:http';
 import type { Sidecar } from '@devstack/sidecar';
-import { send, sidecar, upstream, writeRegistry } from './helpers.ts';
+import { holdingUpstream, send, sidecar, upstream, writeRegistry } from './helpers.ts';
 
 function nextVersion(s: Sidecar, version: number): Promise<void> {
   // The sidecar swaps its snapshot reference when the source publishes; wait for that event.
@@ -67,20 +67,14 @@ t.test('metrics names and labels', async (t) => {
 
 t.test('readiness, and drain on close with a request in flight', async (t) => {
   const dir = t.testdir();
-  let held: ServerResponse | undefined;
-  let arrived: () => void = () => undefined;
-  const arrival = new Promise<void>((resolve) => (arrived = resolve));
-  const slow = await upstream(t, 'slow', (_req, res) => {
-    held = res;
-    arrived();
-  });
+  const slow = await holdingUpstream(t, 'slow');
   const s = await sidecar(t, writeRegistry(dir, { slow: { base: slow.origin } }));
   const admin = s.addresses.admin!.port;
   t.equal((await send(admin, { path: '/readyz' })).status, 200, 'ready once the first snapshot is in');
   t.equal((await send(admin, { path: '/healthz' })).status, 200);
 
   const inFlight = send(s.addresses.outbound!.port, { headers: { host: 'slow' } });
-  await arrival;
+  const held = await slow.arrival;
   const closing = s.close();
   t.equal(s.ready(), false, 'not ready from the moment shutdown begins');
   t.equal((await send(admin, { path: '/readyz' })).status, 503, '/readyz says so while draining');
@@ -90,7 +84,7 @@ t.test('readiness, and drain on close with a request in flight', async (t) => {
     req.end();
   });
   t.equal(refused, 'ECONNREFUSED', 'no new connections while draining');
-  held!.end('finished');
+  held.end('finished');
   const reply = await inFlight;
   t.equal(reply.status, 200, 'the in-flight request finished');
   t.equal(reply.body, 'finished');
