@@ -11,15 +11,16 @@ import { findNginx, runSetup, startNginx } from './nginx.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import { ask, startNodeChild, type Target } from './processes.ts';
 import { memory } from './procstat.ts';
+import { parseRuntime, type Runtime } from './runtime.ts';
 import { sidecarCli, sidecarMissing, startSidecar, writeRegistry, type RegistryLayout } from './sidecar.ts';
 
 export interface Environment {
   bindings: Binding[];
   skipped: Skipped[];
   software: Record<string, string>;
-  sidecar: { target: Target; registry: string; layout: RegistryLayout } | undefined;
-  /** Every measured process with its RSS once started and idle, before any load. */
-  processes: { role: string; pid: number; idleRssKiB: number }[];
+  sidecar: { target: Target; registry: string; layout: RegistryLayout; runtime: Runtime } | undefined;
+  /** Every measured process with its RSS (and the private part of it) once started, before any load. */
+  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
   stop(): Promise<void>;
 }
 
@@ -104,10 +105,11 @@ export async function startEnvironment(o: BenchOptions, log: (line: string) => v
           const registry = join(tmp, 'registry.yaml');
           const layout: RegistryLayout = { base: basePort, features: { [o.key]: featurePort } };
           writeRegistry(registry, layout);
-          const target = await startSidecar({ cli, registry, appPort: app.ports['app']!, ...(o.cpuProf ? { cpuProfDir: o.cpuProf } : {}) });
+          const runtime = parseRuntime(o.sidecarRuntime);
+          const target = await startSidecar({ cli, registry, appPort: app.ports['app']!, runtime, ...(o.cpuProf ? { cpuProfDir: o.cpuProf } : {}) });
           targets.push(target);
           await ask(app, { type: 'target', targetPort: target.ports['outbound'] }, 'target-set');
-          sidecar = { target, registry, layout };
+          sidecar = { target, registry, layout, runtime };
           software['sidecar'] = cli;
           const sc = { role: 'sidecar', pid: target.pid };
           const out = target.ports['outbound']!;
@@ -129,6 +131,9 @@ export async function startEnvironment(o: BenchOptions, log: (line: string) => v
   bindings.sort((a, b) => o.configs.indexOf(a.id) - o.configs.indexOf(b.id));
   const seen = new Map<number, string>();
   for (const b of bindings) for (const p of b.procs) seen.set(p.pid, p.role);
-  const processes = [...seen].map(([pid, role]) => ({ role, pid, idleRssKiB: memory(pid).rssKiB }));
+  const processes = [...seen].map(([pid, role]) => {
+    const m = memory(pid);
+    return { role, pid, idleRssKiB: m.rssKiB, idleAnonKiB: m.anonKiB };
+  });
   return { bindings, skipped, software, sidecar, processes, stop };
 }

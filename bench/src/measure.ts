@@ -3,7 +3,7 @@ import { loadavg } from 'node:os';
 import type { Binding } from './configs.ts';
 import { probe, runLoad, type LoadResult, type LoadSpec } from './load.ts';
 import type { BenchOptions } from './options.ts';
-import { cpuTime, memory, resetPeak } from './procstat.ts';
+import { cpuTime, MemorySampler, resetPeak } from './procstat.ts';
 import type { Scenario } from './scenarios.ts';
 
 export interface ProcUsage {
@@ -16,6 +16,8 @@ export interface ProcUsage {
   cpuUsPerRequest: number;
   /** Peak RSS during the run when the peak could be reset before it, else since the process started. */
   peakRssKiB: number;
+  /** Highest private memory (RssAnon) sampled during the run. */
+  peakAnonKiB: number;
 }
 
 export interface RunRecord {
@@ -87,11 +89,13 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
     peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
     return cpuTime(p.pid);
   });
+  const samplers = b.procs.map((p) => new MemorySampler(p.pid));
   const started = performance.now();
   let result;
   try {
     result = await run(loadSpec(b, s, o, duration));
   } catch (error) {
+    for (const sampler of samplers) sampler.stop();
     return { ...base, load: undefined, failure: (error as Error).message, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
   }
   const { load, clientCpuSeconds } = result;
@@ -99,6 +103,7 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
   const usage: Record<string, ProcUsage> = {};
   b.procs.forEach((p, i) => {
     const after = cpuTime(p.pid);
+    const mem = samplers[i]!.stop();
     const system = after.system - before[i]!.system;
     const cpu = after.user - before[i]!.user + system;
     usage[p.role] = {
@@ -106,7 +111,8 @@ export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: n
       cpuPct: (cpu / wall) * 100,
       systemPct: (system / wall) * 100,
       cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN,
-      peakRssKiB: memory(p.pid).peakKiB,
+      peakRssKiB: mem.peakKiB,
+      peakAnonKiB: mem.peakAnonKiB,
     };
   });
   return { ...base, load, failure: undefined, usage, clientCpuPct: (clientCpuSeconds / wall) * 100, peakIsPerRun };

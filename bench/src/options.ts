@@ -5,6 +5,7 @@
  * reload timing.
  */
 import { parseArgs } from 'node:util';
+import { parseRuntime } from './runtime.ts';
 
 export const CONFIG_IDS = ['direct', 'sidecar-base', 'sidecar-key', 'sidecar-pod', 'app-direct', 'http-proxy', 'nginx'] as const;
 export type ConfigId = (typeof CONFIG_IDS)[number];
@@ -37,6 +38,8 @@ export interface BenchOptions {
   /** Install nginx and wrk with bench/setup.sh when they are missing. */
   setup: boolean;
   sidecar: string | undefined;
+  /** V8 and malloc tuning of the sidecar process (see runtime.ts): `image` (as its Docker image runs it), `none`, or words. */
+  sidecarRuntime: string;
   /** Write a V8 CPU profile of the sidecar into this directory. */
   cpuProf: string | undefined;
   out: string | undefined;
@@ -62,6 +65,7 @@ export const DEFAULTS: BenchOptions = {
   wrkThreads: 1,
   setup: true,
   sidecar: undefined,
+  sidecarRuntime: 'image',
   cpuProf: undefined,
   out: undefined,
 };
@@ -88,6 +92,10 @@ export const HELP = `Usage: npm run bench -- [options]       (each option also r
   --wrk-threads N        wrk threads (default ${DEFAULTS.wrkThreads})
   --no-setup             do not run bench/setup.sh when nginx or wrk is missing
   --sidecar PATH         sidecar CLI (default packages/sidecar/dist/cli.js)
+  --sidecar-runtime SPEC the sidecar's V8/malloc tuning: image (default: the ENV of
+                         docker/sidecar.Dockerfile), none (Node's defaults), or words such as
+                         'image MALLOC_ARENA_MAX=1 --optimize-for-size' (image: the image's
+                         variables, NAME=value sets one, --flag goes on node's command line)
   --cpu-prof DIR         run the sidecar with --cpu-prof, profiles written into DIR
   --out DIR              results directory (default bench/results)
   --help
@@ -110,7 +118,7 @@ function list(raw: string): string[] {
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
-  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'wrk-duration', 'wrk-threads', 'key', 'sidecar', 'cpu-prof', 'out'] as const;
+  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'wrk-duration', 'wrk-threads', 'key', 'sidecar', 'sidecar-runtime', 'cpu-prof', 'out'] as const;
   const { values: parsed } = parseArgs({
     args: argv,
     strict: true,
@@ -164,6 +172,10 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   });
   v('registry-sizes', (r) => (o.registrySizes = r === '0' ? [] : list(r).map((s) => int('registry-sizes', s, 1))));
   v('sidecar', (r) => (o.sidecar = r));
+  v('sidecar-runtime', (r) => {
+    parseRuntime(r, () => ({})); // throws on a malformed spec; the image is read when the sidecar starts
+    o.sidecarRuntime = r;
+  });
   v('cpu-prof', (r) => (o.cpuProf = r));
   v('out', (r) => (o.out = r));
   if (values['no-nginx'] || env['BENCH_NO_NGINX'] === '1') o.nginx = false;

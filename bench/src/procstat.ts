@@ -60,15 +60,56 @@ export interface Memory {
   rssKiB: number;
   /** Peak resident set (VmHWM) since start or since the last resetPeak. */
   peakKiB: number;
+  /**
+   * Private memory (RssAnon): the heap, buffers, thread arenas. What each sidecar adds to a node,
+   * unlike RssFile (mostly the node binary's pages, shared by every process that maps the same file).
+   */
+  anonKiB: number;
+  fileKiB: number;
+}
+
+const NONE: Memory = { rssKiB: Number.NaN, peakKiB: Number.NaN, anonKiB: Number.NaN, fileKiB: Number.NaN };
+
+/** The memory lines of /proc/<pid>/status; a field the kernel does not print is NaN. */
+export function parseStatus(text: string): Memory {
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
+  return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM'), anonKiB: field('RssAnon'), fileKiB: field('RssFile') };
 }
 
 export function memory(pid: number): Memory {
   try {
-    const text = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? Number.NaN);
-    return { rssKiB: field('VmRSS'), peakKiB: field('VmHWM') };
+    return parseStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
   } catch {
-    return { rssKiB: Number.NaN, peakKiB: Number.NaN };
+    return { ...NONE };
+  }
+}
+
+/**
+ * Samples a process's memory while a run lasts. VmHWM is the exact peak of the total; the kernel
+ * keeps no peak of the private part, so that one is the highest sample (a lower bound).
+ */
+export class MemorySampler {
+  #timer: NodeJS.Timeout | undefined;
+  #maxAnonKiB = Number.NaN;
+  readonly #pid: number;
+
+  constructor(pid: number, intervalMs = 50) {
+    this.#pid = pid;
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  #sample(): void {
+    const anon = memory(this.#pid).anonKiB;
+    if (Number.isNaN(this.#maxAnonKiB) || anon > this.#maxAnonKiB) this.#maxAnonKiB = anon;
+  }
+
+  /** Stops sampling; returns the highest private memory seen and the total's peak (VmHWM). */
+  stop(): { peakKiB: number; peakAnonKiB: number } {
+    clearInterval(this.#timer);
+    this.#sample();
+    return { peakKiB: memory(this.#pid).peakKiB, peakAnonKiB: this.#maxAnonKiB };
   }
 }
 

@@ -10,6 +10,28 @@ const n2 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–
 const x = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : `${v.toFixed(2)}x`);
 const mib = (kib: number | undefined) => (kib === undefined || Number.isNaN(kib) || !Number.isFinite(kib) ? '–' : `${(kib / 1024).toFixed(0)} MiB`);
 
+function footprintMarkdown(r: SuiteResult): string[] {
+  const f = r.footprint;
+  if (!f) return [];
+  const label = (id: string) => r.scenarios.find((s) => s.id === id)?.label ?? id;
+  return [
+    '### Sidecar footprint',
+    '',
+    `Runtime: \`${f.runtime}\` (\`--sidecar-runtime ${r.parameters.sidecarRuntime}\`), ${r.parameters.connections} connections.`,
+    '',
+    '| Sidecar process | RSS | private (RssAnon) |',
+    '|---|--:|--:|',
+    `| idle, after start | ${mib(f.idleRssKiB)} | ${mib(f.idleAnonKiB)} |`,
+    `| start and warm-up, peak | ${mib(f.warmupPeakKiB)} | – |`,
+    ...f.byScenario.map((b) => `| ${label(b.scenario)}, peak over the rounds | ${mib(b.peakRssKiB)} | ${mib(b.peakAnonKiB)} |`),
+    `| **peak** | **${mib(f.peakRssKiB)}** | **${mib(f.peakAnonKiB)}** |`,
+    '',
+    'Peak RSS is VmHWM, exact. The private part is the highest of samples every 50 ms, so a lower bound; the rest of RSS is ' +
+      "file pages, mostly the node binary's code, which every process mapping the same file shares.",
+    '',
+  ];
+}
+
 export function markdown(r: SuiteResult): string {
   const o = r.parameters;
   const m = r.machine;
@@ -51,6 +73,7 @@ export function markdown(r: SuiteResult): string {
     `Idle RSS after start: ${r.processes.map((p) => `${p.role} ${mib(p.idleRssKiB)}`).join(', ')}.`,
     '',
   );
+  out.push(...footprintMarkdown(r));
   if (r.skipped.length > 0) {
     out.push('Skipped:', '');
     for (const s of r.skipped) out.push(`- ${CONFIG_INFO[s.config].title}: ${s.reason}`);
@@ -60,7 +83,7 @@ export function markdown(r: SuiteResult): string {
   // The bars are judged on autocannon's figures; wrk's rows only show whether they hold with another client.
   const cross = 'skipped' in r.wrk ? [] : r.wrk.bars;
   if (r.bars.length > 0) {
-    out.push('### Issue 4 bars', '', '| Bar | Measured | Target | Result |', '|---|--:|--:|---|');
+    out.push('### Bars', '', '| Bar | Measured | Target | Result |', '|---|--:|--:|---|');
     for (const b of r.bars) {
       const result = b.pass === undefined ? 'not measured' : b.pass ? 'met' : 'NOT met';
       out.push(`| ${b.name} | ${n2(b.value)} | ${b.target} | ${result}${b.note ? ` (${b.note})` : ''} |`);

@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stopChild, tail, track, type Target } from './processes.ts';
+import { runtimeEnv, type Runtime } from './runtime.ts';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -29,7 +30,7 @@ export interface RegistryLayout {
   features: Record<string, number>;
 }
 
-/** The registry file the sidecar reads, in the format of DESIGN.md / issue 3. */
+/** The registry file the sidecar reads, in the format of DESIGN.md. */
 export function registryYaml(layout: RegistryLayout): string {
   const features = Object.entries(layout.features)
     .map(([key, port]) => `      ${key}: http://127.0.0.1:${port}`)
@@ -48,12 +49,14 @@ export interface SidecarOptions {
   appPort: number;
   /** Directory for a V8 CPU profile (`--cpu-prof`), written when the sidecar exits. */
   cpuProfDir?: string;
+  /** V8 and malloc tuning for the sidecar alone; without it the sidecar inherits the harness's environment. */
+  runtime?: Runtime;
   extraArgs?: string[];
   timeoutMs?: number;
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<Target> {
-  const nodeArgs = options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
+  const nodeArgs = [...(options.runtime?.nodeArgs ?? []), ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [])];
   const args = [
     ...nodeArgs,
     options.cli,
@@ -65,7 +68,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Target> {
     '--log-level', 'info',
     ...(options.extraArgs ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = options.runtime ? runtimeEnv(options.runtime) : process.env;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   track(child);
   const output: string[] = [];
   tail(child, output);

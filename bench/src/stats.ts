@@ -25,6 +25,12 @@ export function spread(values: readonly number[]): Spread {
   return { median: m, min, max, spreadPct: m === 0 ? 0 : ((max - min) / m) * 100, n: finite.length };
 }
 
+/** The largest finite value; NaN when there is none (a failed reading is not a peak of zero). */
+export function maxOf(values: readonly number[]): number {
+  const finite = values.filter((v) => Number.isFinite(v));
+  return finite.length === 0 ? Number.NaN : Math.max(...finite);
+}
+
 /**
  * Exact percentile of recorded latencies. autocannon's own histogram keeps whole milliseconds,
  * too coarse for loopback hops that take a fraction of one, so the harness keeps every sample.

@@ -16,7 +16,9 @@ import { runRegistryScale, type ScaleResult } from './registry.ts';
 import { reloadLatency, type ReloadResult } from './reload.ts';
 import { scenarios, type Scenario } from './scenarios.ts';
 import { spread, type Spread } from './stats.ts';
-import { summarize, bars, type Bar, type Summary } from './summary.ts';
+import { memory } from './procstat.ts';
+import { describeRuntime } from './runtime.ts';
+import { footprint, summarize, bars, type Bar, type Footprint, type Summary } from './summary.ts';
 import { runWrk, wrkAvailability } from './wrk.ts';
 
 /** The wrk cross-check of the small GET: its own runs, medians and bars, beside autocannon's. */
@@ -32,13 +34,15 @@ export interface SuiteResult {
   loadavgAfter: number[];
   parameters: BenchOptions;
   software: Record<string, string>;
-  processes: { role: string; pid: number; idleRssKiB: number }[];
+  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
   configurations: { id: ConfigId; title: string; path: string }[];
   scenarios: { id: string; label: string }[];
   skipped: Skipped[];
   runs: RunRecord[];
   summary: Summary[];
   bars: Bar[];
+  /** The sidecar's memory, idle and under load; undefined when no sidecar configuration ran. */
+  footprint: Footprint | undefined;
   wrk: WrkSection;
   registry: ScaleResult[] | { error: string } | undefined;
   reload: (ReloadResult & { summary: Spread }) | { error: string } | { skipped: string } | undefined;
@@ -68,6 +72,7 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
   const wrkRuns: RunRecord[] = [];
   let registry: SuiteResult['registry'];
   let reload: SuiteResult['reload'];
+  let warmupPeakKiB = Number.NaN;
   try {
     if (o.warmup > 0) {
       log(`warm-up: ${o.warmup} s per configuration and body`);
@@ -77,6 +82,8 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
         }
       }
     }
+    // The first measured run resets the sidecar's VmHWM: keep what start-up and warm-up reached.
+    warmupPeakKiB = env.sidecar ? memory(env.sidecar.target.pid).peakKiB : Number.NaN;
     const total = o.rounds * (list.length + (wrkRun ? 1 : 0)) * env.bindings.length;
     let done = 0;
     const progress = (round: number, what: string, run: RunRecord) => {
@@ -127,6 +134,10 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
   }
   const ids = env.bindings.map((b) => b.id);
   const summary = summarize(runs, ids, list);
+  const idle = env.processes.find((p) => p.role === 'sidecar');
+  const fp = env.sidecar && idle && runs.some((r) => r.usage['sidecar'])
+    ? footprint([...runs, ...wrkRuns], describeRuntime(env.sidecar.runtime), { rssKiB: idle.idleRssKiB, anonKiB: idle.idleAnonKiB }, warmupPeakKiB, list)
+    : undefined;
   let wrkSection: WrkSection;
   if ('skipped' in wrk) wrkSection = wrk;
   else {
@@ -148,7 +159,8 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
     skipped: env.skipped,
     runs,
     summary,
-    bars: bars(summary, registry, reload, o),
+    bars: bars(summary, registry, reload, o, fp),
+    footprint: fp,
     wrk: wrkSection,
     registry,
     reload,

@@ -1,10 +1,10 @@
-/** Medians across rounds, ratios between configurations, and the bars issue 4 sets. */
+/** Medians across rounds, ratios between configurations, the sidecar's footprint, and the bars. */
 import type { ScaleResult } from './registry.ts';
 import type { RunRecord } from './measure.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import type { ReloadResult } from './reload.ts';
 import type { Scenario } from './scenarios.ts';
-import { median, spread, type Spread } from './stats.ts';
+import { maxOf, median, spread, type Spread } from './stats.ts';
 
 export interface Summary {
   scenario: Scenario['id'];
@@ -23,7 +23,7 @@ export interface Summary {
   /** Median p99 over nginx's median p99. */
   p99VsNginx: number | undefined;
   /** The configuration's own process (the proxy), medians across rounds. */
-  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number } | undefined;
+  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number; peakAnonKiB: number } | undefined;
   clientCpuPct: number;
 }
 
@@ -55,7 +55,8 @@ export function summarize(runs: RunRecord[], configs: ConfigId[], list: Scenario
               cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
               systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
               cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
-              peakRssKiB: Math.max(...ok.map((r) => r.usage[role]!.peakRssKiB)),
+              peakRssKiB: maxOf(ok.map((r) => r.usage[role]!.peakRssKiB)),
+              peakAnonKiB: maxOf(ok.map((r) => r.usage[role]!.peakAnonKiB)),
             }
           : undefined,
         clientCpuPct: median(ok.map((r) => r.clientCpuPct)),
@@ -86,8 +87,43 @@ export interface Bar {
 
 type Reload = (ReloadResult & { summary: Spread }) | { error: string } | { skipped: string } | undefined;
 
-/** Issue 4's bar for the sidecar, computed from this run; `pass: undefined` when it cannot be. */
-export function bars(summary: Summary[], registry: ScaleResult[] | { error: string } | undefined, reload: Reload, o: BenchOptions): Bar[] {
+/** What one sidecar process costs in memory: idle, and at its worst under the runs' load. */
+export interface Footprint {
+  /** The V8/malloc tuning it ran with, as a report line (see runtime.ts). */
+  runtime: string;
+  idleRssKiB: number;
+  idleAnonKiB: number;
+  /** VmHWM from start through the warm-up, read before the first measured run resets it. */
+  warmupPeakKiB: number;
+  /** Per body, the highest peak over the rounds (autocannon and wrk runs alike). */
+  byScenario: { scenario: Scenario['id']; peakRssKiB: number; peakAnonKiB: number }[];
+  /** The highest of all the above: what a memory limit must hold. */
+  peakRssKiB: number;
+  peakAnonKiB: number;
+}
+
+export function footprint(runs: RunRecord[], runtime: string, idle: { rssKiB: number; anonKiB: number }, warmupPeakKiB: number, list: Scenario[]): Footprint {
+  const mine = runs.filter((r) => r.usage['sidecar'] !== undefined);
+  const byScenario = list.map((s) => {
+    const rs = mine.filter((r) => r.scenario === s.id).map((r) => r.usage['sidecar']!);
+    return { scenario: s.id, peakRssKiB: maxOf(rs.map((u) => u.peakRssKiB)), peakAnonKiB: maxOf(rs.map((u) => u.peakAnonKiB)) };
+  });
+  return {
+    runtime,
+    idleRssKiB: idle.rssKiB,
+    idleAnonKiB: idle.anonKiB,
+    warmupPeakKiB,
+    byScenario,
+    peakRssKiB: maxOf([warmupPeakKiB, ...byScenario.map((b) => b.peakRssKiB)]),
+    peakAnonKiB: maxOf(byScenario.map((b) => b.peakAnonKiB)),
+  };
+}
+
+/** The peak RSS a sidecar in every pod may reach under the benchmark's load. */
+export const SIDECAR_PEAK_RSS_MIB = 128;
+
+/** The sidecar's bars, computed from this run; `pass: undefined` when one cannot be. */
+export function bars(summary: Summary[], registry: ScaleResult[] | { error: string } | undefined, reload: Reload, o: BenchOptions, fp?: Footprint): Bar[] {
   const out: Bar[] = [];
   const add = (name: string, value: number | undefined, target: string, ok: (v: number) => boolean, note: string | undefined) => {
     const pass = value === undefined || Number.isNaN(value) ? undefined : ok(value);
@@ -109,6 +145,10 @@ export function bars(summary: Summary[], registry: ScaleResult[] | { error: stri
   }
   if (reload && 'ms' in reload && reload.ms.length > 0) {
     add('registry file write -> first request routed by it through the sidecar, worst run (ms)', Math.max(...reload.ms), '<= 100', (v) => v <= 100, undefined);
+  }
+  if (fp) {
+    const load = o.connections === 50 ? undefined : `measured with ${o.connections} connections, not the bar's 50`;
+    add(`sidecar peak RSS under load, MiB (${fp.runtime})`, fp.peakRssKiB / 1024, `<= ${SIDECAR_PEAK_RSS_MIB}`, (v) => v <= SIDECAR_PEAK_RSS_MIB, load);
   }
   return out;
 }

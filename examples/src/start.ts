@@ -69,6 +69,23 @@ function banner(fleet: Fleet): string {
   ].join('\n');
 }
 
+/**
+ * npm passes a SIGTERM or SIGINT sent to it on to its script's shell only; the `npm start` script
+ * `exec`s this process so that it is that shell. A parent that goes away without passing a signal
+ * on (npm killed outright, a wrapper shell that does not exec) would leave this process and the
+ * fleet running. No event says that a parent is gone, so its id is watched; when it changes, this
+ * process signals itself and stops as it does on Ctrl-C.
+ */
+function stopWithParent(): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 250);
+  timer.unref();
+}
+
 async function main(): Promise<number> {
   const args = parseArgs(process.argv.slice(2), process.env);
   if (args.help) {
@@ -76,6 +93,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const started = Date.now();
+  stopWithParent();
   process.stdout.write(`devstack demo: starting the fleet (edge on ${args.port ? `127.0.0.1:${args.port}` : 'a free port'})...\n`);
   // A signal during start-up: let startFleet finish or fail, then stop below.
   let signalled: string | undefined;
@@ -94,16 +112,21 @@ async function main(): Promise<number> {
   process.off('SIGINT', early).off('SIGTERM', early);
 
   const stopped = new Promise<number>((resolve) => {
+    let stopping = false;
+    // Idempotent, and the handlers stay: a second signal while stopping (Ctrl-C twice, or the
+    // parent watch after a Ctrl-C) must not kill this process by default and orphan the fleet.
     const stop = (why: string, code: number) => {
+      if (stopping) return;
+      stopping = true;
       process.stdout.write(`\ndevstack demo: ${why}; stopping...\n`);
       void fleet.stop({ keepLogs: code !== 0 }).then(() => {
         process.stdout.write(code === 0 ? 'devstack demo: stopped; nothing left running.\n' : `devstack demo: stopped; logs kept in ${fleet.dir}\n`);
         resolve(code);
       });
     };
+    process.on('SIGINT', () => stop('SIGINT', 0));
+    process.on('SIGTERM', () => stop('SIGTERM', 0));
     if (signalled !== undefined) return stop(signalled, 0);
-    process.once('SIGINT', () => stop('SIGINT', 0));
-    process.once('SIGTERM', () => stop('SIGTERM', 0));
     void fleet.failure.then((message) => stop(message, 1));
   });
   if (signalled === undefined) process.stdout.write(`${banner(fleet)}(started in ${((Date.now() - started) / 1000).toFixed(1)} s)\n`);

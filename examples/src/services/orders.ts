@@ -10,7 +10,8 @@ const s = settings('orders');
 // Propagation: the key of each inbound request is put on every call made while handling it.
 // With DEVSTACK_REGISTRY set, the SDK also routes those calls itself (proxyless mode).
 const sdk = init({ lane: s.lane, registry: s.registry });
-if (!(await sdk.ready) && sdk.proxyless) throw new Error('orders: no registry snapshot for proxyless routing');
+// Proxyless: rejects with RegistryUnavailableError (the file's problem) when there is no snapshot.
+await sdk.ready;
 useSidecar(s);
 
 const server = http.createServer(

@@ -44,8 +44,12 @@ export interface KeyCodec {
   readonly name: string;
   readonly jaegerHeader: string;
   readonly domains: readonly string[];
-  /** Reads the key from a request's headers (and Host, when domains are configured). Never throws. */
-  read(headers: HeaderBag): KeyReading;
+  /**
+   * Reads the key from a request's headers and, when domains are configured, from the authority the
+   * request is routed by: `authority` when given (an absolute-form target's, RFC 9112 §3.2.2), else
+   * the Host header. Never throws.
+   */
+  read(headers: HeaderBag, authority?: string): KeyReading;
   /** The key carried by a Host value under one of the domains; undefined when it carries none. */
   readHost(host: string | undefined): KeyReading;
   /** Writes the key as the plain header and into `baggage`, keeping every other baggage entry. */
@@ -164,7 +168,7 @@ export function createKeyCodec(options: KeyCodecOptions = {}): KeyCodec {
     return NONE;
   }
 
-  function read(headers: HeaderBag): KeyReading {
+  function read(headers: HeaderBag, authority?: string): KeyReading {
     const plain = headers[name];
     if (plain !== undefined) return readPlain(plain, 'header', false);
     const baggage = headers['baggage'];
@@ -175,7 +179,7 @@ export function createKeyCodec(options: KeyCodecOptions = {}): KeyCodec {
     const jaeger = headers[jaegerHeader];
     if (jaeger !== undefined) return readPlain(jaeger, 'jaeger', true);
     if (suffixes.length === 0) return NONE;
-    const host = headers['host'] ?? headers[':authority'];
+    const host = authority ?? headers['host'] ?? headers[':authority'];
     return typeof host === 'string' ? readHost(host) : NONE;
   }
 

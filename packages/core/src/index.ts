@@ -13,4 +13,7 @@ export { buildSnapshot, snapshotToJSON } from './snapshot.js';
 export type { Target, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
 export { resolve, INVALID_KEY } from './resolve.js';
 export type { Decision, Reason, ResolveOptions } from './resolve.js';
-export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, METRICS } from './contract.js';
+export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, METRICS, DURATION_BUCKETS, UPSTREAM_FAILURES, upstreamFailure } from './contract.js';
+export type { UpstreamFailure } from './contract.js';
+export { REFUSALS, NO_LANE, serviceForAuthority, effectiveKey, pickTarget, nextTarget, routeStep } from './route.js';
+export type { Refusal, RouteFields, RouteStepOptions } from './route.js';

@@ -68,6 +68,9 @@ export interface SnapshotMeta {
   createdAt?: number;
 }
 
+/** The lane name of base itself, so never a routing key (DESIGN: reserved key). */
+const RESERVED_KEY = 'base';
+
 const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -182,6 +185,8 @@ export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot
     const extra = Object.keys(raw).filter((k) => k !== 'base' && k !== 'features');
     if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
     if (raw['base'] === undefined) problems.push(`${where}.base: required (one URL or a list)`);
+    // Base is where every request without a copy goes: a service with no base target cannot serve.
+    else if (Array.isArray(raw['base']) && raw['base'].length === 0) problems.push(`${where}.base: empty list: base needs at least one URL`);
     const base = makeLane(name, null, raw['base'] === undefined ? [] : parseTargets(raw['base'], `${where}.base`, problems));
     const features = new Map<string, Lane>();
     const rawFeatures = raw['features'] ?? {};
@@ -192,6 +197,10 @@ export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot
         const fwhere = `${where}.features.${describeUntrusted(key).slice(1, -1)}`;
         if (!isValidKey(key)) {
           problems.push(`${fwhere}: routing key must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+          continue;
+        }
+        if (key === RESERVED_KEY) {
+          problems.push(`${fwhere}: "base" is reserved: the lane header could not tell this copy from base`);
           continue;
         }
         features.set(key, makeLane(name, key, parseTargets(targets, fwhere, problems)));

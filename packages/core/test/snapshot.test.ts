@@ -70,3 +70,24 @@ t.test('assertValidKey', async (t) => {
   t.equal(err.code, 'DEVSTACK_INVALID_KEY');
   t.match(err.message, '"Bad\\nKey"');
 });
+
+t.test('an empty base list and a copy keyed "base" are registry errors, with their paths', async (t) => {
+  const cases: { name: string; services: Record<string, unknown>; problem: string | undefined }[] = [
+    { name: 'empty base list', services: { orders: { base: [] } }, problem: 'services.orders.base: empty list: base needs at least one URL' },
+    { name: 'empty base list beside a copy', services: { orders: { base: [], features: { f: 'http://127.0.0.1:1' } } }, problem: 'services.orders.base: empty list: base needs at least one URL' },
+    { name: 'a copy keyed base', services: { orders: { base: 'http://127.0.0.1:1', features: { base: 'http://127.0.0.1:2' } } }, problem: 'services.orders.features.base: "base" is reserved: the lane header could not tell this copy from base' },
+    { name: 'one base URL', services: { orders: { base: 'http://127.0.0.1:1' } }, problem: undefined },
+    { name: 'a list of one', services: { orders: { base: ['http://127.0.0.1:1'] } }, problem: undefined },
+    { name: 'a key that only starts with base', services: { orders: { base: 'http://127.0.0.1:1', features: { base2: 'http://127.0.0.1:2' } } }, problem: undefined },
+  ];
+  for (const c of cases) {
+    if (c.problem === undefined) {
+      t.doesNotThrow(() => buildSnapshot({ services: c.services }), c.name);
+      continue;
+    }
+    const err = t.throws(() => buildSnapshot({ services: c.services }), c.name) as RegistryValidationError;
+    t.same(err.problems, [c.problem], c.name);
+  }
+  const both = t.throws(() => buildSnapshot({ services: { a: { base: [] }, b: { base: 'http://127.0.0.1:1', features: { base: 'http://127.0.0.1:2' } } } })) as RegistryValidationError;
+  t.equal(both.problems.length, 2, 'both problems are reported at once');
+});

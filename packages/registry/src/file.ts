@@ -28,6 +28,9 @@ export interface FileSourceOptions {
   persistent?: boolean;
 }
 
+/** What `FileSource.reload()` came to. */
+export type ReloadOutcome = 'published' | 'unchanged' | 'refused';
+
 /** Parses registry text into a snapshot; every problem (YAML syntax or content) at once. */
 export function parseRegistry(text: string, meta: { source: string; version?: number; createdAt?: number }): Snapshot {
   let data: unknown;
@@ -60,6 +63,8 @@ export class FileSource implements RegistrySource {
   readonly #errors = new Emitter<Error>();
   #snapshot: Snapshot | undefined;
   #lastText: string | undefined;
+  /** Why `#lastText` was refused, if it was. */
+  #lastError: Error | undefined;
   #watcher: FSWatcher | undefined;
   #timer: NodeJS.Timeout | undefined;
   #reading: Promise<void> = Promise.resolve();
@@ -98,10 +103,16 @@ export class FileSource implements RegistrySource {
     return this.#snapshot;
   }
 
-  /** Re-reads the file now; resolves once the result is published or refused. */
-  reload(): Promise<void> {
-    this.#reading = this.#reading.then(() => this.#reload());
-    return this.#reading;
+  /**
+   * Re-reads the file now (on SIGHUP, say) and resolves with what came of it: a new snapshot
+   * published, the same content as the current snapshot, or a refusal reported through `onError`
+   * with the last good snapshot kept. Unlike a watched change, an explicit reload of a file that
+   * is still invalid reports its problem again, so whoever asked sees why.
+   */
+  reload(): Promise<ReloadOutcome> {
+    const outcome = this.#reading.then(() => this.#reload(true));
+    this.#reading = outcome.then(() => undefined);
+    return outcome;
   }
 
   async close(): Promise<void> {
@@ -116,7 +127,9 @@ export class FileSource implements RegistrySource {
   #schedule(): void {
     if (this.#closed) return;
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => void this.reload(), this.#debounceMs);
+    this.#timer = setTimeout(() => {
+      this.#reading = this.#reading.then(() => this.#reload(false).then(() => undefined));
+    }, this.#debounceMs);
     this.#timer.unref();
   }
 
@@ -130,25 +143,33 @@ export class FileSource implements RegistrySource {
     }
   }
 
-  async #reload(): Promise<void> {
-    if (this.#closed || !this.#snapshot) return;
+  async #reload(explicit: boolean): Promise<ReloadOutcome> {
+    if (this.#closed || !this.#snapshot) return 'unchanged';
     let text: string;
     try {
       text = await this.#read();
     } catch (error) {
       // A file that is briefly missing mid-rename is not an error worth a snapshot change.
       this.#errors.emit(error as Error);
-      return;
+      return 'refused';
     }
-    if (text === this.#lastText || this.#closed) return;
+    if (this.#closed) return 'unchanged';
+    if (text === this.#lastText) {
+      if (!explicit || this.#lastError === undefined) return 'unchanged';
+      this.#errors.emit(this.#lastError);
+      return 'refused';
+    }
+    this.#lastText = text;
     try {
       const next = parseRegistry(text, { source: this.path, version: this.#snapshot.version + 1, createdAt: this.#now() });
-      this.#lastText = text;
+      this.#lastError = undefined;
       this.#snapshot = next;
       this.#snapshots.emit(next);
+      return 'published';
     } catch (error) {
-      this.#lastText = text;
+      this.#lastError = error as Error;
       this.#errors.emit(error as Error);
+      return 'refused';
     }
   }
 }

@@ -87,6 +87,35 @@ t.test('an invalid edit keeps the last good snapshot and says what is wrong', as
   t.equal(published, 1);
 });
 
+t.test('reload() re-reads now and says what came of it; a still-invalid file is reported again', async (t) => {
+  const dir = t.testdir({ 'registry.yaml': V1 });
+  const path = join(dir, 'registry.yaml');
+  // A long debounce keeps the watcher out of the way: only reload() reads the file here.
+  const source = new FileSource({ path, debounceMs: 60_000 });
+  t.teardown(() => source.close());
+  const first = await source.start();
+  t.equal(await source.reload(), 'unchanged');
+  t.equal(source.current(), first);
+
+  await writeFile(path, V1.replace('7102', '7104'));
+  t.equal(await source.reload(), 'published');
+  t.equal(source.current()?.version, 2);
+  t.equal(resolve(source.current()!, 'orders', 'feature2').lane?.ready[0]?.origin, 'http://127.0.0.1:7104');
+
+  const errors: Error[] = [];
+  source.onError((e) => errors.push(e));
+  await writeFile(path, 'services:\n  orders:\n    base: ftp://nope\n');
+  t.equal(await source.reload(), 'refused');
+  t.equal(await source.reload(), 'refused', 'asking again about the same bad file refuses again');
+  t.equal(errors.length, 2, 'and says why each time');
+  t.same((errors[1] as RegistryValidationError).problems, ['services.orders.base: "ftp://nope" must use http or https']);
+  t.equal(source.current()?.version, 2, 'the last good snapshot stays');
+
+  await writeFile(path, V1);
+  t.equal(await source.reload(), 'published');
+  t.equal(source.current()?.version, 3);
+});
+
 t.test('a missing or invalid file fails start with a clear error', async (t) => {
   const dir = t.testdir({ 'bad.yaml': 'services: 3\n', 'dup.yaml': 'services: {}\nservices: {}\n' });
   await t.rejects(new FileSource({ path: join(dir, 'missing.yaml') }).start(), RegistryFileError);

@@ -5,13 +5,14 @@ import { syncBuiltinESMExports } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { urlToHttpOptions } from 'node:url';
 import { diag } from '@opentelemetry/api';
-import { LANE_HEADER, type MutableHeaderBag } from '@devstack/core';
-import { outboundKey } from './context.js';
+import { LANE_HEADER, REFUSALS, upstreamFailure, type MutableHeaderBag } from '@devstack/core';
+import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey, headerBag } from './headers.js';
 import { normalizeHostname } from './hosts.js';
 import type { Route } from './router.js';
 import { runtime } from './runtime.js';
+import { unroutedRequest } from './unrouted.js';
 
 let warnedRendered = false;
 
@@ -49,10 +50,18 @@ function onRequestCreated(message: unknown): void {
 
 interface Routed {
   readonly route: Route;
-  readonly started: number;
+  responded: boolean;
+  counted: boolean;
 }
 
 const routed = new WeakMap<ClientRequest, Routed>();
+
+/** Counts a routed call once, when its response ends (or it fails): the meaning core's METRICS gives. */
+function count(r: Routed, status: number | 'aborted'): void {
+  if (r.counted) return;
+  r.counted = true;
+  runtime().metrics?.outbound(r.route.service, r.route.lane, status, (performance.now() - r.route.started) / 1000);
+}
 
 function onResponse(message: unknown): void {
   const { request, response } = message as { request: ClientRequest; response: IncomingMessage };
@@ -60,13 +69,18 @@ function onResponse(message: unknown): void {
   if (r === undefined) return;
   // Published before the app's 'response' listeners run, so the app sees what the sidecar would add.
   response.headers[LANE_HEADER] = r.route.lane;
-  runtime().metrics?.outbound(r.route.service, r.route.lane, response.statusCode ?? 0, (performance.now() - r.started) / 1000);
+  r.responded = true;
+  response.once('close', () => count(r, response.complete ? (response.statusCode ?? 0) : 'aborted'));
 }
 
 function onError(message: unknown): void {
   const { request, error } = message as { request: ClientRequest; error: Error & { code?: string } };
   const r = routed.get(request);
-  if (r !== undefined) runtime().metrics?.upstreamError(r.route.service, error.code ?? 'error');
+  if (r === undefined || r.counted) return;
+  const failure = upstreamFailure(error);
+  runtime().metrics?.upstreamError(r.route.service, failure.code);
+  // A failure once the response has started reaches the app as an aborted response.
+  count(r, r.responded ? 'aborted' : failure.status);
 }
 
 type RequestFn = (...args: unknown[]) => ClientRequest;
@@ -97,9 +111,9 @@ function plan(args: unknown[], moduleProtocol: 'http:' | 'https:'): Plan | undef
   const merged: RequestOptions = { ...fromUrl, ...options };
   const raw = merged.hostname ?? merged.host;
   if (typeof raw !== 'string' || merged.socketPath !== undefined) return undefined;
-  const service = normalizeHostname(raw);
-  if (!router.isService(service)) return undefined;
-  const route = router.route(service, outboundKey());
+  const service = router.serviceFor(normalizeHostname(raw));
+  if (service === undefined) return undefined;
+  const route = router.route(service, getRoutingKey());
   if (route === undefined) return undefined;
   const defaultPort = moduleProtocol === 'https:' ? 443 : 80;
   const port = merged.port === undefined || merged.port === null || merged.port === '' ? defaultPort : Number(merged.port);
@@ -108,7 +122,7 @@ function plan(args: unknown[], moduleProtocol: 'http:' | 'https:'): Plan | undef
   const cb = typeof callback === 'function' ? (callback as Callback) : undefined;
   const target = route.target;
   if (target === undefined) {
-    const error = new RoutingRejectedError(route.service, route.refusal ?? 'rejected');
+    const error = new RoutingRejectedError(route.service, route.refusal!);
     // The refusal arrives as the request's 'error' event, as a failed connection would.
     const lookup = (_h: string, _o: unknown, done: (e: Error) => void): void => done(error);
     return { protocol: moduleProtocol, options: { ...merged, headers, agent: false, lookup: lookup as RequestOptions['lookup'] }, callback: cb, route };
@@ -134,11 +148,11 @@ function routedFn(originals: Originals, moduleProtocol: 'http:' | 'https:', get:
       // Bad arguments get Node's own error from the original function, not one of ours.
       diag.debug(`devstack: node:http call left unrouted: ${(error as Error).message}`);
     }
-    if (p === undefined) return Reflect.apply(own, this, args);
+    if (p === undefined) return unroutedRequest(Reflect.apply(own, this, args));
     const send = p.protocol === 'https:' ? originals.httpsRequest : originals.httpRequest;
     const req = send(p.options, p.callback);
-    if (p.route.target !== undefined) routed.set(req, { route: p.route, started: performance.now() });
-    else runtime().metrics?.upstreamError(p.route.service, 'rejected');
+    if (p.route.target !== undefined) routed.set(req, { route: p.route, responded: false, counted: false });
+    else runtime().metrics?.outbound(p.route.service, p.route.lane, REFUSALS[p.route.refusal!].status, (performance.now() - p.route.started) / 1000);
     if (get) req.end();
     return req;
   };

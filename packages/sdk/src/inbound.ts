@@ -1,7 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context, diag, type Context } from '@opentelemetry/api';
-import fp from 'fastify-plugin';
-import type { FastifyPluginCallback } from 'fastify';
 import { ConfigError, LANE_HEADER, describeUntrusted, isValidKey, type HeaderBag } from '@devstack/core';
 import { contextWithRoutingKey, ensureContextManager } from './context.js';
 import { runtime } from './runtime.js';
@@ -38,7 +36,7 @@ export function extractRoutingContext(headers: HeaderBag, parent: Context = cont
 }
 
 /** Runs `next` in the request's routing context; event listeners added later run in it too. */
-function enter<T>(req: IncomingMessage, res: ServerResponse, lane: string | undefined, setLane: (lane: string) => void, next: () => T): T {
+export function enter<T>(req: IncomingMessage, res: ServerResponse, lane: string | undefined, setLane: (lane: string) => void, next: () => T): T {
   let ctx: Context;
   try {
     ensureContextManager();
@@ -76,22 +74,3 @@ export function routingMiddleware(options: InboundOptions = {}): (req: IncomingM
   const lane = options.lane;
   return (req, res, next) => enter(req, res, lane, rawLane(res), () => next());
 }
-
-const plugin: FastifyPluginCallback<InboundOptions> = (fastify, options, done) => {
-  try {
-    checkLane(options.lane, 'routingPlugin');
-  } catch (error) {
-    done(error as Error);
-    return;
-  }
-  const lane = options.lane;
-  fastify.addHook('onRequest', (request, reply, next) => {
-    enter(request.raw, reply.raw, lane, (l) => {
-      if (!reply.hasHeader(LANE_HEADER)) reply.header(LANE_HEADER, l);
-    }, () => next());
-  });
-  done();
-};
-
-/** Fastify plugin: `await app.register(routingPlugin, { lane })`. Applies to the whole app. */
-export const routingPlugin = fp(plugin, { fastify: '5.x', name: '@devstack/sdk' });

@@ -1,7 +1,7 @@
 export { init } from './init.js';
 export type { InitOptions, DevstackSdk } from './init.js';
 export { getRoutingKey, withRoutingKey, contextWithRoutingKey, ensureContextManager, isAllowedHost } from './context.js';
-export { extractRoutingContext, withRouting, routingMiddleware, routingPlugin } from './inbound.js';
+export { extractRoutingContext, withRouting, routingMiddleware } from './inbound.js';
 export type { InboundOptions } from './inbound.js';
 export { injectRoutingKey } from './headers.js';
 export { routingInterceptor } from './undici.js';
@@ -16,4 +16,4 @@ export {
   resolveQueueName,
 } from './messages.js';
 export type { SqsAttribute, SqsAttributes, KafkaHeaders } from './messages.js';
-export { RoutingRejectedError } from './errors.js';
+export { RoutingRejectedError, RegistryUnavailableError } from './errors.js';

@@ -6,6 +6,8 @@ import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
 import { installHttp } from './http.js';
 import { checkLane } from './inbound.js';
 import { createMetrics } from './metrics.js';
+import { checkInitOptions } from './options.js';
+import { watchReadiness } from './ready.js';
 import { Router } from './router.js';
 import { defaultRuntime, setRuntime } from './runtime.js';
 import { installUndici } from './undici.js';
@@ -31,7 +33,11 @@ export interface InitOptions extends HostPolicyOptions {
 export interface DevstackSdk {
   /** Proxyless mode is on. */
   readonly proxyless: boolean;
-  /** Resolves true once proxyless routing has a snapshot (false if the registry failed: see `diag`). */
+  /**
+   * Proxyless mode: resolves true once routing has a snapshot, and rejects with a
+   * RegistryUnavailableError (`DEVSTACK_REGISTRY_UNAVAILABLE`, `cause`: the source's error) if the
+   * first one cannot be loaded. Without a registry it resolves false.
+   */
   readonly ready: Promise<boolean>;
   /** Removes every hook, restores the defaults and closes a registry file source it opened. */
   close(): Promise<void>;
@@ -45,6 +51,7 @@ let active: DevstackSdk | undefined;
  * throw a ConfigError here, at start-up; nothing after that throws into the app.
  */
 export function init(options: InitOptions = {}): DevstackSdk {
+  checkInitOptions(options);
   if (active !== undefined) {
     diag.warn('devstack: init() was already called; the first configuration stays in force');
     return active;
@@ -59,20 +66,12 @@ export function init(options: InitOptions = {}): DevstackSdk {
   const allowed = createHostPolicy(options, () => router?.hosts() ?? noHosts);
   const owned = typeof options.registry === 'string' ? new FileSource({ path: options.registry, persistent: false }) : undefined;
   const source = owned ?? (options.registry as RegistrySource | undefined);
-  if (source !== undefined) router = new Router(source, { strict: options.strict, onSnapshot: (s) => metrics?.snapshot(s) });
-  setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics });
+  if (source !== undefined) router = new Router(source, { strict: options.strict, defaultKey: lane === 'base' ? undefined : lane, onSnapshot: (s) => metrics?.snapshot(s) });
+  setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
   ensureContextManager();
+  const readiness = watchReadiness(router, owned !== undefined ? String(options.registry) : `the ${source?.kind ?? ''} source`);
   const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined)];
-  const ready =
-    router === undefined
-      ? Promise.resolve(false)
-      : router.start().then(
-          () => true,
-          (error: Error) => {
-            diag.error(`devstack: proxyless routing has no registry snapshot: ${error.message}`);
-            return false;
-          },
-        );
+  const { ready } = readiness;
   const routing = router;
   const sdk: DevstackSdk = {
     proxyless: router !== undefined,

@@ -1,10 +1,11 @@
 import { createRequire } from 'node:module';
 import { diag } from '@opentelemetry/api';
-import { METRICS, type Snapshot } from '@devstack/core';
+import { DURATION_BUCKETS, METRICS, type Snapshot } from '@devstack/core';
 
 /** The subset of the sidecar's metrics that an in-process router can observe. */
 export interface Metrics {
-  outbound(service: string, lane: string, status: number, seconds: number): void;
+  /** One routed call, counted when its response ends (see METRICS in core for the meaning). */
+  outbound(service: string, lane: string, status: number | 'aborted', seconds: number): void;
   upstreamError(service: string, code: string): void;
   invalidKey(direction: 'inbound' | 'outbound', carrier: string, problem: string): void;
   snapshot(snapshot: Snapshot): void;
@@ -17,7 +18,7 @@ interface PromRegistry {
 interface PromClient {
   Counter: new (config: { name: string; help: string; labelNames: string[]; registers: unknown[] }) => unknown;
   Gauge: new (config: { name: string; help: string; labelNames?: string[]; registers: unknown[] }) => unknown;
-  Histogram: new (config: { name: string; help: string; labelNames: string[]; registers: unknown[] }) => unknown;
+  Histogram: new (config: { name: string; help: string; labelNames: string[]; buckets?: readonly number[]; registers: unknown[] }) => unknown;
 }
 
 interface Inc {
@@ -46,11 +47,12 @@ export function createMetrics(registry: unknown): Metrics | undefined {
   function metric<T>(kind: 'Counter' | 'Gauge' | 'Histogram', name: string, help: string, labelNames: string[]): T {
     const existing = reg.getSingleMetric(name);
     if (existing !== undefined) return existing as T;
-    return new prom[kind]({ name, help, labelNames, registers: [registry] }) as T;
+    const buckets = kind === 'Histogram' ? { buckets: [...DURATION_BUCKETS] } : {};
+    return new prom[kind]({ name, help, labelNames, ...buckets, registers: [registry] }) as T;
   }
-  const requests = metric<Inc>('Counter', METRICS.requests, 'Requests routed by devstack', ['direction', 'service', 'lane', 'status']);
-  const duration = metric<Observe>('Histogram', METRICS.duration, 'Time to response headers, seconds', ['direction', 'service', 'lane']);
-  const errors = metric<Inc>('Counter', METRICS.upstreamErrors, 'Calls that got no response', ['direction', 'service', 'code']);
+  const requests = metric<Inc>('Counter', METRICS.requests, 'Requests handled, by direction, logical service, lane and status', ['direction', 'service', 'lane', 'status']);
+  const duration = metric<Observe>('Histogram', METRICS.duration, 'Time from request received to response finished, in seconds', ['direction', 'service', 'lane']);
+  const errors = metric<Inc>('Counter', METRICS.upstreamErrors, 'Failed upstream attempts, by error code', ['direction', 'service', 'code']);
   const invalid = metric<Inc>('Counter', METRICS.invalidKeys, 'Routing keys ignored as invalid', ['direction', 'carrier', 'problem']);
   const services = metric<Set0>('Gauge', METRICS.registryServices, 'Logical services in the current snapshot', []);
   const updated = metric<Set0>('Gauge', METRICS.registryLastUpdate, 'Unix time of the current snapshot, seconds', []);

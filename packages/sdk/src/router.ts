@@ -1,5 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { resolve, type Decision, type Snapshot, type Target } from '@devstack/core';
+import { NO_LANE, REFUSALS, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type Snapshot, type Target } from '@devstack/core';
 import type { RegistrySource } from '@devstack/registry';
 import { normalizeHostname } from './hosts.js';
 
@@ -11,14 +11,19 @@ export interface ParsedTarget {
 }
 
 export interface Route {
+  /** The registry service the call is for. */
   readonly service: string;
+  /** The key the call carries on (the context's, else the default key). */
+  readonly key: string | undefined;
   readonly decision: Decision;
   /** Where to send the call; undefined when it must be refused (strict mode, no ready target). */
   readonly target: ParsedTarget | undefined;
-  /** What the lane response header says: `base` or the key. */
+  /** What the lane response header says: `base`, the key, or `none`. */
   readonly lane: string;
-  /** Why a refused call was refused. */
-  readonly refusal: string | undefined;
+  /** Why a refused call was refused; its status and code are in core's REFUSALS. */
+  readonly refusal: Refusal | undefined;
+  /** When the call was routed (performance.now()), for the duration metric. */
+  readonly started: number;
 }
 
 const parsed = new WeakMap<Target, ParsedTarget>();
@@ -49,23 +54,37 @@ function hostsOf(snapshot: Snapshot): Set<string> {
   return hosts;
 }
 
+const NO_KEY: KeyReading = Object.freeze({ key: undefined, carrier: undefined, problem: undefined });
+
+export interface RouterOptions {
+  strict?: boolean | undefined;
+  /** The copy's own key, for calls made with no key in context. */
+  defaultKey?: string | undefined;
+  /** Kubernetes cluster domain of `<service>.<namespace>.svc.<domain>` names. */
+  clusterDomain?: string | undefined;
+  onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
+}
+
 /**
- * Proxyless routing: the sidecar's outbound decision made in-process from the same registry
- * source and the same `resolve`. Holds the latest snapshot; everything derived from a snapshot is
+ * Proxyless routing: the sidecar's outbound routing step (core's `routeStep`), made in-process
+ * from the same registry source. Holds the latest snapshot; everything derived from a snapshot is
  * computed when it arrives, not per call.
  */
 export class Router {
   readonly source: RegistrySource;
   readonly strict: boolean;
+  readonly #step: { strict: boolean; defaultKey: string | undefined };
+  readonly #clusterDomain: string;
   #snapshot: Snapshot | undefined;
   #hosts: ReadonlySet<string> = new Set();
-  #next = 0;
   readonly #unsubscribe: Array<() => void> = [];
   readonly #onSnapshot: ((snapshot: Snapshot) => void) | undefined;
 
-  constructor(source: RegistrySource, options: { strict?: boolean; onSnapshot?: (snapshot: Snapshot) => void } = {}) {
+  constructor(source: RegistrySource, options: RouterOptions = {}) {
     this.source = source;
     this.strict = options.strict ?? false;
+    this.#step = { strict: this.strict, defaultKey: options.defaultKey };
+    this.#clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#onSnapshot = options.onSnapshot;
     this.#unsubscribe.push(
       source.subscribe((s) => this.#use(s)),
@@ -90,22 +109,32 @@ export class Router {
     return this.#hosts;
   }
 
-  /** Whether calls to `hostname` (lower-case, no port) are routed. */
-  isService(hostname: string): boolean {
-    return this.#snapshot?.services.has(hostname) ?? false;
+  /**
+   * The registry service a hostname (lower-case, no port) names, as the sidecar reads a Host:
+   * `orders` or `orders.<namespace>.svc[.<cluster domain>]`. Undefined: the call is not routed.
+   */
+  serviceFor(hostname: string): string | undefined {
+    const snapshot = this.#snapshot;
+    return snapshot === undefined ? undefined : serviceForAuthority(snapshot, hostname, this.#clusterDomain);
   }
 
+  /** Routes a call to `service` made with `key` in context (undefined: none). */
   route(service: string, key: string | undefined): Route | undefined {
     const snapshot = this.#snapshot;
     if (snapshot === undefined) return undefined;
-    const decision = resolve(snapshot, service, key, { strict: this.strict });
-    const lane = decision.lane?.name ?? 'base';
-    if (decision.outcome === 'reject') return { service, decision, target: undefined, lane, refusal: decision.reason };
-    const ready = decision.lane!.ready;
-    if (ready.length === 0) return { service, decision, target: undefined, lane, refusal: 'no-ready-target' };
-    const target = ready.length === 1 ? ready[0]! : ready[this.#next++ % ready.length]!;
-    if (this.#next > 0x3fffffff) this.#next = 0;
-    return { service, decision, target: parseTarget(target), lane, refusal: undefined };
+    const reading = key === undefined ? NO_KEY : { key, carrier: 'baggage' as const, problem: undefined };
+    const out = { service: undefined as string | undefined, reading: undefined as KeyReading | undefined, key: undefined as string | undefined, decision: undefined as Decision | undefined, lane: NO_LANE, target: undefined as Target | undefined, refusal: undefined as Refusal | undefined };
+    routeStep(snapshot, service, reading, this.#step, out);
+    if (out.service === undefined || out.decision === undefined) return undefined;
+    return {
+      service: out.service,
+      key: out.key,
+      decision: out.decision,
+      target: out.target === undefined ? undefined : parseTarget(out.target),
+      lane: out.lane,
+      refusal: out.refusal,
+      started: performance.now(),
+    };
   }
 
   close(): void {
@@ -117,4 +146,9 @@ export class Router {
     this.#snapshot = snapshot;
     this.#onSnapshot?.(snapshot);
   }
+}
+
+/** The status and code a refused call reports (a refusal the sidecar would answer with). */
+export function refusalOf(route: Route): (typeof REFUSALS)[Refusal] | undefined {
+  return route.refusal === undefined ? undefined : REFUSALS[route.refusal];
 }

@@ -16,6 +16,8 @@ export interface Runtime {
   readonly allowed: HostPredicate;
   readonly router: Router | undefined;
   readonly metrics: Metrics | undefined;
+  /** Proxyless mode before its first snapshot: the error for a call to `host` that found no address. */
+  readonly unrouted: (host: string) => Error | undefined;
 }
 
 const NO_HOSTS: ReadonlySet<string> = new Set();
@@ -28,6 +30,7 @@ export function defaultRuntime(): Runtime {
     allowed: createHostPolicy({}, () => NO_HOSTS),
     router: undefined,
     metrics: undefined,
+    unrouted: () => undefined,
   };
 }
 

@@ -2,14 +2,15 @@ import dc from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
 import { diag } from '@opentelemetry/api';
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
-import { LANE_HEADER } from '@devstack/core';
-import { outboundKey } from './context.js';
+import { LANE_HEADER, REFUSALS, upstreamFailure } from '@devstack/core';
+import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey, headerBag, rewriteFlat } from './headers.js';
 import { normalizeHostname } from './hosts.js';
 import type { Metrics } from './metrics.js';
 import type { Route } from './router.js';
 import { runtime } from './runtime.js';
+import { unroutedHandler } from './unrouted.js';
 
 interface OriginInfo {
   /** Lower-case hostname, no brackets: what the allow-list and the registry are asked about. */
@@ -101,8 +102,9 @@ function withLane(raw: Buffer[], lane: string): Buffer[] {
 
 /**
  * The app's handler, seeing the routed lane in `x-devstack-lane` as it would behind the sidecar,
- * and feeding the sidecar's metrics. Only the methods the app's handler has are offered, so undici
- * still tells its legacy and current handler styles apart.
+ * and feeding the sidecar's metrics: one count when the response ends or fails (core's METRICS).
+ * Only the methods the app's handler has are offered, so undici still tells its legacy and current
+ * handler styles apart.
  */
 function routedHandler(handler: Handler, route: Route, metrics: Metrics | undefined): Handler {
   const out: Record<string, unknown> = {};
@@ -110,22 +112,34 @@ function routedHandler(handler: Handler, route: Route, metrics: Metrics | undefi
     const fn = handler[m];
     if (typeof fn === 'function') out[m] = fn.bind(handler);
   }
-  const started = performance.now();
-  const record = (status: number): void => {
-    if (status >= 200) metrics?.outbound(route.service, route.lane, status, (performance.now() - started) / 1000);
+  let status = 0;
+  let counted = false;
+  const record = (final: number | 'aborted'): void => {
+    if (counted) return;
+    counted = true;
+    metrics?.outbound(route.service, route.lane, final, (performance.now() - route.started) / 1000);
   };
-  const failed = (error: Error): void => metrics?.upstreamError(route.service, (error as { code?: string }).code ?? 'error');
+  const failed = (error: Error): void => {
+    if (counted) return;
+    const failure = upstreamFailure(error);
+    metrics?.upstreamError(route.service, failure.code);
+    record(status >= 200 ? 'aborted' : failure.status);
+  };
   if (out['onHeaders'] !== undefined) {
-    out['onHeaders'] = (status: number, raw: Buffer[], resume: () => void, text: string) => {
-      record(status);
-      return handler.onHeaders!(status, withLane(raw, route.lane), resume, text);
+    out['onHeaders'] = (code: number, raw: Buffer[], resume: () => void, text: string) => {
+      if (code >= 200) status = code;
+      return handler.onHeaders!(code, withLane(raw, route.lane), resume, text);
     };
   }
   if (out['onResponseStart'] !== undefined) {
-    out['onResponseStart'] = (c: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[]>, text?: string) => {
-      record(status);
-      return handler.onResponseStart!(c, status, { ...headers, [LANE_HEADER]: route.lane }, text);
+    out['onResponseStart'] = (c: Dispatcher.DispatchController, code: number, headers: Record<string, string | string[]>, text?: string) => {
+      if (code >= 200) status = code;
+      return handler.onResponseStart!(c, code, { ...headers, [LANE_HEADER]: route.lane }, text);
     };
+  }
+  if (out['onComplete'] !== undefined) out['onComplete'] = (trailers: unknown) => (record(status), handler.onComplete!(trailers as never));
+  if (out['onResponseEnd'] !== undefined) {
+    out['onResponseEnd'] = (c: Dispatcher.DispatchController, trailers: Record<string, string | string[]>) => (record(status), handler.onResponseEnd!(c, trailers));
   }
   if (out['onError'] !== undefined) out['onError'] = (e: Error) => (failed(e), handler.onError!(e));
   if (out['onResponseError'] !== undefined) {
@@ -140,22 +154,23 @@ type Plan = { opts: Dispatcher.DispatchOptions; handler: Handler } | { error: Er
 
 function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefined {
   const rt = runtime();
-  const key = outboundKey();
   const info = originInfo(opts.origin);
   if (info === undefined) return undefined;
-  const route = rt.router?.isService(info.hostname) ? rt.router.route(info.hostname, key) : undefined;
+  const service = rt.router?.serviceFor(info.hostname);
+  const route = service === undefined ? undefined : rt.router!.route(service, getRoutingKey());
   if (route === undefined) {
+    const key = outboundKey();
     if (key === undefined) return undefined;
     const headers = applyKey(headerBag(opts.headers), rt.codec, rt.allowed(info.hostname) ? key : undefined);
     return { opts: { ...opts, headers: headers as UndiciHeaderRecord }, handler };
   }
   if (route.target === undefined) {
-    rt.metrics?.upstreamError(route.service, 'rejected');
-    return { error: new RoutingRejectedError(route.service, route.refusal ?? 'rejected') };
+    rt.metrics?.outbound(route.service, route.lane, REFUSALS[route.refusal!].status, (performance.now() - route.started) / 1000);
+    return { error: new RoutingRejectedError(route.service, route.refusal!) };
   }
   const headers = headerBag(opts.headers);
   headers['host'] ??= info.host;
-  if (key !== undefined) rt.codec.write(headers, key);
+  if (route.key !== undefined) rt.codec.write(headers, route.key);
   return { opts: { ...opts, origin: route.target.origin, headers: headers as UndiciHeaderRecord }, handler: routedHandler(handler, route, rt.metrics) };
 }
 
@@ -174,12 +189,12 @@ export function routingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
       } catch (error) {
         diag.error(`devstack: undici call left unrouted: ${(error as Error).message}`);
       }
-      if (p === undefined) return dispatch(opts, handler);
+      if (p === undefined) return dispatch(opts, unroutedHandler(opts, handler));
       if ('error' in p) {
         fail(handler as Handler, p.error);
         return true;
       }
-      return dispatch(p.opts, p.handler);
+      return dispatch(p.opts, p.handler === handler ? unroutedHandler(p.opts, handler) : p.handler);
     };
 }
 

@@ -10,7 +10,8 @@ import express from 'express';
 import Fastify from 'fastify';
 import { request as undiciRequest, type Dispatcher } from 'undici';
 import { baggageValues } from '@devstack/core';
-import { getRoutingKey, routingMiddleware, routingPlugin, withRouting } from '@devstack/sdk';
+import { getRoutingKey, routingMiddleware, withRouting } from '@devstack/sdk';
+import { routingPlugin } from '@devstack/sdk/fastify';
 
 export interface Hop {
   service: string;

@@ -140,7 +140,8 @@ t.test('strict mode refuses an unknown key through the error path, never a throw
       req.on('error', resolve);
     });
     t.type(httpError, RoutingRejectedError, 'http.get emits it as an error event');
-    t.equal((httpError as RoutingRejectedError).code, 'DEVSTACK_ROUTE_REJECTED');
+    t.equal((httpError as RoutingRejectedError).code, 'DEVSTACK_NO_FEATURE_COPY', 'the code the sidecar answers with');
+    t.equal((httpError as RoutingRejectedError).status, 503, 'and its status');
   });
   const ok = await withRoutingKey('feature1', () => fetch('http://a/'));
   t.equal(ok.status, 200, 'keys with copies still route');

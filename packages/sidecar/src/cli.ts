@@ -25,7 +25,8 @@ async function main(): Promise<number> {
   const { config } = parsed;
   const log = createLogger(config.logLevel);
   const stopTracing = tracingRequested(process.env) ? await startTracing(log) : undefined;
-  const sidecar = new Sidecar({ ...config, source: new FileSource({ path: config.registry }), logger: log, tracing: stopTracing !== undefined });
+  const source = new FileSource({ path: config.registry });
+  const sidecar = new Sidecar({ ...config, source, logger: log, tracing: stopTracing !== undefined });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -45,14 +46,23 @@ async function main(): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // SIGHUP would end the process with requests in flight; it means "read the registry again".
+  // A refused file is logged and counted by the sidecar, which keeps the last good snapshot.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    source.reload().then(
+      (outcome) => log.info('registry reload', { signal: 'SIGHUP', outcome }),
+      (error: Error) => log.error('registry reload failed', { signal: 'SIGHUP', error: error.message }),
+    );
+  });
 
   try {
     await sidecar.start();
   } catch (error) {
-    const e = error as Error;
-    process.stderr.write(`devstack-sidecar: ${e.message}\n`);
-    await sidecar.close().catch(() => undefined);
-    return 1;
+    // Nothing was serving yet: say why once and leave, without the shutdown path (and its
+    // `stopped` line) for a start that never happened. What did open dies with the process.
+    process.stderr.write(`devstack-sidecar: ${(error as Error).message}\n`);
+    process.exit(1);
   }
   log.info('ready', { addresses: sidecar.addresses });
   return -1;

@@ -26,6 +26,7 @@ Listeners (at least one; port 0 picks a free port and logs it)
   --drop-client-keys        edge: ignore keys in client headers (Host only)  DEVSTACK_DROP_CLIENT_KEYS
   --admin-port PORT         /healthz /readyz /metrics /routes /resolve       DEVSTACK_ADMIN_PORT
   --admin-host ADDR         default 0.0.0.0                                  DEVSTACK_ADMIN_HOST
+  --admin-expose-routes     /routes and /resolve to every client, not only loopback  DEVSTACK_ADMIN_EXPOSE_ROUTES
 
 Routing
   --default-key KEY         key for calls that arrive without one (a feature copy's own key)  DEVSTACK_DEFAULT_KEY
@@ -40,11 +41,20 @@ Limits (milliseconds, bytes)
   --idle-timeout MS         between upstream body chunks, default 60000      DEVSTACK_IDLE_TIMEOUT
   --shutdown-timeout MS     in-flight grace after SIGTERM, default 25000     DEVSTACK_SHUTDOWN_TIMEOUT
   --max-header-size BYTES   default 32768; larger requests get 431           DEVSTACK_MAX_HEADER_SIZE
+  --request-headers-timeout MS  a client's request headers, default 10000 (then 408)
+                                                                             DEVSTACK_REQUEST_HEADERS_TIMEOUT
+  --request-body-timeout MS     no request body byte from the client, default 30000 (then 408)
+                                                                             DEVSTACK_REQUEST_BODY_TIMEOUT
+  --response-drain-timeout MS   the client reads none of the response, default 30000 (then cut)
+                                                                             DEVSTACK_RESPONSE_DRAIN_TIMEOUT
 
 Other
   --log-level LEVEL         debug, info, warn, error, silent (default info)  DEVSTACK_LOG_LEVEL
   -h, --help                this text
   -v, --version             the version
+
+Signals: SIGTERM or SIGINT drain and stop; SIGHUP reads the registry file again now
+(an invalid file is logged and the last good registry kept; requests in flight go on).
 
 Tracing starts when the standard OpenTelemetry environment asks for an exporter
 (OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
@@ -64,9 +74,9 @@ export type ParseResult = { kind: 'help' } | { kind: 'version' } | { kind: 'conf
 const STRING_FLAGS = [
   'registry', 'outbound-port', 'outbound-host', 'inbound-port', 'inbound-host', 'app-port', 'app-host', 'edge-port', 'edge-host',
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
-  'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level',
+  'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
 ] as const;
-const BOOLEAN_FLAGS = ['strict', 'drop-client-keys'] as const;
+const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes'] as const;
 
 function envName(flag: string): string {
   return `DEVSTACK_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -89,7 +99,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       },
     });
   } catch (error) {
-    return { kind: 'error', problems: [(error as Error).message] };
+    // parseArgs explains some mistakes over several lines: one problem stays one line.
+    return { kind: 'error', problems: [(error as Error).message.split('\n').join(' ')] };
   }
   const values = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (values['help']) return { kind: 'help' };
@@ -131,11 +142,12 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (outboundPort !== undefined) config.outbound = { port: outboundPort, ...opt('host', str('outbound-host')) };
   const inboundPort = port('inbound-port');
   const appPort = port('app-port');
+  // A flag that was given but is invalid has its own problem line; it is not also reported missing.
   if (inboundPort !== undefined) {
-    if (appPort === undefined) problems.push('--app-port (DEVSTACK_APP_PORT): required with --inbound-port');
+    if (appPort === undefined && str('app-port') === undefined) problems.push('--app-port (DEVSTACK_APP_PORT): required with --inbound-port');
     else if (appPort === 0) problems.push('--app-port (DEVSTACK_APP_PORT): must be the app\'s real port, not 0');
-    else config.inbound = { port: inboundPort, appPort, ...opt('host', str('inbound-host')), ...opt('appHost', str('app-host')) };
-  } else if (appPort !== undefined) {
+    else if (appPort !== undefined) config.inbound = { port: inboundPort, appPort, ...opt('host', str('inbound-host')), ...opt('appHost', str('app-host')) };
+  } else if (appPort !== undefined && str('inbound-port') === undefined) {
     problems.push('--app-port (DEVSTACK_APP_PORT): only used with --inbound-port');
   }
   const edgePort = port('edge-port');
@@ -147,8 +159,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (entry !== undefined && domains.length > 0) config.edge = { port: edgePort, domains, entry, dropClientKeys, ...opt('host', str('edge-host')) };
   }
   const adminPort = port('admin-port');
-  if (adminPort !== undefined) config.admin = { port: adminPort, ...opt('host', str('admin-host')) };
-  if (outboundPort === undefined && inboundPort === undefined && edgePort === undefined) {
+  const exposeRoutes = bool('admin-expose-routes');
+  if (adminPort !== undefined) config.admin = { port: adminPort, ...opt('host', str('admin-host')), ...(exposeRoutes ? { exposeRoutes } : {}) };
+  if (str('outbound-port') === undefined && str('inbound-port') === undefined && str('edge-port') === undefined) {
     problems.push('no listener: give at least one of --outbound-port, --inbound-port or --edge-port');
   }
 
@@ -167,6 +180,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     opt('idleTimeoutMs', int('idle-timeout', 1, 3_600_000)),
     opt('shutdownTimeoutMs', int('shutdown-timeout', 0, 3_600_000)),
     opt('maxHeaderSize', int('max-header-size', 1024, 1_048_576)),
+    opt('requestHeadersTimeoutMs', int('request-headers-timeout', 1, 3_600_000)),
+    opt('requestBodyTimeoutMs', int('request-body-timeout', 1, 3_600_000)),
+    opt('responseDrainTimeoutMs', int('response-drain-timeout', 1, 3_600_000)),
   );
   try {
     createKeyCodec({ name: config.keyName, domains });

@@ -5,13 +5,17 @@ import { DevstackError, LANE_HEADER } from '@devstack/core';
 export const PROXY_ERRORS = Object.freeze({
   DEVSTACK_BAD_REQUEST: 400,
   DEVSTACK_DUPLICATE_HOST: 400,
+  DEVSTACK_INVALID_HOPS: 400,
   DEVSTACK_MISSING_HOST: 400,
+  DEVSTACK_FORBIDDEN: 403,
   DEVSTACK_UNKNOWN_SERVICE: 404,
   DEVSTACK_UNKNOWN_HOST: 404,
   DEVSTACK_NOT_FOUND: 404,
   DEVSTACK_METHOD_NOT_ALLOWED: 405,
+  DEVSTACK_CLIENT_TIMEOUT: 408,
   DEVSTACK_EXPECTATION_FAILED: 417,
   DEVSTACK_HEADERS_TOO_LARGE: 431,
+  DEVSTACK_INTERNAL: 500,
   DEVSTACK_UPSTREAM_UNREACHABLE: 502,
   DEVSTACK_UPSTREAM_RESET: 502,
   DEVSTACK_UPSTREAM_ERROR: 502,
@@ -53,20 +57,23 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, message: st
   res.end(body);
 }
 
-/** A raw HTTP/1.1 error answer for sockets the HTTP server could not parse or upgrade. */
+/** A raw HTTP/1.1 error answer for sockets the HTTP server could not parse or upgrade; no lane was chosen. */
 export function rawErrorResponse(code: ProxyErrorCode, message: string): string {
   const body = errorBody(code, message);
   const status = PROXY_ERRORS[code];
   const reason = STATUS_TEXT[status] ?? 'Error';
-  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${LANE_HEADER}: none\r\ncache-control: no-store\r\nconnection: close\r\n\r\n${body}`;
 }
 
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   417: 'Expectation Failed',
   431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Decision, KeyReading, MutableHeaderBag, Target } from '@devstack/core';
+import type { Decision, KeyReading, MutableHeaderBag, Refusal, RouteFields, Target } from '@devstack/core';
 import { sendError, type ProxyErrorCode } from './errors.js';
 
 export type Direction = 'outbound' | 'inbound' | 'edge';
@@ -9,7 +9,7 @@ export type Direction = 'outbound' | 'inbound' | 'edge';
  * `next()`; a stage that answers the request itself simply does not call `next()`.
  * One object per request and no closures: the pipeline allocates nothing else of its own.
  */
-export class Exchange {
+export class Exchange implements RouteFields {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly direction: Direction;
@@ -29,24 +29,52 @@ export class Exchange {
   target: Target | undefined = undefined;
   /** What the lane response header says: `base`, a key, or `none` before a lane is chosen. */
   lane = 'none';
+  /** Why the routing step refused the request, if it did. */
+  refusal: Refusal | undefined = undefined;
   /** Set when the sidecar answered with an error instead of the upstream's response. */
   errorCode: ProxyErrorCode | undefined = undefined;
   attempts = 0;
   readonly #stages: readonly Stage[];
+  readonly #onFault: FaultHandler | undefined;
   #index = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, direction: Direction, stages: readonly Stage[]) {
+  constructor(req: IncomingMessage, res: ServerResponse, direction: Direction, stages: readonly Stage[], onFault?: FaultHandler) {
     this.req = req;
     this.res = res;
     this.direction = direction;
     this.started = performance.now();
     this.path = req.url ?? '/';
     this.#stages = stages;
+    this.#onFault = onFault;
   }
 
   next(): void {
     const stage = this.#stages[this.#index++];
-    if (stage !== undefined) stage(this);
+    if (stage === undefined) return;
+    // Each stage runs inside the previous stage's next(): a throw is caught once, at the nearest level.
+    try {
+      stage(this);
+    } catch (error) {
+      this.fault(error);
+    }
+  }
+
+  /**
+   * A stage, or a callback working for one, threw: this request gets a 500 (or loses its
+   * connection once its response has begun); the listener and every other exchange go on.
+   */
+  fault(error: unknown): void {
+    this.errorCode = 'DEVSTACK_INTERNAL';
+    try {
+      this.#onFault?.(this, error);
+    } catch {
+      // Reporting a fault must not become a second one.
+    }
+    try {
+      sendError(this.res, 'DEVSTACK_INTERNAL', 'the sidecar failed on this request', this.lane);
+    } catch {
+      this.res.destroy();
+    }
   }
 
   fail(code: ProxyErrorCode, message: string): void {
@@ -60,8 +88,11 @@ export type Stage = (ex: Exchange) => void;
 
 export type Pipeline = (req: IncomingMessage, res: ServerResponse) => void;
 
+/** Told about every fault (to log and count it); the exchange answers it itself. */
+export type FaultHandler = (ex: Exchange, error: unknown) => void;
+
 /** Runs stages in order for every request (like undici's `compose` for interceptors). */
-export function compose(direction: Direction, stages: readonly Stage[]): Pipeline {
+export function compose(direction: Direction, stages: readonly Stage[], onFault?: FaultHandler): Pipeline {
   const frozen = Object.freeze([...stages]);
-  return (req, res) => new Exchange(req, res, direction, frozen).next();
+  return (req, res) => new Exchange(req, res, direction, frozen, onFault).next();
 }

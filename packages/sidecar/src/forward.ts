@@ -1,9 +1,9 @@
 import type { Dispatcher } from 'undici';
-import { LANE_HEADER } from '@devstack/core';
+import { LANE_HEADER, nextTarget } from '@devstack/core';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
-import { nextTarget } from './route.js';
+import { canSendTrailers, forwardWithTrailers, sendsTrailers, type TrailerPathOptions } from './trailers.js';
 
 /** undici and socket error codes, mapped to the sidecar's answer; `retry` marks failures before any byte was sent. */
 const UPSTREAM_ERRORS: Record<string, { code: ProxyErrorCode; retry: boolean }> = {
@@ -27,6 +27,8 @@ export interface ForwardOptions {
   onUpstreamError?: ((ex: Exchange, code: ProxyErrorCode, error: Error) => void) | undefined;
   /** True once shutdown has begun: responses then close their connection. */
   draining?: () => boolean;
+  /** Upstream silence that fails a request sent outside undici (one with trailers). Default 60000. */
+  idleTimeoutMs?: number | undefined;
 }
 
 function hasBody(ex: Exchange): boolean {
@@ -47,6 +49,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #remaining = -1;
   /** The last chunk of a response whose length is known, sent with `end()` in one call. */
   #last: Buffer | undefined;
+  /** True while undici's dispatch() runs: an error then is undici refusing the request before any I/O. */
+  dispatching = true;
 
   constructor(ex: Exchange, forward: Forwarder) {
     this.#ex = ex;
@@ -55,22 +59,29 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    if (this.#ex.attempts === 1) {
-      const { res } = this.#ex;
-      res.on('close', () => {
-        if (!res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
-      });
-    }
+    const { res } = this.#ex;
+    // A request that waited in the pool may start after its client left: nobody wants its answer.
+    if (res.destroyed) return controller.abort(new Error('client closed the connection'));
+    // Bound per attempt, so a client that leaves aborts the retry too, not the finished first try.
+    res.once('close', this.#onClientClose);
   }
 
-  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  readonly #onClientClose = (): void => {
+    if (!this.#ex.res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
+  };
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (statusCode < 200) return;
+    // The sidecar answered already (a client that stalled got its 408): this answer has no taker.
+    if (this.#ex.res.headersSent) return controller.abort(new Error('the client was answered already'));
     this.#responded = true;
     const ex = this.#ex;
     const list = responseHeaderList(headers, LANE_HEADER, ex.lane);
     if (this.#forward.draining()) list.push('connection', 'close');
     const length = headers['content-length'];
     if (typeof length === 'string') this.#remaining = Number(length);
+    const trailer = headers['trailer'];
+    if (trailer !== undefined && canSendTrailers(ex, statusCode, length !== undefined)) list.push('trailer', String(trailer));
     ex.res.writeHead(statusCode, list);
   }
 
@@ -85,17 +96,26 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#ex.res.once('drain', () => this.#controller?.resume());
   }
 
-  onResponseEnd(): void {
-    this.#ex.res.end(this.#last);
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
+    const { res } = this.#ex;
+    // Only a chunked answer has room for trailers; anything else could not carry them anyway.
+    if (res.chunkedEncoding && hasAny(trailers)) res.addTrailers(trailers as Record<string, string>);
+    res.end(this.#last);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     const ex = this.#ex;
-    if (ex.res.destroyed) return; // the client left; nothing to answer
+    if (ex.res.destroyed || ex.res.writableEnded) return; // the client left or was answered; nothing to answer
+    const refused = (error as NodeJS.ErrnoException).code;
+    if (this.dispatching && (refused === 'UND_ERR_INVALID_ARG' || refused === 'ERR_ASSERTION')) {
+      // What the client sent cannot be sent on (a Host such as `[`): the client's fault, not the upstream's.
+      return ex.fail('DEVSTACK_BAD_REQUEST', `cannot forward this request: ${error.message.split('\n')[0]}`);
+    }
     const known = UPSTREAM_ERRORS[(error as NodeJS.ErrnoException).code ?? ''] ?? OTHER;
     this.#forward.onUpstreamError(ex, known.code, error);
     // One retry, and only when nothing reached the upstream: no response, no body byte read.
     if (known.retry && !this.#responded && ex.attempts < 2 && !ex.req.readableDidRead) {
+      ex.res.off('close', this.#onClientClose);
       const lane = ex.decision?.lane;
       if (lane !== undefined && lane.ready.length > 1) ex.target = nextTarget(lane, ex.target);
       return this.#forward.dispatch(ex);
@@ -126,9 +146,21 @@ class Forwarder {
     this.#options.onUpstreamError?.(ex, code, error);
   }
 
+  readonly trailerPath: TrailerPathOptions = {
+    draining: () => this.draining(),
+    idleTimeoutMs: () => this.#options.idleTimeoutMs ?? 60_000,
+    failed: (ex, error) => {
+      const { code } = UPSTREAM_ERRORS[(error as NodeJS.ErrnoException).code ?? ''] ?? OTHER;
+      this.onUpstreamError(ex, code, error);
+      return code;
+    },
+  };
+
   dispatch(ex: Exchange): void {
     ex.attempts++;
     const { req } = ex;
+    if (sendsTrailers(ex)) return forwardWithTrailers(ex, this.trailerPath);
+    const handler = new ForwardHandler(ex, this);
     try {
       this.#dispatcher.dispatch(
         {
@@ -138,13 +170,19 @@ class Forwarder {
           headers: ex.headers as Record<string, string | string[]>,
           body: hasBody(ex) ? req : null,
         },
-        new ForwardHandler(ex, this),
+        handler,
       );
+      handler.dispatching = false;
     } catch (error) {
       // undici refuses what it cannot send (a header value it rejects, say) before any I/O.
       ex.fail('DEVSTACK_BAD_REQUEST', `cannot forward this request: ${(error as Error).message}`);
     }
   }
+}
+
+function hasAny(record: object | undefined): boolean {
+  for (const _ in record) return true;
+  return false;
 }
 
 /** The last stage: sends the request to `ex.target` with `ex.headers`. */

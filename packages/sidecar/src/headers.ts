@@ -8,7 +8,9 @@ const HOP_BY_HOP = new Set([
   'proxy-connection',
   'proxy-authenticate',
   'proxy-authorization',
+  // Except its `trailers` token (RFC 9110 §10.1.4): endToEndHeaders passes that one on.
   'te',
+  // Re-added only where the message can carry trailers (a chunked body): see forward.ts.
   'trailer',
   'transfer-encoding',
   'upgrade',
@@ -46,7 +48,18 @@ export function endToEndHeaders(headers: IncomingHttpHeaders): MutableHeaderBag 
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = headers[name];
   }
+  // The client reads trailers, and every hop on the way forwards them: the upstream may send them.
+  if (headers.te !== undefined && acceptsTrailers(headers.te)) out['te'] = 'trailers';
   return out;
+}
+
+/** True when a TE header lists the `trailers` token (other codings are this hop's business only). */
+function acceptsTrailers(te: string | string[]): boolean {
+  for (const token of (typeof te === 'string' ? te : te.join(',')).split(',')) {
+    const semi = token.indexOf(';');
+    if ((semi === -1 ? token : token.slice(0, semi)).trim().toLowerCase() === 'trailers') return true;
+  }
+  return false;
 }
 
 /**
@@ -67,8 +80,17 @@ export function responseHeaderList(headers: Record<string, string | string[] | u
   return out;
 }
 
-/** Appends the client to X-Forwarded-For and records the original Host and protocol. */
-export function addForwarded(out: MutableHeaderBag, clientAddress: string | undefined, host: string | undefined, proto: string): void {
+/**
+ * Appends the client to X-Forwarded-For and records the original Host and protocol. When the
+ * client is not trusted (`trusted` false: the first hop), whatever it claimed is replaced.
+ */
+export function addForwarded(out: MutableHeaderBag, clientAddress: string | undefined, host: string | undefined, proto: string, trusted = true): void {
+  if (!trusted) {
+    delete out['x-forwarded-for'];
+    delete out['x-forwarded-host'];
+    delete out['x-forwarded-proto'];
+    delete out['forwarded'];
+  }
   const prior = out['x-forwarded-for'];
   if (clientAddress !== undefined) {
     out['x-forwarded-for'] = prior === undefined ? clientAddress : `${Array.isArray(prior) ? prior.join(', ') : String(prior)}, ${clientAddress}`;

@@ -3,6 +3,13 @@ import { RequestStats } from './request-stats.js';
 import { METRICS, type Snapshot } from '@devstack/core';
 import type { Direction, Exchange } from './exchange.js';
 
+/** A listener as a metric label: the three routing directions and the admin listener. */
+export type Listener = Direction | 'admin';
+
+/** Not part of the shared contract: only the sidecar has stages that can fail this way. */
+const INTERNAL_ERRORS = 'devstack_internal_errors_total';
+const CLIENT_TIMEOUTS = 'devstack_client_timeouts_total';
+
 /** The sidecar's Prometheus metrics; the per-request ones are kept by RequestStats. */
 export class SidecarMetrics {
   readonly registry: Registry;
@@ -12,6 +19,8 @@ export class SidecarMetrics {
   readonly #registryServices: Gauge;
   readonly #registryLastUpdate: Gauge;
   readonly #registryErrors: Counter<'source'>;
+  readonly #internalErrors: Counter<'direction'>;
+  readonly #clientTimeouts: Counter<'direction' | 'stall'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -22,11 +31,27 @@ export class SidecarMetrics {
     this.#registryServices = new Gauge({ name: METRICS.registryServices, help: 'Logical services in the current registry snapshot', registers });
     this.#registryLastUpdate = new Gauge({ name: METRICS.registryLastUpdate, help: 'Unix time of the current registry snapshot, in seconds', registers });
     this.#registryErrors = new Counter({ name: METRICS.registryErrors, help: 'Registry updates refused (the last good snapshot was kept)', labelNames: ['source'], registers });
+    this.#internalErrors = new Counter({ name: INTERNAL_ERRORS, help: 'Requests a sidecar stage or handler failed on (answered 500 or cut), by listener', labelNames: ['direction'], registers });
+    this.#clientTimeouts = new Counter({ name: CLIENT_TIMEOUTS, help: 'Clients that stalled past a timeout: request headers, request body, or not reading the response (drain)', labelNames: ['direction', 'stall'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'devstack_sidecar_' });
   }
 
   request(ex: Exchange, status: number | 'aborted'): void {
     this.#requests.record(ex.direction, ex.service ?? 'none', ex.lane, status, (performance.now() - ex.started) / 1000);
+  }
+
+  /** An answer the sidecar made before any lane or service was chosen (a raw refusal, an admin error). */
+  refused(direction: Listener, status: number): void {
+    this.#requests.count(direction, 'none', 'none', status);
+  }
+
+  /** A client that stalled: answered 408 when a status could still be sent, otherwise cut. */
+  clientTimeout(direction: Listener, stall: 'headers' | 'body' | 'drain'): void {
+    this.#clientTimeouts.labels(direction, stall).inc();
+  }
+
+  internalError(direction: Listener): void {
+    this.#internalErrors.labels(direction).inc();
   }
 
   upstreamError(direction: Direction, service: string | undefined, code: string): void {

@@ -2,7 +2,11 @@ import { context, propagation, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT, ty
 import type { Exchange, Stage } from './exchange.js';
 import type { SidecarMetrics } from './metrics.js';
 
-/** Records every exchange once it ends, whether the response finished or the client left. */
+/**
+ * Records every exchange once it ends, whether the response finished or the client left. An
+ * upgrade that opens a tunnel never ends this way: it is recorded when its 101 is relayed
+ * (see `forwardUpgrade`'s `onOpen`), so its duration is the handshake, not the tunnel's life.
+ */
 export function measure(metrics: SidecarMetrics): Stage {
   return (ex) => {
     ex.res.on('close', () => metrics.request(ex, ex.res.writableFinished ? ex.res.statusCode : 'aborted'));
@@ -39,11 +43,14 @@ export function traceExchange(tracer: Tracer, keyAttribute: string): Stage {
       parent,
     );
     if (ex.headers !== undefined) propagation.inject(trace.setSpan(parent, span), ex.headers);
-    ex.res.once('close', () => {
+    // An upgraded response never closes (its socket is handed to the tunnel): an upgrade's span
+    // lasts as long as the client's connection, which ends with the tunnel or after the answer.
+    const ended = (ex.req as { upgrade?: boolean }).upgrade === true ? ex.req.socket : ex.res;
+    ended.once('close', () => {
       const status = ex.res.statusCode;
       span.setAttribute('http.response.status_code', status);
       if (ex.errorCode !== undefined) span.setAttribute('devstack.error', ex.errorCode);
-      if (status >= 500 || !ex.res.writableFinished) span.setStatus({ code: SpanStatusCode.ERROR });
+      if (status >= 500 || (status !== 101 && !ex.res.writableFinished)) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     });
     context.with(trace.setSpan(parent, span), () => ex.next());

@@ -1,7 +1,9 @@
 import type { Registry } from 'prom-client';
+import { DURATION_BUCKETS } from '@devstack/core';
 import type { Direction } from './exchange.js';
 
-const BUCKETS = Object.freeze([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+// The contract's buckets: the SDK's proxyless histogram uses the same ones.
+const BUCKETS = DURATION_BUCKETS;
 
 class LaneStats {
   readonly labels: { direction: string; service: string; lane: string };
@@ -30,12 +32,7 @@ export class RequestStats {
   readonly #lanes = new Map<string, Map<string, Map<string, LaneStats>>>();
 
   record(direction: Direction, service: string, lane: string, status: number | string, seconds: number): void {
-    let services = this.#lanes.get(direction);
-    if (services === undefined) this.#lanes.set(direction, (services = new Map()));
-    let lanes = services.get(service);
-    if (lanes === undefined) services.set(service, (lanes = new Map()));
-    let stats = lanes.get(lane);
-    if (stats === undefined) lanes.set(lane, (stats = new LaneStats(direction, service, lane)));
+    const stats = this.#stats(direction, service, lane);
     stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1);
     stats.sum += seconds;
     stats.count++;
@@ -45,6 +42,25 @@ export class RequestStats {
         break;
       }
     }
+  }
+
+  /**
+   * Counts an answer without a duration: requests refused before they were parsed (or on the admin
+   * listener) have no start time worth a latency observation.
+   */
+  count(direction: Direction | 'admin', service: string, lane: string, status: number): void {
+    const stats = this.#stats(direction, service, lane);
+    stats.statuses.set(status, (stats.statuses.get(status) ?? 0) + 1);
+  }
+
+  #stats(direction: string, service: string, lane: string): LaneStats {
+    let services = this.#lanes.get(direction);
+    if (services === undefined) this.#lanes.set(direction, (services = new Map()));
+    let lanes = services.get(service);
+    if (lanes === undefined) services.set(service, (lanes = new Map()));
+    let stats = lanes.get(lane);
+    if (stats === undefined) lanes.set(lane, (stats = new LaneStats(direction, service, lane)));
+    return stats;
   }
 
   *#all(): Generator<LaneStats> {
@@ -70,6 +86,7 @@ export class RequestStats {
       get: () => {
         const values: MetricValue[] = [];
         for (const s of this.#all()) {
+          if (s.count === 0) continue; // only counted refusals: no latency to report
           let cumulative = 0;
           BUCKETS.forEach((le, i) => {
             cumulative += s.buckets[i]!;

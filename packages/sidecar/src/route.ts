@@ -1,4 +1,5 @@
-import { describeUntrusted, HOPS_HEADER, INVALID_KEY, normalizeHost, resolve, type KeyCodec, type Lane, type Snapshot, type Target } from '@devstack/core';
+import { describeUntrusted, effectiveKey, HOPS_HEADER, normalizeHost, routeStep, serviceForAuthority, type KeyCodec, type Refusal, type Snapshot } from '@devstack/core';
+import type { ProxyErrorCode } from './errors.js';
 import type { Exchange, Stage } from './exchange.js';
 import { addForwarded, hostHeaderCount, endToEndHeaders } from './headers.js';
 
@@ -24,27 +25,12 @@ export const readTarget: Stage = (ex) => {
   ex.next();
 };
 
-/**
- * Which logical service a Host names: the name itself (`orders`, `orders:8080`) or a Kubernetes
- * service name (`orders.shop`, `orders.shop.svc`, `orders.shop.svc.cluster.local`). Anything else is
- * returned whole and will not be found: the sidecar never connects to what a Host names.
- */
-export function serviceFromHost(host: string, snapshot: Snapshot, clusterDomain: string): string {
-  const h = normalizeHost(host) ?? host;
-  if (snapshot.services.has(h)) return h;
-  const dot = h.indexOf('.');
-  if (dot === -1) return h;
-  const rest = h.slice(dot + 1);
-  const ns = rest.indexOf('.');
-  if (ns === -1 || rest.slice(ns + 1) === 'svc' || rest.slice(ns + 1) === `svc.${clusterDomain}`) return h.slice(0, dot);
-  return h;
-}
-
 export function outboundService(snapshot: SnapshotRef, clusterDomain: string): Stage {
   return (ex) => {
     const snap = snapshot();
     if (snap === undefined) return ex.fail('DEVSTACK_NOT_READY', 'no registry snapshot yet');
-    ex.service = serviceFromHost(ex.host!, snap, clusterDomain);
+    // Undefined when the registry does not know the name: the routing step refuses it.
+    ex.service = serviceForAuthority(snap, ex.host!, clusterDomain);
     ex.next();
   };
 }
@@ -64,78 +50,73 @@ export function edgeService(codec: KeyCodec, entry: string): Stage {
 }
 
 export interface KeyStageOptions {
-  /** Key for requests that arrive without one (a feature copy keeps its chain in its lane). */
+  /** Key for requests that arrive without a valid one (a feature copy keeps its chain in its lane). */
   defaultKey?: string | undefined;
   /** Ignore keys in the client's headers; only the Host decides (an edge facing untrusted clients). */
   dropClientKeys?: boolean | undefined;
   onInvalid?: ((ex: Exchange) => void) | undefined;
 }
 
+/** Reads the key from the carriers, the Host carrier from the authority the request is routed by. */
 export function extractKey(codec: KeyCodec, options: KeyStageOptions): Stage {
   const { defaultKey, dropClientKeys, onInvalid } = options;
   return (ex) => {
-    const reading = dropClientKeys ? codec.readHost(ex.host) : codec.read(ex.req.headers);
+    const reading = dropClientKeys ? codec.readHost(ex.host) : codec.read(ex.req.headers, ex.host);
     ex.reading = reading;
-    if (reading.key !== undefined) ex.key = reading.key;
-    else if (reading.problem !== undefined) onInvalid?.(ex);
-    else ex.key = defaultKey;
+    ex.key = effectiveKey(reading, defaultKey);
+    if (reading.problem !== undefined) onInvalid?.(ex);
     ex.next();
   };
 }
 
 export interface ResolveStageOptions {
+  defaultKey?: string | undefined;
   strict?: boolean | undefined;
 }
 
-const counters = new WeakMap<Lane, { n: number }>();
+const REFUSAL_CODES: Record<Refusal, ProxyErrorCode> = {
+  'unknown-service': 'DEVSTACK_UNKNOWN_SERVICE',
+  'no-feature-copy': 'DEVSTACK_NO_FEATURE_COPY',
+  'no-ready-target': 'DEVSTACK_NO_READY_UPSTREAM',
+};
 
-/** Round robin over a lane's ready targets; the counter lives with the (immutable) lane. */
-export function pickTarget(lane: Lane): Target {
-  const ready = lane.ready;
-  if (ready.length === 1) return ready[0]!;
-  let counter = counters.get(lane);
-  if (counter === undefined) counters.set(lane, (counter = { n: 0 }));
-  return ready[counter.n++ % ready.length]!;
-}
-
-/** The ready target after `current`, for a retry that should not hit the same failed target. */
-export function nextTarget(lane: Lane, current: Target | undefined): Target {
-  const ready = lane.ready;
-  const at = current === undefined ? -1 : ready.indexOf(current);
-  return ready[(at + 1) % ready.length]!;
-}
-
+/** The shared routing step (core's `routeStep`): lane and target, or the refusal as a JSON error. */
 export function resolveLane(snapshot: SnapshotRef, options: ResolveStageOptions): Stage {
-  const resolveOptions = { strict: options.strict === true };
+  const step = { defaultKey: options.defaultKey, strict: options.strict === true };
   return (ex) => {
     const snap = snapshot();
     if (snap === undefined) return ex.fail('DEVSTACK_NOT_READY', 'no registry snapshot yet');
-    const key = ex.reading?.problem !== undefined ? INVALID_KEY : ex.key;
-    const decision = resolve(snap, ex.service!, key, resolveOptions);
-    ex.decision = decision;
-    if (decision.outcome === 'reject') {
-      if (decision.reason === 'unknown-service') {
-        // A name from the request is not a metric label: only registry names are.
-        const asked = ex.service;
-        ex.service = undefined;
-        return ex.fail('DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(asked)} in the registry`);
-      }
-      if (decision.lane !== undefined) ex.lane = decision.lane.name;
-      return ex.fail('DEVSTACK_NO_FEATURE_COPY', `strict mode: no ready copy of ${decision.service} for the key (${decision.reason})`);
-    }
-    const lane = decision.lane!;
-    ex.lane = lane.name;
-    if (lane.ready.length === 0) return ex.fail('DEVSTACK_NO_READY_UPSTREAM', `no ready target in lane ${lane.name} of ${lane.service}`);
-    ex.target = pickTarget(lane);
-    ex.next();
+    if (routeStep(snap, ex.service, ex.reading, step, ex)) return ex.next();
+    const refusal = ex.refusal!;
+    const message =
+      refusal === 'unknown-service'
+        ? `no service named ${describeUntrusted(ex.host)} in the registry`
+        : refusal === 'no-feature-copy'
+          ? `strict mode: no ready copy of ${ex.service} for the key (${ex.decision!.reason})`
+          : `no ready target in lane ${ex.lane} of ${ex.service}`;
+    ex.fail(REFUSAL_CODES[refusal], message);
   };
 }
 
-/** Refuses requests that have passed through devstack listeners too often: a routing loop. */
+/**
+ * The hop count a request arrived with: 0 when absent, -1 when it is not a plain non-negative
+ * integer (a repeated header, a sign, anything else), which is never trusted.
+ */
+export function readHops(raw: string | string[] | undefined): number {
+  if (raw === undefined) return 0;
+  if (typeof raw !== 'string' || !/^[0-9]{1,9}$/.test(raw)) return -1;
+  return Number(raw);
+}
+
+/**
+ * Refuses requests that have passed through devstack listeners too often (a routing loop: 508), and
+ * a hop count that is not a non-negative integer (400: a client could otherwise reset the count
+ * and loop a request through the fleet).
+ */
 export function loopGuard(maxHops: number): Stage {
   return (ex) => {
-    const raw = ex.req.headers[HOPS_HEADER];
-    const hops = typeof raw === 'string' ? Number.parseInt(raw, 10) : 0;
+    const hops = readHops(ex.req.headers[HOPS_HEADER]);
+    if (hops === -1) return ex.fail('DEVSTACK_INVALID_HOPS', `${HOPS_HEADER} must be one non-negative integer`);
     if (hops >= maxHops) return ex.fail('DEVSTACK_LOOP_DETECTED', `request passed ${hops} devstack hops: a routing loop`);
     ex.next();
   };
@@ -145,21 +126,25 @@ export interface HeaderStageOptions {
   /** Count this pass in the hop header (routing listeners do; the inbound listener cannot loop). */
   countHop: boolean;
   dropClientKeys?: boolean | undefined;
+  /**
+   * Whether X-Forwarded-* from the client are kept and appended to. The edge is the first hop and
+   * faces untrusted clients: it sets them itself.
+   */
+  trustForwarded?: boolean | undefined;
 }
 
 /** Builds the upstream request headers: end-to-end headers, the key in every carrier, forwarding info. */
 export function rewriteHeaders(codec: KeyCodec, options: HeaderStageOptions): Stage {
   const { countHop, dropClientKeys } = options;
+  const trustForwarded = options.trustForwarded !== false;
   return (ex) => {
     const { req } = ex;
     const out = endToEndHeaders(req.headers);
-    if (dropClientKeys || (ex.reading?.problem !== undefined && ex.key === undefined)) codec.strip(out);
+    // The raw value of an invalid key never travels on; a default key, if any, replaces it below.
+    if (dropClientKeys || ex.reading?.problem !== undefined) codec.strip(out);
     if (ex.key !== undefined) codec.write(out, ex.key);
-    if (countHop) {
-      const raw = req.headers[HOPS_HEADER];
-      out[HOPS_HEADER] = String((typeof raw === 'string' ? Number.parseInt(raw, 10) || 0 : 0) + 1);
-    }
-    addForwarded(out, req.socket.remoteAddress, ex.host, 'encrypted' in req.socket ? 'https' : 'http');
+    if (countHop) out[HOPS_HEADER] = String(readHops(req.headers[HOPS_HEADER]) + 1);
+    addForwarded(out, req.socket.remoteAddress, ex.host, 'encrypted' in req.socket ? 'https' : 'http', trustForwarded);
     if (ex.host !== undefined) out['host'] = ex.host;
     ex.headers = out;
     ex.next();

@@ -3,13 +3,15 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
 import { trace } from '@opentelemetry/api';
-import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, type Snapshot } from '@devstack/core';
+import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type Snapshot } from '@devstack/core';
 import type { RegistrySource } from '@devstack/registry';
-import { compose, Exchange, type Direction, type Stage } from './exchange.js';
-import { ListenError, rawErrorResponse, sendError } from './errors.js';
-import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders, serviceFromHost } from './route.js';
+import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
+import { ListenError, sendError } from './errors.js';
+import { Guard } from './guard.js';
+import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders } from './route.js';
 import { forward } from './forward.js';
-import { forwardUpgrade } from './upgrade.js';
+import { forwardUpgrade, hasRequestBody } from './upgrade.js';
+import { ClientTimeouts } from './client-timeouts.js';
 import { measure, traceExchange } from './observe.js';
 import { SidecarMetrics } from './metrics.js';
 import { adminHandler } from './admin.js';
@@ -26,7 +28,12 @@ export interface SidecarOptions {
   outbound?: ListenOptions;
   inbound?: ListenOptions & { appPort: number; appHost?: string };
   edge?: ListenOptions & { domains: readonly string[]; entry: string; dropClientKeys?: boolean };
-  admin?: ListenOptions;
+  admin?: ListenOptions & {
+    /** Answer `/routes` and `/resolve` to every client; by default only loopback clients get them. */
+    exposeRoutes?: boolean;
+    /** Which client addresses count as local for `/routes` and `/resolve`. Default: loopback. */
+    isLocal?: (address: string | undefined) => boolean;
+  };
   /** Key for outbound calls that arrive without one; also this copy's lane on inbound. */
   defaultKey?: string;
   strict?: boolean;
@@ -42,8 +49,17 @@ export interface SidecarOptions {
   /** How long in-flight requests may take to finish after close() begins. */
   shutdownTimeoutMs?: number;
   maxHeaderSize?: number;
-  /** Upstream connections kept per origin. */
-  connections?: number;
+  /** A client's request headers must arrive within this (then 408). Default 10 s. */
+  requestHeadersTimeoutMs?: number;
+  /** No request body byte from the client for this long: 408, or a cut once the response began. Default 30 s. */
+  requestBodyTimeoutMs?: number;
+  /** The client takes none of the response for this long while the upstream waits for it: cut. Default 30 s. */
+  responseDrainTimeoutMs?: number;
+  /**
+   * Upstream connections per origin. Default: no limit, so clients that stall (bounded by the
+   * client timeouts) cannot hold every connection and queue everyone else behind them.
+   */
+  connections?: number | null;
   logger?: Logger;
   metrics?: SidecarMetrics;
   /** Trace requests (when an OpenTelemetry SDK is running). */
@@ -72,13 +88,22 @@ export class Sidecar {
   #draining = false;
   #closing: Promise<void> | undefined;
   #unsubscribe: (() => void)[] = [];
+  readonly #guard: Guard;
+  readonly #clientTimeouts: ClientTimeouts;
+  readonly #onFault: FaultHandler = (ex, error) => this.#guard.report(ex.direction, error);
 
   constructor(options: SidecarOptions) {
     this.#options = options;
     this.#log = options.logger ?? createLogger('info');
     this.metrics = options.metrics ?? new SidecarMetrics();
+    this.#guard = new Guard(this.#log, this.metrics);
+    this.#clientTimeouts = new ClientTimeouts({
+      bodyTimeoutMs: options.requestBodyTimeoutMs ?? 30_000,
+      drainTimeoutMs: options.responseDrainTimeoutMs ?? 30_000,
+      onTimeout: (ex, stall) => this.metrics.clientTimeout(ex.direction, stall),
+    });
     this.#agent = new Agent({
-      connections: options.connections ?? 128,
+      connections: options.connections ?? null,
       connectTimeout: options.connectTimeoutMs ?? 5_000,
       headersTimeout: options.headersTimeoutMs ?? 60_000,
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
@@ -110,7 +135,7 @@ export class Sidecar {
     );
     this.#publish(await source.start());
     const o = this.#options;
-    if (o.admin) await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics }));
+    if (o.admin) await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics, exposeRoutes: o.admin.exposeRoutes, isLocal: o.admin.isLocal }));
     if (o.outbound) await this.#listenProxy('outbound', o.outbound, '127.0.0.1', this.#routingStages('outbound'));
     if (o.inbound) await this.#listenProxy('inbound', o.inbound, '0.0.0.0', this.#inboundStages(o.inbound));
     if (o.edge) await this.#listenProxy('edge', o.edge, '0.0.0.0', this.#routingStages('edge'));
@@ -132,6 +157,7 @@ export class Sidecar {
       forward: forward(this.#agent, {
         draining: () => this.#draining,
         onUpstreamError: (ex, code) => this.metrics.upstreamError(ex.direction, ex.service, code),
+        idleTimeoutMs: this.#options.idleTimeoutMs,
       }),
     };
   }
@@ -143,13 +169,15 @@ export class Sidecar {
     const snap = () => this.#snapshot;
     const edge = direction === 'edge' ? o.edge : undefined;
     const dropClientKeys = edge?.dropClientKeys;
+    // The edge is a first hop: no copy's key stands in for a missing one there.
+    const defaultKey = edge ? undefined : o.defaultKey;
     const route = [
       readTarget,
       loopGuard(o.maxHops ?? DEFAULT_MAX_HOPS),
       edge ? edgeService(c.codec, edge.entry) : outboundService(snap, o.clusterDomain ?? 'cluster.local'),
-      extractKey(c.codec, { defaultKey: edge ? undefined : o.defaultKey, dropClientKeys, onInvalid: c.onInvalid }),
-      resolveLane(snap, { strict: o.strict }),
-      rewriteHeaders(c.codec, { countHop: true, dropClientKeys }),
+      extractKey(c.codec, { defaultKey, dropClientKeys, onInvalid: c.onInvalid }),
+      resolveLane(snap, { defaultKey, strict: o.strict }),
+      rewriteHeaders(c.codec, { countHop: true, dropClientKeys, trustForwarded: !edge }),
       ...c.tracing,
     ];
     return { stages: [measure(this.metrics), ...route, c.forward], upgrade: route };
@@ -172,13 +200,20 @@ export class Sidecar {
   }
 
   async #listenProxy(name: Name, listen: ListenOptions, defaultHost: string, pipeline: { stages: Stage[]; upgrade: Stage[] }): Promise<void> {
-    const handle = compose(name as Direction, pipeline.stages);
+    const handle = compose(name as Direction, [this.#clientTimeouts.stage, ...pipeline.stages], this.#onFault);
     const server = await this.#listen(name, listen, defaultHost, (req, res) => {
       if (this.#draining) res.shouldKeepAlive = false;
       handle(req, res);
     });
-    const timeout = this.#options.connectTimeoutMs ?? 5_000;
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Upgrades are measured like other exchanges, but a tunnel's answer is its 101 (see observe.ts).
+    const measured = measure(this.metrics);
+    const upgrade = {
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? 5_000,
+      headersTimeoutMs: this.#options.headersTimeoutMs ?? 60_000,
+      onOpen: (ex: Exchange) => this.metrics.request(ex, 101),
+      onUpstreamError: (ex: Exchange, code: string) => this.metrics.upstreamError(ex.direction, ex.service, code),
+    };
+    server.on('upgrade', this.#guard.socket(name, (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       const res = new ServerResponse(req);
       res.assignSocket(socket as Socket);
       res.shouldKeepAlive = false;
@@ -187,9 +222,9 @@ export class Sidecar {
       socket.on('end', () => socket.end());
       this.#upgraded.add(socket);
       socket.once('close', () => this.#upgraded.delete(socket));
-      new Exchange(req, res, name as Direction, [...pipeline.upgrade, forwardUpgrade(socket, head, timeout)]).next();
-    });
-    server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#tunnel(name, server, req, socket, head));
+      new Exchange(req, res, name as Direction, [measured, ...pipeline.upgrade, forwardUpgrade(socket, head, upgrade)], this.#onFault).next();
+    }));
+    server.on('connect', this.#guard.socket(name, (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#tunnel(name, server, req, socket, head)));
   }
 
   /**
@@ -202,11 +237,11 @@ export class Sidecar {
     const authority = req.url ?? '';
     const snapshot = this.#snapshot;
     if (name !== 'outbound' || /:443$/.test(authority)) {
-      socket.end(rawErrorResponse('DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT is only for plain HTTP to registry services; call http://<service> instead'));
+      this.#guard.refuse(name, socket, 'DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT is only for plain HTTP to registry services; call http://<service> instead');
       return;
     }
-    if (snapshot === undefined || !snapshot.services.has(serviceFromHost(authority, snapshot, this.#options.clusterDomain ?? 'cluster.local'))) {
-      socket.end(rawErrorResponse('DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(authority)} in the registry`));
+    if (snapshot === undefined || serviceForAuthority(snapshot, authority, this.#options.clusterDomain ?? 'cluster.local') === undefined) {
+      this.#guard.refuse(name, socket, 'DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(authority)} in the registry`);
       return;
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -215,14 +250,38 @@ export class Sidecar {
   }
 
   async #listen(name: Name, listen: ListenOptions, defaultHost: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
-    const server = createServer({ maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024, requireHostHeader: false }, handler);
+    const headersTimeout = this.#options.requestHeadersTimeoutMs ?? 10_000;
+    const server: Server = createServer(
+      {
+        maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024,
+        requireHostHeader: false,
+        // Slow request headers end in 408 (clientError below). No deadline for a whole request: it
+        // would cut large uploads that are slow but moving; a stalled body has its own timeout.
+        headersTimeout,
+        requestTimeout: 0,
+        connectionsCheckingInterval: Math.min(1000, Math.max(5, Math.floor(headersTimeout / 4))),
+        // A request with a body is not taken as an upgrade (`Upgrade: h2c` on a POST): it is forwarded
+        // as an ordinary request, the offer declined on the upstream's behalf, so its body arrives.
+        shouldUpgradeCallback: (req) => server.listenerCount('upgrade') > 0 && !hasRequestBody(req),
+      },
+      this.#guard.request(name, handler),
+    );
     // Node answers an unknown Expect with a bare 417; this one carries the JSON error like the rest.
-    server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => sendError(res, 'DEVSTACK_EXPECTATION_FAILED', 'only Expect: 100-continue is supported', 'none'));
-    server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable || error.code === 'ECONNRESET') return socket.destroy();
+    server.on('checkExpectation', this.#guard.request(name, (_req: IncomingMessage, res: ServerResponse) => {
+      this.metrics.refused(name, 417);
+      sendError(res, 'DEVSTACK_EXPECTATION_FAILED', 'only Expect: 100-continue is supported', 'none');
+    }));
+    server.on('clientError', this.#guard.socket(name, (error: NodeJS.ErrnoException, socket: Duplex) => {
+      if (error.code === 'ECONNRESET') return socket.destroy();
+      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        this.metrics.clientTimeout(name, 'headers');
+        return this.#guard.refuse(name, socket, 'DEVSTACK_CLIENT_TIMEOUT', `request headers not received within ${headersTimeout} ms`);
+      }
       const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-      socket.end(rawErrorResponse(tooLarge ? 'DEVSTACK_HEADERS_TOO_LARGE' : 'DEVSTACK_BAD_REQUEST', tooLarge ? 'request headers are too large' : `malformed request (${describeUntrusted(error.code ?? 'parse error')})`));
-    });
+      this.#guard.refuse(name, socket, tooLarge ? 'DEVSTACK_HEADERS_TOO_LARGE' : 'DEVSTACK_BAD_REQUEST', tooLarge ? 'request headers are too large' : `malformed request (${describeUntrusted(error.code ?? 'parse error')})`);
+    }));
+    // Without a handler Node drops a CONNECT without a word; proxies install their own (#tunnel).
+    if (name === 'admin') server.on('connect', this.#guard.socket(name, (_req: IncomingMessage, socket: Duplex) => this.#guard.refuse(name, socket, 'DEVSTACK_METHOD_NOT_ALLOWED', 'the admin endpoints answer GET only')));
     const host = listen.host ?? defaultHost;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -261,23 +320,34 @@ export class Sidecar {
     const expired = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(true), deadline);
     });
-    const timedOut = await Promise.race([Promise.all(closed).then(() => false), expired]);
+    // Once the listeners are closed no new upstream request can start; the agent then waits for the last ones.
+    const drained = Promise.all(closed).then(() => this.#agent.close()).then(() => false, () => false);
+    const timedOut = await Promise.race([drained, expired]);
     clearInterval(sweep);
     clearTimeout(timer);
-    if (timedOut) {
-      this.#log.warn('shutdown deadline reached; closing remaining connections', { deadlineMs: deadline });
-      proxies.forEach((s) => s.closeAllConnections());
-      this.#upgraded.forEach((socket) => socket.destroy());
-      await Promise.all(closed);
-    }
+    if (timedOut) await this.#cut(deadline, proxies, closed);
     const admin = this.#servers.get('admin');
     if (admin) {
       admin.closeAllConnections();
       await new Promise<void>((resolve) => admin.close(() => resolve()));
     }
     this.#unsubscribe.forEach((off) => off());
-    await this.#agent.close().catch(() => undefined);
     await this.#options.source.close();
+    this.#clientTimeouts.close();
     this.#log.info('stopped');
+  }
+
+  /** The shutdown deadline: whatever is still open is destroyed, and the log says how much. */
+  async #cut(deadline: number, proxies: Server[], closed: Promise<void>[]): Promise<void> {
+    const open = await Promise.all(proxies.map((s) => new Promise<number>((resolve) => s.getConnections((_error, n) => resolve(n ?? 0)))));
+    let upstreamRequests = 0;
+    for (const stats of Object.values(this.#agent.stats)) upstreamRequests += (stats as { size?: number }).size ?? 0;
+    const connections = open.reduce((a, b) => a + b, 0);
+    this.#log.warn('shutdown deadline reached; cutting what is left', { deadlineMs: deadline, connections, upgraded: this.#upgraded.size, upstreamRequests });
+    proxies.forEach((s) => s.closeAllConnections());
+    this.#upgraded.forEach((socket) => socket.destroy());
+    // Requests still waiting on an upstream (connecting, queued, or whose client is gone) would hold close() forever.
+    await this.#agent.destroy().catch(() => undefined);
+    await Promise.all(closed);
   }
 }

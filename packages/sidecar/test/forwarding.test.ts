@@ -192,10 +192,16 @@ t.test('WebSocket upgrades pass through, routed by key', async (t) => {
   const short = await sidecar(t, writeRegistry(dir, { chat: { base } }, 'short.json'), { shutdownTimeoutMs: 50 });
   const open = new WebSocket(`ws://127.0.0.1:${short.addresses.outbound!.port}/`, { headers: { host: 'chat' } });
   await new Promise((resolve, reject) => open.once('open', resolve).once('error', reject));
-  const cut = new Promise((resolve) => open.once('close', resolve));
+  let closedBeforeShutdown = false;
+  const cut = new Promise<number>((resolve) => open.once('close', (code: number) => resolve(code)));
+  void cut.then(() => (closedBeforeShutdown = !shutdownStarted));
+  let shutdownStarted = false;
+  t.equal(open.readyState, WebSocket.OPEN, 'the WebSocket is open when shutdown starts');
+  shutdownStarted = true;
   await short.close();
-  await cut;
-  t.pass('close() ends with a WebSocket still open, and the socket is closed');
+  t.equal(await cut, 1006, 'the tunnel is cut (no close frame: abnormal closure)');
+  t.notOk(closedBeforeShutdown, 'it was cut by the shutdown, not before');
+  t.equal(short.ready(), false, 'the sidecar is no longer ready');
 
   const refused = await raw(s.addresses.outbound!.port, 'GET / HTTP/1.1\r\nHost: nowhere\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', /\}\}$/);
   t.match(refused, /^HTTP\/1\.1 404 /, 'an upgrade for an unknown service is refused with the same error');

@@ -1,30 +1,32 @@
 import t from 'tap';
-import { buildSnapshot } from '@devstack/core';
-import { compose, endToEndHeaders, hostHeaderCount, parseConfig, serviceFromHost, type Stage } from '@devstack/sidecar';
-
-t.test('serviceFromHost: registry names and Kubernetes service names only', async (t) => {
-  const snap = buildSnapshot({ services: { orders: { base: 'http://127.0.0.1:1' }, 'a-b': { base: 'http://127.0.0.1:1' } } });
-  const rows: Array<[string, string]> = [
-    ['orders', 'orders'],
-    ['orders:8080', 'orders'],
-    ['ORDERS.', 'orders'],
-    ['orders.shop', 'orders'],
-    ['orders.shop.svc', 'orders'],
-    ['orders.shop.svc.cluster.local', 'orders'],
-    ['orders.shop.svc.cluster.local:80', 'orders'],
-    ['orders.shop.svc.other.domain', 'orders.shop.svc.other.domain'],
-    ['orders.example.com', 'orders.example.com'],
-    ['a-b.ns.svc', 'a-b'],
-    ['10.0.0.1', '10.0.0.1'],
-  ];
-  for (const [host, service] of rows) t.equal(serviceFromHost(host, snap, 'cluster.local'), service, host);
-});
+import { compose, endToEndHeaders, hostHeaderCount, parseConfig, readHops, type Stage } from '@devstack/sidecar';
 
 t.test('endToEndHeaders drops hop-by-hop and Connection-named headers', async (t) => {
   t.same(
-    endToEndHeaders({ connection: 'close, X-Trace-Hop', 'x-trace-hop': '1', 'transfer-encoding': 'chunked', upgrade: 'websocket', te: 'trailers', a: '1', 'set-cookie': ['x', 'y'] }),
+    endToEndHeaders({ connection: 'close, X-Trace-Hop', 'x-trace-hop': '1', 'transfer-encoding': 'chunked', upgrade: 'websocket', te: 'gzip', trailer: 'x-sum', a: '1', 'set-cookie': ['x', 'y'] }),
     { a: '1', 'set-cookie': ['x', 'y'] },
   );
+  // Of TE, only the trailers token is end to end (RFC 9110 §10.1.4).
+  t.same(endToEndHeaders({ connection: 'te', te: 'deflate;q=0.5, trailers' }), { te: 'trailers' });
+});
+
+t.test('readHops trusts only one plain non-negative integer', async (t) => {
+  const rows: Array<[string | string[] | undefined, number]> = [
+    [undefined, 0],
+    ['0', 0],
+    ['15', 15],
+    ['-1000', -1],
+    ['+1', -1],
+    ['1.5', -1],
+    [' 1', -1],
+    ['1, 2', -1],
+    [['1', '2'], -1],
+    ['', -1],
+    ['0x10', -1],
+    ['1e3', -1],
+    ['9999999999', -1],
+  ];
+  for (const [raw, hops] of rows) t.equal(readHops(raw), hops, JSON.stringify(raw));
 });
 
 t.test('hostHeaderCount reads raw headers case-insensitively', async (t) => {

@@ -1,0 +1,103 @@
+/** Medians over the rounds of `npm run footprint`, each variant against the first, and the report. */
+import type { FootprintResult, VariantRun } from './footprint.ts';
+import type { Variant } from './footprint-options.ts';
+import { formatBytes } from './scenarios.ts';
+import { maxOf, spread, type Spread } from './stats.ts';
+
+export interface BodySummary {
+  scenario: string;
+  rps: Spread;
+  p99: Spread;
+  cpuUsPerRequest: Spread;
+  /** This variant over the baseline in the same round, median over the rounds (1 for the baseline). */
+  rpsVsBaseline: Spread;
+  cpuVsBaseline: Spread;
+  peakRssKiB: number;
+  errors: number;
+}
+
+export interface VariantSummary {
+  name: string;
+  rounds: number;
+  failures: string[];
+  idleRssKiB: Spread;
+  idleAnonKiB: Spread;
+  peakRssKiB: Spread;
+  peakAnonKiB: Spread;
+  bodies: BodySummary[];
+}
+
+export function summarizeFootprint(runs: VariantRun[], variants: Variant[], scenarioIds: string[]): VariantSummary[] {
+  const baseline = variants[0]?.name;
+  const body = (run: VariantRun | undefined, id: string) => run?.bodies.find((b) => b.scenario === id);
+  return variants.map((v) => {
+    const mine = runs.filter((r) => r.variant === v.name);
+    const ok = mine.filter((r) => r.failure === undefined);
+    const paired = (id: string, pick: (b: NonNullable<ReturnType<typeof body>>) => number) =>
+      spread(
+        ok.flatMap((r) => {
+          const own = body(r, id);
+          const base = body(runs.find((b) => b.variant === baseline && b.round === r.round && b.failure === undefined), id);
+          return own && base ? [pick(own) / pick(base)] : [];
+        }),
+      );
+    return {
+      name: v.name,
+      rounds: ok.length,
+      failures: mine.flatMap((r) => (r.failure === undefined ? [] : [r.failure])),
+      idleRssKiB: spread(ok.map((r) => r.idleRssKiB)),
+      idleAnonKiB: spread(ok.map((r) => r.idleAnonKiB)),
+      peakRssKiB: spread(ok.map((r) => r.peakRssKiB)),
+      peakAnonKiB: spread(ok.map((r) => r.peakAnonKiB)),
+      bodies: scenarioIds.map((id) => {
+        const bs = ok.flatMap((r) => body(r, id) ?? []);
+        return {
+          scenario: id,
+          rps: spread(bs.map((b) => b.rps)),
+          p99: spread(bs.map((b) => b.p99)),
+          cpuUsPerRequest: spread(bs.map((b) => b.cpuUsPerRequest)),
+          rpsVsBaseline: paired(id, (b) => b.rps),
+          cpuVsBaseline: paired(id, (b) => b.cpuUsPerRequest),
+          peakRssKiB: maxOf(bs.map((b) => b.peakRssKiB)),
+          errors: bs.reduce((n, b) => n + b.errors, 0),
+        };
+      }),
+    };
+  });
+}
+
+const mib = (kib: number) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(0)}` : '–');
+const range = (s: Spread, f: (v: number) => string) => (s.n === 0 ? '–' : `${f(s.median)} (${f(s.min)}-${f(s.max)})`);
+const ratio = (v: number) => v.toFixed(2);
+
+export function footprintMarkdown(r: FootprintResult, summary: VariantSummary[]): string {
+  const o = r.parameters;
+  const m = r.machine;
+  const labels: Record<string, string> = { small: 'GET 64 B', large: `GET ${formatBytes(64 * 1024)}`, post: `POST ${formatBytes(1024 * 1024)}` };
+  const out = [`## Sidecar footprint, ${r.startedAt}`, ''];
+  out.push(
+    `Machine: ${m.cpuModel}, ${m.cpus} CPUs, ${m.memGiB} GiB, Linux ${m.kernel}; Node ${m.node}. Load average ${m.loadavg.join(' ')} before, ${r.loadavgAfter.join(' ')} after. ` +
+      `${o.rounds} interleaved rounds (a fresh sidecar per variant and round, order rotated), ${o.connections} connections to the outbound listener with a key, ` +
+      `per body ${o.warmup} s warm-up + ${o.duration} s measured. Took ${Math.round(r.seconds)} s. Baseline: ${o.variants[0]!.name}.`,
+    '',
+    '| Variant | runtime | idle RSS MiB | idle private MiB | peak RSS MiB, median (min-max) | peak private MiB, median (min-max) |',
+    '|---|---|--:|--:|--:|--:|',
+  );
+  for (const v of summary) {
+    out.push(`| ${v.name} | \`${r.runtimes[v.name]}\` | ${mib(v.idleRssKiB.median)} | ${mib(v.idleAnonKiB.median)} | ${range(v.peakRssKiB, mib)} | ${range(v.peakAnonKiB, mib)} |`);
+  }
+  out.push('');
+  for (const id of o.scenarios) {
+    out.push(`### ${labels[id] ?? id}`, '', '| Variant | req/s, median (min-max) | p99 ms | CPU µs/req, median (min-max) | req/s / baseline, same round | CPU µs/req / baseline, same round | peak RSS MiB (max) | errors |', '|---|--:|--:|--:|--:|--:|--:|--:|');
+    for (const v of summary) {
+      const b = v.bodies.find((x) => x.scenario === id)!;
+      out.push(`| ${v.name} | ${range(b.rps, (x) => Math.round(x).toLocaleString('en-US'))} | ${b.p99.n === 0 ? '–' : b.p99.median.toFixed(2)} | ${range(b.cpuUsPerRequest, (x) => x.toFixed(0))} | ${range(b.rpsVsBaseline, ratio)} | ${range(b.cpuVsBaseline, ratio)} | ${mib(b.peakRssKiB)} | ${b.errors} |`);
+    }
+    out.push('');
+  }
+  const failed = summary.filter((v) => v.failures.length > 0);
+  for (const v of failed) out.push(`${v.name} failed ${v.failures.length} time(s): ${v.failures[0]}`, '');
+  out.push('Peak RSS is VmHWM over the process life (start, idle, every body). Private is RssAnon, sampled every 50 ms.');
+  return out.join('\n');
+}
+

@@ -1,0 +1,10 @@
+export { FakeApiServer, startFakeApiServer, type FakeApiServerOptions } from './server.js';
+export { FakeCluster, type ClusterOptions } from './cluster.js';
+export { KubeApiError, type StatusBody } from './status.js';
+export { kubeconfigYaml, writeKubeconfig, type KubeconfigOptions } from './kubeconfig.js';
+export { parseLabelSelector, parseFieldSelector, type Matcher } from './selectors.js';
+export { mergePatch } from './patch.js';
+export type { RequestInfo, FailOptions } from './faults.js';
+export type { WatchInfo } from './watch.js';
+export type { KubeObject, ObjectMeta, ObjectRef, CustomResourceDefinition, ResourceType, WatchEventType } from './types.js';
+export { TRAEFIK_RESOURCES } from './traefik.js';

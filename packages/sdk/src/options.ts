@@ -1,0 +1,61 @@
+import { ConfigError, describeUntrusted } from '@devstack/core';
+
+/**
+ * `init()` is usually given options straight from JavaScript or the environment, where the type
+ * checker is no help: every option is checked for its type (and unknown names, usually typos) before
+ * anything is installed, so a mistake is one ConfigError naming the option, not a TypeError later
+ * or a string read letter by letter. The values themselves are checked where they are used.
+ */
+const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> = {
+  keyName: (v) => (typeof v === 'string' ? undefined : 'must be a string (a header name)'),
+  domains: (v) =>
+    Array.isArray(v) && v.every((d) => typeof d === 'string' && d.length > 0)
+      ? undefined
+      : `must be a list of domain names${typeof v === 'string' ? ` (write [${JSON.stringify(v)}])` : ''}`,
+  lane: (v) => (typeof v === 'string' ? undefined : "must be a string: 'base' or a routing key"),
+  registry: (v) =>
+    (typeof v === 'string' && v.length > 0) || isSource(v) ? undefined : 'must be a registry file path or a RegistrySource (start, current, subscribe, onError, close)',
+  strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
+  allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
+  denyHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
+  metrics: (v) =>
+    typeof v === 'object' && v !== null && typeof (v as { getSingleMetric?: unknown }).getSingleMetric === 'function'
+      ? undefined
+      : "must be a prom-client Registry (such as prom-client's `register`)",
+};
+
+function isSource(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const s = v as Record<string, unknown>;
+  return ['start', 'current', 'subscribe', 'onError', 'close'].every((m) => typeof s[m] === 'function');
+}
+
+function got(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${describeUntrusted(value)}`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'function') return 'a function';
+  return `${String(value)} (${typeof value})`;
+}
+
+/** Throws a ConfigError listing every option of the wrong type and every unknown option. */
+export function checkInitOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new ConfigError([`init: options must be an object, got ${got(options)}`]);
+  }
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(options)) {
+    const check = Object.hasOwn(CHECKS, name) ? CHECKS[name] : undefined;
+    if (check === undefined) {
+      problems.push(`init: unknown option ${describeUntrusted(name)} (known: ${Object.keys(CHECKS).join(', ')})`);
+      continue;
+    }
+    // An option set to undefined is an option not given (`registry: process.env.X`).
+    if (value === undefined) continue;
+    const problem = check(value);
+    if (problem !== undefined) problems.push(`init: ${name} ${problem}, got ${got(value)}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+}

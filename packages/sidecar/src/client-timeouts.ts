@@ -1,0 +1,104 @@
+import type { ServerResponse } from 'node:http';
+import type { Exchange, Stage } from './exchange.js';
+
+/** What a client stopped doing: sending its request headers or body, or reading the response. */
+export type ClientStall = 'headers' | 'body' | 'drain';
+
+export interface ClientTimeoutOptions {
+  /** No request body byte for this long while the sidecar is reading the body. */
+  bodyTimeoutMs: number;
+  /** The client has not taken any response bytes for this long while the upstream is held back for it. */
+  drainTimeoutMs: number;
+  /** Called once per exchange that timed out, before it is answered or cut. */
+  onTimeout?: (ex: Exchange, stall: ClientStall) => void;
+}
+
+interface Watch {
+  readonly ex: Exchange;
+  stall: ClientStall | undefined;
+  /** Progress seen at the last sweep: bytes read from the client plus drains. */
+  mark: number;
+  drains: number;
+  since: number;
+}
+
+/** How often the sweep runs: a quarter of the shortest timeout, within 5 ms and 1 s. */
+export function sweepInterval(options: Pick<ClientTimeoutOptions, 'bodyTimeoutMs' | 'drainTimeoutMs'>): number {
+  return Math.min(1000, Math.max(5, Math.floor(Math.min(options.bodyTimeoutMs, options.drainTimeoutMs) / 4)));
+}
+
+/**
+ * Timeouts for clients that stall in the middle of an exchange: a request body that stops arriving
+ * while the sidecar reads it, or a response the client stops reading while the upstream is paused
+ * for it. Both hold an upstream connection, so without them a few hundred slow clients keep the
+ * upstream busy for as long as they like.
+ *
+ * A stall only counts while the client is the one holding things up: a body the sidecar is not
+ * reading (queued for a connection, or held back by a slow upstream) is not the client's fault.
+ * One sweep checks every open exchange, so the request path starts no timer.
+ */
+export class ClientTimeouts {
+  readonly stage: Stage;
+  readonly #watching = new Map<ServerResponse, Watch>();
+  readonly #options: ClientTimeoutOptions;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(options: ClientTimeoutOptions) {
+    this.#options = options;
+    const watching = this.#watching;
+    function untrack(this: ServerResponse): void {
+      watching.delete(this);
+    }
+    function drained(this: ServerResponse): void {
+      const watch = watching.get(this);
+      if (watch !== undefined) watch.drains++;
+    }
+    this.stage = (ex) => {
+      watching.set(ex.res, { ex, stall: undefined, mark: -1, drains: 0, since: 0 });
+      ex.res.once('close', untrack);
+      ex.res.on('drain', drained);
+      ex.next();
+    };
+    this.#timer = setInterval(() => this.#sweep(), sweepInterval(options));
+    this.#timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#watching.clear();
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const watch of this.#watching.values()) {
+      const { req, res } = watch.ex;
+      const stall = !req.complete && req.readableFlowing === true ? 'body' : res.writableNeedDrain ? 'drain' : undefined;
+      const mark = (req.socket?.bytesRead ?? 0) + watch.drains;
+      if (stall === undefined || stall !== watch.stall || mark !== watch.mark) {
+        watch.stall = stall;
+        watch.mark = mark;
+        watch.since = now;
+        continue;
+      }
+      if (now - watch.since < (stall === 'body' ? this.#options.bodyTimeoutMs : this.#options.drainTimeoutMs)) continue;
+      this.#watching.delete(res);
+      this.#expire(watch.ex, stall);
+    }
+  }
+
+  #expire(ex: Exchange, stall: 'body' | 'drain'): void {
+    this.#options.onTimeout?.(ex, stall);
+    if (stall === 'body' && !ex.res.headersSent) {
+      // The rest of the body will never be read: this connection cannot carry another request.
+      ex.res.shouldKeepAlive = false;
+      ex.fail('DEVSTACK_CLIENT_TIMEOUT', `no request body byte for ${this.#options.bodyTimeoutMs} ms`);
+      // Node forgets a request once its response is done, so nothing would end the body stream the
+      // upstream attempt is reading from; ending it here abandons that attempt.
+      ex.res.once('close', () => ex.req.destroy());
+      return;
+    }
+    // The response has started (or the client is not reading it): no status can be sent any more.
+    ex.errorCode = 'DEVSTACK_CLIENT_TIMEOUT';
+    ex.res.destroy();
+  }
+}
