@@ -73,7 +73,11 @@ for target in "${targets[@]}"; do
       [ "$(http_get "http://127.0.0.1:$port/healthz")" = '{"status":"ok"}' ] || fail "sidecar /healthz"
       http_get "http://127.0.0.1:$port/routes" | grep -q '"web"' || fail "sidecar /routes"
       stop "${pids[-1]}" sidecar
-      say "sidecar: --help, start, /healthz, /routes and SIGTERM (exit 0) from the runtime tree"
+      # The Kubernetes source and its client are in the tree: with no credentials the start stops
+      # at the kubeconfig, not at a missing package.
+      k8s="$(node packages/sidecar/dist/cli.js --registry k8s --kubeconfig "$tmp/none" --outbound-port 0 2>&1 || true)"
+      grep -q 'no Kubernetes credentials' <<<"$k8s" || fail "sidecar --registry k8s: $k8s"
+      say "sidecar: --help, start, /healthz, /routes, SIGTERM (exit 0) and --registry k8s from the runtime tree"
       ;;
     examples)
       [ -f node_modules/@devstack/sidecar/dist/cli.js ] || fail "examples: the sidecar is missing from the runtime tree"

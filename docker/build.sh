@@ -14,13 +14,13 @@ out="${2:-}"
 case "$target" in
   sidecar)
     workspace=@devstack/sidecar
-    projects="packages/sidecar"
-    dirs="packages/core packages/registry packages/sidecar"
+    projects="packages/sidecar packages/registry-kubernetes"
+    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sidecar"
     ;;
   examples)
     workspace=@devstack/examples
-    projects="packages/sdk packages/sidecar"
-    dirs="packages/core packages/registry packages/sdk packages/sidecar examples"
+    projects="packages/sdk packages/sidecar packages/registry-kubernetes"
+    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sdk packages/sidecar examples"
     ;;
   *)
     echo "usage: sh docker/build.sh sidecar|examples OUT" >&2

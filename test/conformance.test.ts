@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { Registry } from 'prom-client';
 import { upstreamFailure, METRICS } from '@devstack/core';
-import { FileSource } from '@devstack/registry';
+import { FileSource } from '@devstack/registry-file';
 import { Sidecar, createLogger } from '@devstack/sidecar';
 import { init, withRouting, RoutingRejectedError } from '@devstack/sdk';
 

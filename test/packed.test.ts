@@ -17,7 +17,7 @@ import t from 'tap';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** What the app below uses; every other publishable workspace is packed and checked too. */
-const USED = ['@devstack/core', '@devstack/registry', '@devstack/sdk', '@devstack/sidecar'];
+const USED = ['@devstack/core', '@devstack/registry-file', '@devstack/sdk', '@devstack/sidecar'];
 const TSC = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
 const run = promisify(execFile);
 
@@ -61,7 +61,8 @@ import { createServer, request, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import { ConfigError, LANE_HEADER, buildSnapshot, createKeyCodec, resolve, type Decision } from '@devstack/core';
-import { FileSource, StaticSource, type RegistrySource } from '@devstack/registry';
+import { StaticSource, type RegistrySource } from '@devstack/core';
+import { FileSource } from '@devstack/registry-file';
 import { Sidecar, createLogger } from '@devstack/sidecar';
 import { RoutingRejectedError, getRoutingKey, init, withRoutingKey, type InitOptions } from '@devstack/sdk';
 
@@ -80,7 +81,7 @@ const upstream = createServer((req, res) => {
 await new Promise<void>((done) => upstream.listen(0, '127.0.0.1', done));
 const port = (upstream.address() as AddressInfo).port;
 
-// @devstack/registry + @devstack/sidecar: a FileSource and a Sidecar, one call through it.
+// @devstack/registry-file + @devstack/sidecar: a FileSource and a Sidecar, one call through it.
 const file = new URL('./registry.yaml', import.meta.url);
 await writeFile(file, \`services:\\n  orders:\\n    base: http://127.0.0.1:9\\n    features:\\n      feature2: http://127.0.0.1:\${port}\\n\`);
 const sidecar = new Sidecar({ source: new FileSource({ path: file.pathname }), outbound: { port: 0, host: '127.0.0.1' }, logger: createLogger('error') });

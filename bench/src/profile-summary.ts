@@ -54,7 +54,7 @@ export function origin(f: CallFrame): string {
   if (!u) return f.functionName.startsWith('(') ? f.functionName : '(native/builtin)';
   if (u.includes('/packages/sidecar/')) return '@devstack/sidecar';
   if (u.includes('/packages/core/')) return '@devstack/core';
-  if (u.includes('/packages/registry/')) return '@devstack/registry';
+  if (u.includes('/packages/registry-file/')) return '@devstack/registry-file';
   const m = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(u);
   if (m) return m[1]!;
   if (u.startsWith('node:')) {

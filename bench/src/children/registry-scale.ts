@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildSnapshot, resolve, type RegistryInput, type Snapshot } from '@devstack/core';
-import { FileSource, parseRegistry } from '@devstack/registry';
+import { FileSource, parseRegistry } from '@devstack/registry-file';
 import { median } from '../stats.ts';
 import { settings } from './ipc.ts';
 

@@ -36,8 +36,14 @@ export const METRICS = Object.freeze({
   registryServices: 'devstack_registry_services',
   /** gauge: unix time (seconds) of the current snapshot */
   registryLastUpdate: 'devstack_registry_last_update_seconds',
-  /** counter {source}: refused registry updates */
+  /** counter {source}: refused registry updates, and a source losing what it watches (once per state change) */
   registryErrors: 'devstack_registry_errors_total',
+  /** gauge: unix time (seconds) the source last had complete, current data (watched sources) */
+  registryLastSync: 'devstack_registry_last_sync_seconds',
+  /** gauge: 1 while the source cannot reach what it watches */
+  registryStale: 'devstack_registry_stale',
+  /** counter: failed list or watch attempts of the source (each retried) */
+  registryFailures: 'devstack_registry_watch_failures_total',
 });
 
 /** Buckets of `devstack_request_duration_seconds`, seconds, in both the sidecar and the SDK. */

@@ -17,3 +17,7 @@ export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABE
 export type { UpstreamFailure } from './contract.js';
 export { REFUSALS, NO_LANE, serviceForAuthority, effectiveKey, pickTarget, nextTarget, routeStep } from './route.js';
 export type { Refusal, RouteFields, RouteStepOptions } from './route.js';
+export { Emitter, StaticSource } from './source.js';
+export type { RegistrySource, SnapshotListener, ErrorListener, ReloadOutcome, SourceStatus } from './source.js';
+export { REGISTRY_SOURCES, registryKind, createRegistrySource, deferredSource } from './sources.js';
+export type { RegistryKind, RegistrySourceOptions } from './sources.js';

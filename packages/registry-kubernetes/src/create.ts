@@ -41,3 +41,8 @@ export function createKubernetesSource(options: CreateKubernetesSourceOptions = 
     transport: (kind, namespace, selector) => kubeTransport(kc, kind, namespace, selector),
   });
 }
+
+/** This package's entry for `createRegistrySource` in `@devstack/core`. */
+export function createSource(options: CreateKubernetesSourceOptions): KubernetesSource {
+  return createKubernetesSource(options);
+}

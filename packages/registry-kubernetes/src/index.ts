@@ -1,6 +1,6 @@
 export { KubernetesSource, DEFAULT_WATCH_IDLE_TIMEOUT_MS, SERVICE_SELECTOR, SLICE_SELECTOR } from './source.js';
 export type { KubernetesSourceOptions, KubernetesStatus } from './source.js';
-export { createKubernetesSource } from './create.js';
+export { createKubernetesSource, createSource } from './create.js';
 export type { CreateKubernetesSourceOptions } from './create.js';
 export { buildModel, pickPort, endpointReady, SLICE_SERVICE_LABEL } from './model.js';
 export type { Model, ModelOptions, TargetMode, ServiceObject, EndpointSliceObject } from './model.js';
@@ -8,4 +8,4 @@ export { Reflector, ReflectorError, SYSTEM_CLOCK } from './reflector.js';
 export type { Clock, Transport, ListPage, WatchEvent, ReflectorOptions, KubeObject } from './reflector.js';
 export { Backoff } from './backoff.js';
 export type { BackoffOptions } from './backoff.js';
-export { loadKubeConfig, defaultNamespace } from './kube.js';
+export { loadKubeConfig, defaultNamespace, kubeTransport } from './kube.js';

@@ -104,8 +104,9 @@ export class Reflector<T extends KubeObject> {
   #closed = false;
   #failing = false;
   #stop: (() => void) | undefined;
+  #settle: ((outcome: Outcome) => void) | undefined;
   #wake: (() => void) | undefined;
-  #running: Promise<void> | undefined;
+  #started = false;
   #lastSync = 0;
 
   constructor(options: ReflectorOptions<T>) {
@@ -125,14 +126,21 @@ export class Reflector<T extends KubeObject> {
   }
 
   start(): void {
-    this.#running ??= this.#run();
+    if (this.#started) return;
+    this.#started = true;
+    // The loop catches its own failures; anything else is reported, never an unhandled rejection.
+    void this.#run().catch((error: unknown) => this.#o.onFailure(asReflectorError(error, `reflector of ${this.#o.name}`), 0));
   }
 
+  /**
+   * Stops watching at once: an open watch is aborted and its outcome settled, a backoff wait ends.
+   * A list already sent is left to finish on its own; its result is dropped.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     this.#stop?.();
+    this.#settle?.({ kind: 'closed', events: 0 });
     this.#wake?.();
-    await this.#running;
   }
 
   async #run(): Promise<void> {
@@ -190,6 +198,7 @@ export class Reflector<T extends KubeObject> {
       const settle = (outcome: Outcome) => {
         if (settled) return;
         settled = true;
+        this.#settle = undefined;
         this.#clock.clearTimeout(watchdog);
         this.#stop?.();
         this.#stop = undefined;
@@ -222,6 +231,7 @@ export class Reflector<T extends KubeObject> {
         const failure = asReflectorError(error, `watch of ${this.#o.name}`);
         settle(failure.status === 410 ? { kind: 'gone' } : { kind: 'error', error: failure, events });
       };
+      this.#settle = settle;
       arm();
       // 5 to 10 minutes, so the watches of many sidecars do not all end at the same moment.
       const timeoutSeconds = 300 + Math.floor(this.#random() * 300);

@@ -1,5 +1,4 @@
-import { RegistryValidationError, SERVICE_LABEL, buildSnapshot, type Snapshot } from '@devstack/core';
-import { Emitter, type RegistrySource } from '@devstack/registry';
+import { Emitter, RegistryValidationError, SERVICE_LABEL, buildSnapshot, type RegistrySource, type Snapshot, type SourceStatus } from '@devstack/core';
 import { buildModel, SLICE_SERVICE_LABEL, type EndpointSliceObject, type ServiceObject, type TargetMode } from './model.js';
 import { Reflector, SYSTEM_CLOCK, type Clock, type ReflectorError, type Transport } from './reflector.js';
 import type { BackoffOptions } from './backoff.js';
@@ -22,7 +21,7 @@ export interface KubernetesSourceOptions {
   backoff?: BackoffOptions;
 }
 
-export interface KubernetesStatus {
+export interface KubernetesStatus extends SourceStatus {
   namespaces: readonly string[] | 'all';
   synced: boolean;
   /** When every watch last had a full list (ms since the epoch), or undefined before that. */

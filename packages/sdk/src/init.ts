@@ -1,6 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { createKeyCodec } from '@devstack/core';
-import { FileSource, type RegistrySource } from '@devstack/registry';
+import { createKeyCodec, createRegistrySource, deferredSource, registryKind, type RegistrySource } from '@devstack/core';
 import { ensureContextManager } from './context.js';
 import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
 import { installHttp } from './http.js';
@@ -20,10 +19,19 @@ export interface InitOptions extends HostPolicyOptions {
   /** The lane this process serves: `base` (default) or its feature copy's key. */
   lane?: string;
   /**
-   * Proxyless mode: a registry source (or the path of a registry file). Calls addressed to one of
-   * its services (`http://orders/...`) are sent to the lane `resolve` picks, as the sidecar would.
+   * Proxyless mode: a registry source, the path of a registry file, or `k8s` (Services and
+   * EndpointSlices from the Kubernetes API; needs `@devstack/registry-kubernetes` installed). Calls
+   * addressed to one of its services (`http://orders/...`) are sent to the lane the sidecar's
+   * routing step picks.
    */
   registry?: RegistrySource | string;
+  /**
+   * With `registry: 'k8s'`: `namespaces`, `allNamespaces`, `kubeconfig`, `targets`
+   * (`service` or `endpoints`) and `watchIdleTimeoutMs`, as `createKubernetesSource` takes them.
+   */
+  kubernetes?: Readonly<Record<string, unknown>>;
+  /** Kubernetes cluster domain of `<service>.<namespace>.svc.<domain>` names. Default `cluster.local`. */
+  clusterDomain?: string;
   /** Strict resolution in proxyless mode: unknown keys and unready copies fail instead of base. */
   strict?: boolean;
   /** A prom-client Registry: the sidecar's metric names are registered in it. */
@@ -64,12 +72,20 @@ export function init(options: InitOptions = {}): DevstackSdk {
   let router: Router | undefined;
   // Validated before anything subscribes to the source, so a bad option leaves nothing behind.
   const allowed = createHostPolicy(options, () => router?.hosts() ?? noHosts);
-  const owned = typeof options.registry === 'string' ? new FileSource({ path: options.registry, persistent: false }) : undefined;
-  const source = owned ?? (options.registry as RegistrySource | undefined);
-  if (source !== undefined) router = new Router(source, { strict: options.strict, defaultKey: lane === 'base' ? undefined : lane, onSnapshot: (s) => metrics?.snapshot(s) });
+  const setting = options.registry;
+  // A named registry is opened here (one factory for every source, imported from here, where the
+  // source packages are dependencies); a given source belongs to the app.
+  const owned =
+    typeof setting === 'string'
+      ? deferredSource(registryKind(setting), () =>
+          createRegistrySource({ registry: setting, file: { persistent: false }, kubernetes: { ...options.kubernetes, clusterDomain: options.clusterDomain } }, (name) => import(name)),
+        )
+      : undefined;
+  const source = owned ?? (setting as RegistrySource | undefined);
+  if (source !== undefined) router = new Router(source, { strict: options.strict, defaultKey: lane === 'base' ? undefined : lane, clusterDomain: options.clusterDomain, onSnapshot: (s) => metrics?.snapshot(s) });
   setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
   ensureContextManager();
-  const readiness = watchReadiness(router, owned !== undefined ? String(options.registry) : `the ${source?.kind ?? ''} source`);
+  const readiness = watchReadiness(router, owned !== undefined ? String(setting) : `the ${source?.kind ?? ''} source`);
   const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined)];
   const { ready } = readiness;
   const routing = router;

@@ -14,7 +14,13 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
       : `must be a list of domain names${typeof v === 'string' ? ` (write [${JSON.stringify(v)}])` : ''}`,
   lane: (v) => (typeof v === 'string' ? undefined : "must be a string: 'base' or a routing key"),
   registry: (v) =>
-    (typeof v === 'string' && v.length > 0) || isSource(v) ? undefined : 'must be a registry file path or a RegistrySource (start, current, subscribe, onError, close)',
+    (typeof v === 'string' && v.length > 0) || isSource(v) ? undefined : "must be a registry file path, 'k8s', or a RegistrySource (start, current, subscribe, onError, close)",
+  kubernetes: (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be an object of Kubernetes source options';
+    const unknown = Object.keys(v).filter((k) => !KUBERNETES_OPTIONS.includes(k));
+    return unknown.length === 0 ? undefined : `has unknown options ${unknown.map((k) => describeUntrusted(k)).join(', ')} (known: ${KUBERNETES_OPTIONS.join(', ')})`;
+  },
+  clusterDomain: (v) => (typeof v === 'string' && v.length > 0 ? undefined : 'must be a domain name such as cluster.local'),
   strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
   denyHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
@@ -23,6 +29,9 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
       ? undefined
       : "must be a prom-client Registry (such as prom-client's `register`)",
 };
+
+/** What `createKubernetesSource` takes; their values are checked there, when the source is opened. */
+const KUBERNETES_OPTIONS = ['namespaces', 'allNamespaces', 'kubeconfig', 'targets', 'watchIdleTimeoutMs'];
 
 function isSource(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return false;

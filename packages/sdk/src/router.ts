@@ -1,6 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { NO_LANE, REFUSALS, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type Snapshot, type Target } from '@devstack/core';
-import type { RegistrySource } from '@devstack/registry';
+import { NO_LANE, REFUSALS, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type RegistrySource, type Snapshot, type Target } from '@devstack/core';
 import { normalizeHostname } from './hosts.js';
 
 export interface ParsedTarget {

@@ -17,8 +17,11 @@ import { RegistryUnavailableError, init, routingInterceptor, type InitOptions } 
 const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['allowHosts: 5', { allowHosts: 5 }, /^init: allowHosts must be a list of host names.*, got 5 \(number\)$/],
   ['denyHosts as one string', { denyHosts: 'vault.internal' }, /^init: denyHosts must be a list/],
-  ['registry: 123', { registry: 123 }, /^init: registry must be a registry file path or a RegistrySource.*got 123 \(number\)$/],
+  ['registry: 123', { registry: 123 }, /^init: registry must be a registry file path, 'k8s', or a RegistrySource.*got 123 \(number\)$/],
   ['registry: empty path', { registry: '' }, /^init: registry must be/],
+  ['kubernetes: a string', { kubernetes: 'shop' }, /^init: kubernetes must be an object of Kubernetes source options, got the string "shop"$/],
+  ['kubernetes: a misspelt option', { kubernetes: { namespace: ['shop'] } }, /^init: kubernetes has unknown options "namespace" \(known: namespaces, allNamespaces, kubeconfig, targets, watchIdleTimeoutMs\)/],
+  ['clusterDomain: empty', { clusterDomain: '' }, /^init: clusterDomain must be a domain name/],
   ['registry: not a source', { registry: { start() {} } }, /^init: registry must be .*got an object$/],
   ["domains: 'a.b'", { domains: 'a.b' }, /^init: domains must be a list of domain names \(write \["a\.b"\]\), got the string "a\.b"$/],
   ['domains with a number', { domains: ['a.b', 7] }, /^init: domains must be a list of domain names, got an array$/],
@@ -26,7 +29,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['keyName: a number', { keyName: 1 }, /^init: keyName must be a string/],
   ["strict: 'yes'", { strict: 'yes' }, /^init: strict must be true or false, got the string "yes"$/],
   ['metrics: not a registry', { metrics: {} }, /^init: metrics must be a prom-client Registry/],
-  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, registry, strict, allowHosts, denyHosts, metrics\)$/],
+  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, registry, kubernetes, clusterDomain, strict, allowHosts, denyHosts, metrics\)$/],
   ['options: null', null, /^init: options must be an object, got null$/],
   ['options: a string', 'orders', /^init: options must be an object, got the string "orders"$/],
 ];

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { FileSource } from '@devstack/registry';
+import { FileSource } from '@devstack/registry-file';
 import { LANE_HEADER, METRICS } from '@devstack/core';
 import { RoutingRejectedError, getRoutingKey, init, withRouting, withRoutingKey } from '@devstack/sdk';
 import { CHAIN_BY_KEY, ROUTING_TABLE, getJson, hops, lanes, startA, startB, startC, startD, type Running } from './fleet.ts';

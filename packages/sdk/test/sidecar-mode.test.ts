@@ -12,7 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ProxyAgent } from 'undici';
-import { FileSource } from '@devstack/registry';
+import { FileSource } from '@devstack/registry-file';
 import { LANE_HEADER, baggageValues } from '@devstack/core';
 import { Sidecar, createLogger } from '@devstack/sidecar';
 import { getRoutingKey, init } from '@devstack/sdk';

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList } from 'node:net';
-import { LANE_HEADER, resolve, snapshotToJSON, type Snapshot } from '@devstack/core';
+import { LANE_HEADER, resolve, snapshotToJSON, type Snapshot, type SourceStatus } from '@devstack/core';
 import type { SidecarMetrics } from './metrics.js';
 import { PROXY_ERRORS, sendError, type ProxyErrorCode } from './errors.js';
 
@@ -9,6 +9,8 @@ export interface AdminState {
   ready(): boolean;
   strict: boolean;
   metrics: SidecarMetrics;
+  /** The registry source's own account of its state (sync, staleness), if it gives one. */
+  registry?: (() => SourceStatus | undefined) | undefined;
   /** Answer `/routes` and `/resolve` to every client, not only to loopback ones. */
   exposeRoutes?: boolean | undefined;
   /** Which client addresses count as local. Default: loopback (`isLoopback`). */
@@ -65,8 +67,10 @@ export function adminHandler(state: AdminState) {
         return json(res, 200, { status: 'ok' });
       case '/readyz': {
         const snapshot = state.snapshot();
-        if (state.ready()) return json(res, 200, { status: 'ready', version: snapshot?.version });
-        return json(res, 503, { status: snapshot === undefined ? 'no registry snapshot yet' : 'shutting down' });
+        // Stale data is not wrong data: a registry that cannot reach its source stays ready and says so.
+        const registry = state.registry?.();
+        if (state.ready()) return json(res, 200, { status: 'ready', version: snapshot?.version, registry });
+        return json(res, 503, { status: snapshot === undefined ? 'no registry snapshot yet' : 'shutting down', registry });
       }
       case '/metrics':
         state.metrics.registry
@@ -87,7 +91,7 @@ export function adminHandler(state: AdminState) {
       case '/routes': {
         const snapshot = state.snapshot();
         if (snapshot === undefined) return refuse(res, 'DEVSTACK_NOT_READY', 'no registry snapshot yet');
-        return json(res, 200, snapshotToJSON(snapshot));
+        return json(res, 200, { ...snapshotToJSON(snapshot), registry: state.registry?.() });
       }
       case '/resolve': {
         const snapshot = state.snapshot();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { FileSource } from '@devstack/registry';
+import { createRegistrySource, type RegistrySource } from '@devstack/core';
 import { HELP, parseConfig } from './config.js';
 import { createLogger } from './log.js';
 import { Sidecar } from './sidecar.js';
@@ -25,7 +25,14 @@ async function main(): Promise<number> {
   const { config } = parsed;
   const log = createLogger(config.logLevel);
   const stopTracing = tracingRequested(process.env) ? await startTracing(log) : undefined;
-  const source = new FileSource({ path: config.registry });
+  let source: RegistrySource;
+  try {
+    // Imported from here, where the source packages are dependencies.
+    source = await createRegistrySource({ registry: config.registry, kubernetes: { ...config.kubernetes, clusterDomain: config.clusterDomain } }, (name) => import(name));
+  } catch (error) {
+    process.stderr.write(`devstack-sidecar: ${(error as Error).message}\n`);
+    return 1;
+  }
   const sidecar = new Sidecar({ ...config, source, logger: log, tracing: stopTracing !== undefined });
 
   let stopping = false;
@@ -50,6 +57,10 @@ async function main(): Promise<number> {
   // A refused file is logged and counted by the sidecar, which keeps the last good snapshot.
   process.on('SIGHUP', () => {
     if (stopping) return;
+    if (source.reload === undefined) {
+      log.info('registry reload', { signal: 'SIGHUP', outcome: 'unchanged', reason: `the ${source.kind} source is kept current by its watches` });
+      return;
+    }
     source.reload().then(
       (outcome) => log.info('registry reload', { signal: 'SIGHUP', outcome }),
       (error: Error) => log.error('registry reload failed', { signal: 'SIGHUP', error: error.message }),

@@ -1,68 +1,16 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, createKeyCodec, isValidKey, describeUntrusted } from '@devstack/core';
+import { ConfigError, createKeyCodec, isValidKey, describeUntrusted, registryKind } from '@devstack/core';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import type { SidecarOptions } from './sidecar.js';
+export { HELP } from './help.js';
 
-export const HELP = `Usage: devstack-sidecar --registry FILE [listeners] [options]
 
-Routes each request to the feature copy or the base version of its target service.
-Every flag can also be set by the environment variable shown (for Helm values).
-
-Registry
-  --registry FILE           YAML or JSON registry file, watched for changes   DEVSTACK_REGISTRY
-
-Listeners (at least one; port 0 picks a free port and logs it)
-  --outbound-port PORT      the app's calls to other services come here      DEVSTACK_OUTBOUND_PORT
-  --outbound-host ADDR      default 127.0.0.1                                DEVSTACK_OUTBOUND_HOST
-  --inbound-port PORT       in front of the app                              DEVSTACK_INBOUND_PORT
-  --app-port PORT           the app's port (required with --inbound-port)    DEVSTACK_APP_PORT
-  --app-host ADDR           default 127.0.0.1                                DEVSTACK_APP_HOST
-  --inbound-host ADDR       default 0.0.0.0                                  DEVSTACK_INBOUND_HOST
-  --edge-port PORT          routes by Host for preview URLs                  DEVSTACK_EDGE_PORT
-  --edge-host ADDR          default 0.0.0.0                                  DEVSTACK_EDGE_HOST
-  --domain NAME             base domain, repeatable or comma-separated       DEVSTACK_DOMAIN
-                            (edge: <key>.<domain> and <domain>; inbound: read keys from Host)
-  --entry SERVICE           service the edge sends requests to               DEVSTACK_ENTRY
-  --drop-client-keys        edge: ignore keys in client headers (Host only)  DEVSTACK_DROP_CLIENT_KEYS
-  --admin-port PORT         /healthz /readyz /metrics /routes /resolve       DEVSTACK_ADMIN_PORT
-  --admin-host ADDR         default 0.0.0.0                                  DEVSTACK_ADMIN_HOST
-  --admin-expose-routes     /routes and /resolve to every client, not only loopback  DEVSTACK_ADMIN_EXPOSE_ROUTES
-
-Routing
-  --default-key KEY         key for calls that arrive without one (a feature copy's own key)  DEVSTACK_DEFAULT_KEY
-  --strict                  503 instead of base when a key has no ready copy  DEVSTACK_STRICT
-  --key-name NAME           key name in headers and baggage (default uber-ctx-key)  DEVSTACK_KEY_NAME
-  --cluster-domain NAME     Kubernetes cluster domain (default cluster.local)  DEVSTACK_CLUSTER_DOMAIN
-  --max-hops N              refuse with 508 after N devstack hops (default 16)  DEVSTACK_MAX_HOPS
-
-Limits (milliseconds, bytes)
-  --connect-timeout MS      default 5000                                     DEVSTACK_CONNECT_TIMEOUT
-  --headers-timeout MS      upstream response headers, default 60000         DEVSTACK_HEADERS_TIMEOUT
-  --idle-timeout MS         between upstream body chunks, default 60000      DEVSTACK_IDLE_TIMEOUT
-  --shutdown-timeout MS     in-flight grace after SIGTERM, default 25000     DEVSTACK_SHUTDOWN_TIMEOUT
-  --max-header-size BYTES   default 32768; larger requests get 431           DEVSTACK_MAX_HEADER_SIZE
-  --request-headers-timeout MS  a client's request headers, default 10000 (then 408)
-                                                                             DEVSTACK_REQUEST_HEADERS_TIMEOUT
-  --request-body-timeout MS     no request body byte from the client, default 30000 (then 408)
-                                                                             DEVSTACK_REQUEST_BODY_TIMEOUT
-  --response-drain-timeout MS   the client reads none of the response, default 30000 (then cut)
-                                                                             DEVSTACK_RESPONSE_DRAIN_TIMEOUT
-
-Other
-  --log-level LEVEL         debug, info, warn, error, silent (default info)  DEVSTACK_LOG_LEVEL
-  -h, --help                this text
-  -v, --version             the version
-
-Signals: SIGTERM or SIGINT drain and stop; SIGHUP reads the registry file again now
-(an invalid file is logged and the last good registry kept; requests in flight go on).
-
-Tracing starts when the standard OpenTelemetry environment asks for an exporter
-(OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
-`;
-
-/** What the command line gives: the sidecar's options, with a registry file instead of a source. */
+/** What the command line gives: the sidecar's options, with a registry setting instead of a source. */
 export interface CliConfig extends Omit<SidecarOptions, 'source' | 'logger' | 'metrics' | 'tracing' | 'edge' | 'domains' | 'strict'> {
+  /** A registry file path, or `k8s`. */
   registry: string;
+  /** Options of the Kubernetes source, with `--registry k8s`. */
+  kubernetes?: KubernetesFlags;
   edge?: NonNullable<SidecarOptions['edge']> & { domains: string[]; dropClientKeys: boolean };
   domains: string[];
   strict: boolean;
@@ -75,8 +23,17 @@ const STRING_FLAGS = [
   'registry', 'outbound-port', 'outbound-host', 'inbound-port', 'inbound-host', 'app-port', 'app-host', 'edge-port', 'edge-host',
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
+  'kubeconfig', 'targets', 'watch-idle-timeout',
 ] as const;
-const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes'] as const;
+const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces'] as const;
+
+export interface KubernetesFlags {
+  namespaces?: string[];
+  allNamespaces?: boolean;
+  kubeconfig?: string;
+  targets?: 'service' | 'endpoints';
+  watchIdleTimeoutMs?: number;
+}
 
 function envName(flag: string): string {
   return `DEVSTACK_${flag.toUpperCase().replace(/-/g, '_')}`;
@@ -94,6 +51,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         ...Object.fromEntries(STRING_FLAGS.map((f) => [f, { type: 'string' as const }])),
         ...Object.fromEntries(BOOLEAN_FLAGS.map((f) => [f, { type: 'boolean' as const }])),
         domain: { type: 'string', multiple: true },
+        namespace: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -133,9 +91,12 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const port = (flag: string) => int(flag, 0, 65535);
 
   const registry = str('registry');
-  if (registry === undefined) problems.push('--registry (DEVSTACK_REGISTRY): required: the registry file to route by');
-  const domainList = (values['domain'] as string[] | undefined) ?? (env['DEVSTACK_DOMAIN'] ?? '').split(',');
-  const domains = domainList.flatMap((d) => d.split(',')).map((d) => d.trim()).filter((d) => d.length > 0);
+  if (registry === undefined) problems.push('--registry (DEVSTACK_REGISTRY): required: the registry file to route by, or k8s');
+  const list = (flag: string): string[] => {
+    const raw = (values[flag] as string[] | undefined) ?? (env[envName(flag)] ?? '').split(',');
+    return raw.flatMap((d) => d.split(',')).map((d) => d.trim()).filter((d) => d.length > 0);
+  };
+  const domains = list('domain');
 
   const config: CliConfig = { registry: registry ?? '', domains, strict: bool('strict'), logLevel: 'info' };
   const outboundPort = port('outbound-port');
@@ -190,11 +151,46 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.problems);
   }
+  const kubernetes = kubernetesFlags(registry !== undefined && registryKind(registry) === 'kubernetes', { str, bool, int, list }, problems);
+  if (kubernetes !== undefined) config.kubernetes = kubernetes;
   const level = str('log-level') ?? 'info';
   if ((LOG_LEVELS as readonly string[]).includes(level)) config.logLevel = level as LogLevel;
   else problems.push(`--log-level (DEVSTACK_LOG_LEVEL): expected one of ${LOG_LEVELS.join(', ')}, got ${describeUntrusted(level)}`);
 
   return problems.length > 0 ? { kind: 'error', problems } : { kind: 'config', config };
+}
+
+interface Readers {
+  str(flag: string): string | undefined;
+  bool(flag: string): boolean;
+  int(flag: string, min: number, max: number): number | undefined;
+  list(flag: string): string[];
+}
+
+/** The Kubernetes source's flags: only with `--registry k8s`, where they are checked; an error elsewhere. */
+function kubernetesFlags(selected: boolean, r: Readers, problems: string[]): KubernetesFlags | undefined {
+  const namespaces = r.list('namespace');
+  const allNamespaces = r.bool('all-namespaces');
+  const kubeconfig = r.str('kubeconfig');
+  const targets = r.str('targets');
+  const idle = r.int('watch-idle-timeout', 1000, 3_600_000);
+  if (!selected) {
+    const given = [namespaces.length > 0 && 'namespace', allNamespaces && 'all-namespaces', kubeconfig && 'kubeconfig', targets && 'targets', r.str('watch-idle-timeout') && 'watch-idle-timeout'].filter((f): f is string => typeof f === 'string');
+    for (const flag of given) problems.push(`--${flag} (${envName(flag)}): only used with --registry k8s`);
+    return undefined;
+  }
+  const out: KubernetesFlags = {};
+  for (const ns of namespaces) if (!isValidKey(ns)) problems.push(`--namespace (DEVSTACK_NAMESPACE): ${describeUntrusted(ns)} is not a namespace name (a DNS-1123 label)`);
+  if (namespaces.length > 0 && allNamespaces) problems.push('--namespace and --all-namespaces: give one of them');
+  if (namespaces.length > 0) out.namespaces = namespaces;
+  if (allNamespaces) out.allNamespaces = true;
+  if (kubeconfig !== undefined) out.kubeconfig = kubeconfig;
+  if (targets !== undefined) {
+    if (targets === 'service' || targets === 'endpoints') out.targets = targets;
+    else problems.push(`--targets (DEVSTACK_TARGETS): expected service or endpoints, got ${describeUntrusted(targets)}`);
+  }
+  if (idle !== undefined) out.watchIdleTimeoutMs = idle;
+  return out;
 }
 
 function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { RequestStats } from './request-stats.js';
-import { METRICS, type Snapshot } from '@devstack/core';
+import { METRICS, type RegistrySource, type Snapshot } from '@devstack/core';
 import type { Direction, Exchange } from './exchange.js';
 
 /** A listener as a metric label: the three routing directions and the admin listener. */
@@ -69,5 +69,42 @@ export class SidecarMetrics {
 
   registryError(source: string): void {
     this.#registryErrors.labels(source).inc();
+  }
+
+  /**
+   * Gauges read from the source's status at scrape time, for sources that report one: when the
+   * data was last known current, whether it is stale now, and how many list/watch attempts failed.
+   */
+  source(source: RegistrySource): void {
+    if (source.status === undefined || this.registry.getSingleMetric(METRICS.registryLastSync) !== undefined) return;
+    const status = () => source.status!();
+    const registers = [this.registry];
+    new Gauge({
+      name: METRICS.registryLastSync,
+      help: 'Unix time (seconds) the registry source last had complete, current data (0 before its first sync)',
+      registers,
+      collect() {
+        this.set((status().lastSync ?? 0) / 1000);
+      },
+    });
+    new Gauge({
+      name: METRICS.registryStale,
+      help: '1 while the registry source cannot reach what it watches (routing goes on from the last snapshot)',
+      registers,
+      collect() {
+        this.set(status().stale ? 1 : 0);
+      },
+    });
+    let counted = 0;
+    new Counter({
+      name: METRICS.registryFailures,
+      help: 'Failed list or watch attempts of the registry source (each retried)',
+      registers,
+      collect() {
+        const failures = Number(status()['failures'] ?? 0);
+        if (failures > counted) this.inc(failures - counted);
+        counted = Math.max(counted, failures);
+      },
+    });
   }
 }

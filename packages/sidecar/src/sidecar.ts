@@ -3,8 +3,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
 import { trace } from '@opentelemetry/api';
-import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type Snapshot } from '@devstack/core';
-import type { RegistrySource } from '@devstack/registry';
+import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
 import { ListenError, sendError } from './errors.js';
 import { Guard } from './guard.js';
@@ -123,7 +122,10 @@ export class Sidecar {
     return this.#draining;
   }
 
-  /** Loads the first snapshot, then opens every configured listener. */
+  /**
+   * Opens the admin listener (so probes see "not ready" while the registry syncs), loads the first
+   * snapshot, then opens the routing listeners.
+   */
   async start(): Promise<SidecarAddresses> {
     const { source } = this.#options;
     this.#unsubscribe.push(
@@ -133,9 +135,16 @@ export class Sidecar {
         this.#log.error('registry update refused; keeping the last good snapshot', { source: source.kind, error: error.message, code: (error as { code?: string }).code });
       }),
     );
-    this.#publish(await source.start());
     const o = this.#options;
-    if (o.admin) await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics, exposeRoutes: o.admin.exposeRoutes, isLocal: o.admin.isLocal }));
+    this.metrics.source(source);
+    if (o.admin) {
+      const registry = source.status === undefined ? undefined : () => source.status!();
+      await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics, registry, exposeRoutes: o.admin.exposeRoutes, isLocal: o.admin.isLocal }));
+    }
+    const first = await source.start();
+    // close() may have begun while the source was syncing: then nothing more opens.
+    if (this.#draining) return this.addresses;
+    this.#publish(first);
     if (o.outbound) await this.#listenProxy('outbound', o.outbound, '127.0.0.1', this.#routingStages('outbound'));
     if (o.inbound) await this.#listenProxy('inbound', o.inbound, '0.0.0.0', this.#inboundStages(o.inbound));
     if (o.edge) await this.#listenProxy('edge', o.edge, '0.0.0.0', this.#routingStages('edge'));

@@ -29,7 +29,7 @@ t.test('invalid configuration: one clear line per problem, exit 2', async (t) =>
   t.equal(bad.code, 2);
   const lines = bad.stderr.trim().split('\n');
   t.same(lines, [
-    'devstack-sidecar: --registry (DEVSTACK_REGISTRY): required: the registry file to route by',
+    'devstack-sidecar: --registry (DEVSTACK_REGISTRY): required: the registry file to route by, or k8s',
     'devstack-sidecar: --outbound-port (DEVSTACK_OUTBOUND_PORT): expected a whole number from 0 to 65535, got "70000"',
     'devstack-sidecar: --app-port (DEVSTACK_APP_PORT): required with --inbound-port',
     `devstack-sidecar: --default-key (DEVSTACK_DEFAULT_KEY): "Not A Key" is not a routing key (a DNS-1123 label: a-z, 0-9, '-', at most 63 characters)`,

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { FileSource } from '@devstack/registry';
+import { FileSource } from '@devstack/registry-file';
 import { Sidecar, createLogger, type SidecarOptions } from '@devstack/sidecar';
 
 export interface Reply {

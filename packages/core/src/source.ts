@@ -1,4 +1,4 @@
-import type { Snapshot } from '@devstack/core';
+import type { Snapshot } from './snapshot.js';
 
 export type SnapshotListener = (snapshot: Snapshot) => void;
 export type ErrorListener = (error: Error) => void;
@@ -19,6 +19,23 @@ export interface RegistrySource {
   /** Called when an update is refused and the last good snapshot is kept. Returns an unsubscribe function. */
   onError(listener: ErrorListener): () => void;
   close(): Promise<void>;
+  /** Re-reads the source now (SIGHUP), where that means something (a file); watched sources need not. */
+  reload?(): Promise<ReloadOutcome>;
+  /** What the source can tell about its state, for `/routes` and `/readyz`. */
+  status?(): SourceStatus;
+}
+
+/** What `reload()` came to: a new snapshot, nothing new, or a refusal reported through `onError`. */
+export type ReloadOutcome = 'published' | 'unchanged' | 'refused';
+
+export interface SourceStatus {
+  /** The first full sync happened. */
+  readonly synced: boolean;
+  /** The source cannot reach what it watches now: routing goes on from the last good snapshot. */
+  readonly stale: boolean;
+  /** When the data was last known complete and current (ms since the epoch). */
+  readonly lastSync: number | undefined;
+  readonly [detail: string]: unknown;
 }
 
 /** Listener bookkeeping shared by the sources; a throwing listener never breaks the others. */

@@ -2,8 +2,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve as resolvePath } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
-import { buildSnapshot, DevstackError, RegistryValidationError, type Snapshot } from '@devstack/core';
-import { Emitter, type RegistrySource } from './source.js';
+import { buildSnapshot, DevstackError, Emitter, RegistryValidationError, type RegistrySource, type ReloadOutcome, type Snapshot } from '@devstack/core';
 
 export class RegistryFileError extends DevstackError {
   readonly path: string;
@@ -27,9 +26,6 @@ export interface FileSourceOptions {
   /** Whether watching keeps the process alive until `close()`. Default true. */
   persistent?: boolean;
 }
-
-/** What `FileSource.reload()` came to. */
-export type ReloadOutcome = 'published' | 'unchanged' | 'refused';
 
 /** Parses registry text into a snapshot; every problem (YAML syntax or content) at once. */
 export function parseRegistry(text: string, meta: { source: string; version?: number; createdAt?: number }): Snapshot {
@@ -172,4 +168,9 @@ export class FileSource implements RegistrySource {
       return 'refused';
     }
   }
+}
+
+/** This package's entry for `createRegistrySource` in `@devstack/core`. */
+export function createSource(options: FileSourceOptions): FileSource {
+  return new FileSource(options);
 }

@@ -3,7 +3,8 @@ import { writeFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { EventEmitter } from 'node:events';
-import { FileSource, RegistryFileError, StaticSource, parseRegistry } from '@devstack/registry';
+import { StaticSource } from '@devstack/core';
+import { FileSource, RegistryFileError, parseRegistry } from '@devstack/registry-file';
 import { RegistryValidationError, buildSnapshot, resolve, type Snapshot } from '@devstack/core';
 
 const V1 = `

@@ -1,0 +1,109 @@
+import { ConfigError } from './errors.js';
+import type { RegistrySource } from './source.js';
+
+/**
+ * The registry sources `createRegistrySource` knows: each is a package of its own exporting
+ * `createSource(options)`, loaded only when chosen, so an app that routes by a file never loads a
+ * Kubernetes client. Another source is one package and one line here.
+ */
+export const REGISTRY_SOURCES = Object.freeze({
+  file: '@devstack/registry-file',
+  kubernetes: '@devstack/registry-kubernetes',
+} as const);
+
+export type RegistryKind = keyof typeof REGISTRY_SOURCES;
+
+/** The names `--registry` and `init({ registry })` accept for a source other than a file path. */
+const KIND_NAMES: Readonly<Record<string, RegistryKind>> = Object.freeze({ k8s: 'kubernetes', kubernetes: 'kubernetes' });
+
+/** Which source a registry setting names: `k8s` (or `kubernetes`), else it is a file path. */
+export function registryKind(registry: string): RegistryKind {
+  return Object.hasOwn(KIND_NAMES, registry) ? KIND_NAMES[registry]! : 'file';
+}
+
+export interface RegistrySourceOptions {
+  /** `k8s` (or `kubernetes`), or the path of a YAML/JSON registry file. */
+  registry: string;
+  /** Options of the file source (besides `path`). */
+  file?: Readonly<Record<string, unknown>>;
+  /** Options of the Kubernetes source (`namespaces`, `allNamespaces`, `kubeconfig`, `targets`, ...). */
+  kubernetes?: Readonly<Record<string, unknown>>;
+}
+
+interface SourceModule {
+  createSource(options: Record<string, unknown>): RegistrySource;
+}
+
+/**
+ * Opens the source a registry setting names. `load` imports a source package (default: a dynamic
+ * import, resolved from here); a package that is not installed is a ConfigError saying which to
+ * install.
+ */
+export async function createRegistrySource(options: RegistrySourceOptions, load: (name: string) => Promise<unknown> = (name) => import(name)): Promise<RegistrySource> {
+  const kind = registryKind(options.registry);
+  const name = REGISTRY_SOURCES[kind];
+  let module: SourceModule;
+  try {
+    module = (await load(name)) as SourceModule;
+  } catch (error) {
+    const missing = (error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' || (error as { code?: string }).code === 'MODULE_NOT_FOUND';
+    throw new ConfigError([missing ? `registry ${kind} needs the package ${name}: npm install ${name}` : `registry ${kind}: ${name} failed to load: ${(error as Error).message}`], { cause: error });
+  }
+  if (typeof module.createSource !== 'function') throw new ConfigError([`registry ${kind}: ${name} has no createSource()`]);
+  const own = kind === 'file' ? { ...options.file, path: options.registry } : { ...options.kubernetes };
+  return module.createSource(own);
+}
+
+/**
+ * A source that is opened on `start()`: for callers that must answer at once (the SDK's `init()`)
+ * while the source package is imported. Listeners given before then are passed on when it opens.
+ */
+export function deferredSource(kind: string, open: () => Promise<RegistrySource>): RegistrySource {
+  let inner: RegistrySource | undefined;
+  let opening: Promise<RegistrySource> | undefined;
+  let closed = false;
+  const snapshots = new Set<Parameters<RegistrySource['subscribe']>[0]>();
+  const errors = new Set<Parameters<RegistrySource['onError']>[0]>();
+  const offs: Array<() => void> = [];
+  const attach = (source: RegistrySource) => {
+    for (const l of snapshots) offs.push(source.subscribe(l));
+    for (const l of errors) offs.push(source.onError(l));
+  };
+  const source: RegistrySource = {
+    kind,
+    async start() {
+      opening ??= open().then((s) => {
+        inner = s;
+        attach(s);
+        return s;
+      });
+      const s = await opening;
+      if (closed) throw new Error('the registry source was closed before it started');
+      return s.start();
+    },
+    current: () => inner?.current(),
+    subscribe(listener) {
+      snapshots.add(listener);
+      const off = inner?.subscribe(listener);
+      return () => {
+        snapshots.delete(listener);
+        off?.();
+      };
+    },
+    onError(listener) {
+      errors.add(listener);
+      const off = inner?.onError(listener);
+      return () => {
+        errors.delete(listener);
+        off?.();
+      };
+    },
+    async close() {
+      closed = true;
+      offs.forEach((off) => off());
+      await inner?.close();
+    },
+    status: () => inner?.status?.() ?? { synced: false, stale: false, lastSync: undefined },
+  };
+  return source;
+}

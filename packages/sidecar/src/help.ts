@@ -1,0 +1,69 @@
+/** `devstack-sidecar --help`: every flag with the environment variable that sets it. */
+export const HELP = `Usage: devstack-sidecar --registry FILE|k8s [listeners] [options]
+
+Routes each request to the feature copy or the base version of its target service.
+Every flag can also be set by the environment variable shown (for Helm values).
+
+Registry
+  --registry FILE|k8s       a YAML or JSON registry file (watched), or k8s:   DEVSTACK_REGISTRY
+                            Services and EndpointSlices from the Kubernetes API
+  --namespace NS            k8s: namespaces to watch, repeatable or comma-separated
+                            (default: the pod's own, else the kubeconfig's, else default)
+                                                                             DEVSTACK_NAMESPACE
+  --all-namespaces          k8s: watch every namespace (needs a ClusterRole)  DEVSTACK_ALL_NAMESPACES
+  --kubeconfig PATH         k8s: credentials (default KUBECONFIG, else the pod's service account)
+                                                                             DEVSTACK_KUBECONFIG
+  --targets MODE            k8s: service (the Service's DNS name, default) or endpoints
+                            (the pods' addresses, balanced by the sidecar)    DEVSTACK_TARGETS
+  --watch-idle-timeout MS   k8s: restart a watch silent this long, default 90000
+                                                                             DEVSTACK_WATCH_IDLE_TIMEOUT
+
+Listeners (at least one; port 0 picks a free port and logs it)
+  --outbound-port PORT      the app's calls to other services come here      DEVSTACK_OUTBOUND_PORT
+  --outbound-host ADDR      default 127.0.0.1                                DEVSTACK_OUTBOUND_HOST
+  --inbound-port PORT       in front of the app                              DEVSTACK_INBOUND_PORT
+  --app-port PORT           the app's port (required with --inbound-port)    DEVSTACK_APP_PORT
+  --app-host ADDR           default 127.0.0.1                                DEVSTACK_APP_HOST
+  --inbound-host ADDR       default 0.0.0.0                                  DEVSTACK_INBOUND_HOST
+  --edge-port PORT          routes by Host for preview URLs                  DEVSTACK_EDGE_PORT
+  --edge-host ADDR          default 0.0.0.0                                  DEVSTACK_EDGE_HOST
+  --domain NAME             base domain, repeatable or comma-separated       DEVSTACK_DOMAIN
+                            (edge: <key>.<domain> and <domain>; inbound: read keys from Host)
+  --entry SERVICE           service the edge sends requests to               DEVSTACK_ENTRY
+  --drop-client-keys        edge: ignore keys in client headers (Host only)  DEVSTACK_DROP_CLIENT_KEYS
+  --admin-port PORT         /healthz /readyz /metrics /routes /resolve       DEVSTACK_ADMIN_PORT
+  --admin-host ADDR         default 0.0.0.0                                  DEVSTACK_ADMIN_HOST
+  --admin-expose-routes     /routes and /resolve to every client, not only loopback  DEVSTACK_ADMIN_EXPOSE_ROUTES
+
+Routing
+  --default-key KEY         key for calls that arrive without one (a feature copy's own key)  DEVSTACK_DEFAULT_KEY
+  --strict                  503 instead of base when a key has no ready copy  DEVSTACK_STRICT
+  --key-name NAME           key name in headers and baggage (default uber-ctx-key)  DEVSTACK_KEY_NAME
+  --cluster-domain NAME     Kubernetes cluster domain (default cluster.local)  DEVSTACK_CLUSTER_DOMAIN
+  --max-hops N              refuse with 508 after N devstack hops (default 16)  DEVSTACK_MAX_HOPS
+
+Limits (milliseconds, bytes)
+  --connect-timeout MS      default 5000                                     DEVSTACK_CONNECT_TIMEOUT
+  --headers-timeout MS      upstream response headers, default 60000         DEVSTACK_HEADERS_TIMEOUT
+  --idle-timeout MS         between upstream body chunks, default 60000      DEVSTACK_IDLE_TIMEOUT
+  --shutdown-timeout MS     in-flight grace after SIGTERM, default 25000     DEVSTACK_SHUTDOWN_TIMEOUT
+  --max-header-size BYTES   default 32768; larger requests get 431           DEVSTACK_MAX_HEADER_SIZE
+  --request-headers-timeout MS  a client's request headers, default 10000 (then 408)
+                                                                             DEVSTACK_REQUEST_HEADERS_TIMEOUT
+  --request-body-timeout MS     no request body byte from the client, default 30000 (then 408)
+                                                                             DEVSTACK_REQUEST_BODY_TIMEOUT
+  --response-drain-timeout MS   the client reads none of the response, default 30000 (then cut)
+                                                                             DEVSTACK_RESPONSE_DRAIN_TIMEOUT
+
+Other
+  --log-level LEVEL         debug, info, warn, error, silent (default info)  DEVSTACK_LOG_LEVEL
+  -h, --help                this text
+  -v, --version             the version
+
+Signals: SIGTERM or SIGINT drain and stop; SIGHUP reads the registry file again now
+(an invalid file is logged and the last good registry kept; requests in flight go on;
+the k8s registry is kept current by its watches and ignores SIGHUP).
+
+Tracing starts when the standard OpenTelemetry environment asks for an exporter
+(OTEL_TRACES_EXPORTER, OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT).
+`;
