@@ -4,14 +4,14 @@
 # as the Dockerfile's RUN does, then runs what it built from the runtime tree alone, the way the
 # runtime stage would (--help, a real start, /healthz, SIGTERM).
 #
-#   bash docker/build-check.sh [sidecar] [examples]     (default: both)
+#   bash docker/build-check.sh [sidecar] [examples] [hooks]     (default: all three)
 #
 # npm uses its cache first (prefer-offline); the registry is only asked for what the cache lacks.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples)
+[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples hooks)
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/devstack-build-check-XXXXXX")"
 pids=()
 cleanup() {
@@ -89,6 +89,19 @@ for target in "${targets[@]}"; do
       [ "$(http_get "http://127.0.0.1:$port/")" = '{"service":"payments","lane":"feature1"}' ] || fail "payments GET /"
       stop "${pids[-1]}" payments
       say "examples: payments starts, /healthz, GET / and SIGTERM (exit 0) from the runtime tree"
+      ;;
+    hooks)
+      node packages/hooks/dist/cli.js --help | grep -q '^Usage: devstack-hooks' || fail "hooks --help"
+      code=0
+      node packages/hooks/dist/cli.js ingressroute add --name edge --host example.com --key 'a`b' --service web 2>/dev/null || code=$?
+      [ "$code" -eq 2 ] || fail "hooks: a bad key exited $code, not 2"
+      # The Kubernetes client and the SQS client are in the tree: each command gets as far as its
+      # missing credentials or its unreachable endpoint, and explains it (exit 1).
+      out="$(node packages/hooks/dist/cli.js secret update --name s --set A=1 --kubeconfig "$tmp/none" 2>&1 || true)"
+      grep -q 'DEVSTACK_HOOK_NO_CREDENTIALS' <<<"$out" || fail "hooks secret update: $out"
+      out="$(AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_MAX_ATTEMPTS=1 node packages/hooks/dist/cli.js sqs delete --queue q --key k --endpoint http://127.0.0.1:9 2>&1 || true)"
+      grep -q 'DEVSTACK_HOOK_SQS' <<<"$out" || fail "hooks sqs delete: $out"
+      say "hooks: --help, a refused key (exit 2), the Kubernetes and SQS clients load, from the runtime tree"
       ;;
   esac
   cd "$root"

@@ -9,7 +9,7 @@ export {
   normalizeHost,
 } from './carriers.js';
 export type { Carrier, KeyProblem, KeyReading, HeaderBag, MutableHeaderBag, KeyCodec, KeyCodecOptions } from './carriers.js';
-export { buildSnapshot, snapshotToJSON } from './snapshot.js';
+export { buildSnapshot, updateSnapshot, snapshotToJSON } from './snapshot.js';
 export type { Target, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
 export { resolve, INVALID_KEY } from './resolve.js';
 export type { Decision, Reason, ResolveOptions } from './resolve.js';

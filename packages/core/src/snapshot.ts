@@ -162,6 +162,52 @@ function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): S
   });
 }
 
+/** One service's entry, validated; its feature keys are added to `keys`. */
+function buildEntry(name: string, raw: unknown, problems: string[], keys: Set<string>): ServiceEntry | undefined {
+  const where = `services.${describeUntrusted(name).slice(1, -1)}`;
+  if (!SERVICE_NAME.test(name)) problems.push(`${where}: service name must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+  if (!isRecord(raw)) {
+    problems.push(`${where}: expected { base, features }`);
+    return undefined;
+  }
+  const extra = Object.keys(raw).filter((k) => k !== 'base' && k !== 'features');
+  if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
+  if (raw['base'] === undefined) problems.push(`${where}.base: required (one URL or a list)`);
+  // Base is where every request without a copy goes: a service with no base target cannot serve.
+  else if (Array.isArray(raw['base']) && raw['base'].length === 0) problems.push(`${where}.base: empty list: base needs at least one URL`);
+  const base = makeLane(name, null, raw['base'] === undefined ? [] : parseTargets(raw['base'], `${where}.base`, problems));
+  const features = new Map<string, Lane>();
+  const rawFeatures = raw['features'] ?? {};
+  if (!isRecord(rawFeatures)) {
+    problems.push(`${where}.features: expected a mapping of routing key to URL(s)`);
+  } else {
+    for (const [key, targets] of Object.entries(rawFeatures)) {
+      const fwhere = `${where}.features.${describeUntrusted(key).slice(1, -1)}`;
+      if (!isValidKey(key)) {
+        problems.push(`${fwhere}: routing key must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+        continue;
+      }
+      if (key === RESERVED_KEY) {
+        problems.push(`${fwhere}: "base" is reserved: the lane header could not tell this copy from base`);
+        continue;
+      }
+      features.set(key, makeLane(name, key, parseTargets(targets, fwhere, problems)));
+      keys.add(key);
+    }
+  }
+  return Object.freeze({ name, base, features, decisions: makeDecisions(name, base, features) });
+}
+
+function freeze(services: Map<string, ServiceEntry>, keys: Set<string>, meta: SnapshotMeta): Snapshot {
+  return Object.freeze({
+    version: meta.version ?? 1,
+    source: meta.source ?? 'memory',
+    createdAt: meta.createdAt ?? 0,
+    services,
+    keys,
+  });
+}
+
 /**
  * Validates a registry description and freezes it into a snapshot. Every problem is reported at
  * once in a RegistryValidationError, each with the path of the offending field.
@@ -176,47 +222,35 @@ export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot
   const extraTop = Object.keys(input).filter((k) => k !== 'services');
   if (extraTop.length > 0) problems.push(`unknown top-level field${extraTop.length > 1 ? 's' : ''} ${extraTop.map((k) => describeUntrusted(k)).join(', ')}`);
   for (const [name, raw] of Object.entries(input['services'])) {
-    const where = `services.${describeUntrusted(name).slice(1, -1)}`;
-    if (!SERVICE_NAME.test(name)) problems.push(`${where}: service name must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
-    if (!isRecord(raw)) {
-      problems.push(`${where}: expected { base, features }`);
-      continue;
-    }
-    const extra = Object.keys(raw).filter((k) => k !== 'base' && k !== 'features');
-    if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
-    if (raw['base'] === undefined) problems.push(`${where}.base: required (one URL or a list)`);
-    // Base is where every request without a copy goes: a service with no base target cannot serve.
-    else if (Array.isArray(raw['base']) && raw['base'].length === 0) problems.push(`${where}.base: empty list: base needs at least one URL`);
-    const base = makeLane(name, null, raw['base'] === undefined ? [] : parseTargets(raw['base'], `${where}.base`, problems));
-    const features = new Map<string, Lane>();
-    const rawFeatures = raw['features'] ?? {};
-    if (!isRecord(rawFeatures)) {
-      problems.push(`${where}.features: expected a mapping of routing key to URL(s)`);
-    } else {
-      for (const [key, targets] of Object.entries(rawFeatures)) {
-        const fwhere = `${where}.features.${describeUntrusted(key).slice(1, -1)}`;
-        if (!isValidKey(key)) {
-          problems.push(`${fwhere}: routing key must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
-          continue;
-        }
-        if (key === RESERVED_KEY) {
-          problems.push(`${fwhere}: "base" is reserved: the lane header could not tell this copy from base`);
-          continue;
-        }
-        features.set(key, makeLane(name, key, parseTargets(targets, fwhere, problems)));
-        keys.add(key);
-      }
-    }
-    services.set(name, Object.freeze({ name, base, features, decisions: makeDecisions(name, base, features) }));
+    const entry = buildEntry(name, raw, problems, keys);
+    if (entry !== undefined) services.set(name, entry);
   }
   if (problems.length > 0) throw new RegistryValidationError(problems, { source: meta.source });
-  return Object.freeze({
-    version: meta.version ?? 1,
-    source: meta.source ?? 'memory',
-    createdAt: meta.createdAt ?? 0,
-    services,
-    keys,
-  });
+  return freeze(services, keys, meta);
+}
+
+/**
+ * A new snapshot from `previous` with some services replaced (a description) or removed
+ * (undefined): the others keep their entries, decisions and all, so the cost follows the change,
+ * not the registry. Validated like `buildSnapshot`; on any problem nothing changes and it throws.
+ */
+export function updateSnapshot(previous: Snapshot, changes: ReadonlyMap<string, ServiceInput | undefined>, meta: SnapshotMeta = {}): Snapshot {
+  const problems: string[] = [];
+  const services = new Map(previous.services);
+  const added = new Set<string>();
+  for (const [name, raw] of changes) {
+    if (raw === undefined) {
+      services.delete(name);
+      continue;
+    }
+    const entry = buildEntry(name, raw, problems, added);
+    if (entry !== undefined) services.set(name, entry);
+  }
+  if (problems.length > 0) throw new RegistryValidationError(problems, { source: meta.source });
+  // Keys with a copy anywhere: only a removed or replaced service can take one away.
+  const keys = new Set<string>();
+  for (const entry of services.values()) for (const key of entry.features.keys()) keys.add(key);
+  return freeze(services, keys, meta);
 }
 
 /** The snapshot as plain JSON (for `/routes` and tests). */

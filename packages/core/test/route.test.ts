@@ -117,3 +117,25 @@ t.test('the Host carrier is read from the authority the request is routed by', a
   t.equal(codec.read({ host: 'f1.example.com' }, 'example.com').key, undefined, 'the authority wins over Host');
   t.equal(codec.read({ host: 'example.com' }, 'f1.example.com').key, 'f1', 'absolute-form authority');
 });
+
+t.test('updateSnapshot: the change is rebuilt, the rest is kept as it was', async (t) => {
+  const { updateSnapshot, RegistryValidationError } = await import('@devstack/core');
+  const before = buildSnapshot({ services: { a: { base: 'http://127.0.0.1:1', features: { k1: 'http://127.0.0.1:2' } }, b: { base: 'http://127.0.0.1:3', features: { k2: 'http://127.0.0.1:4' } } } }, { version: 1 });
+  const after = updateSnapshot(before, new Map([['a', { base: 'http://127.0.0.1:5' }], ['c', { base: 'http://127.0.0.1:6', features: { k3: 'http://127.0.0.1:7' } }]]), { version: 2 });
+  t.equal(after.version, 2);
+  t.equal(after.services.get('b'), before.services.get('b'), 'an untouched service keeps its entry');
+  t.equal(after.services.get('a')!.base.ready[0]!.origin, 'http://127.0.0.1:5', 'a replaced one is rebuilt');
+  t.same([...after.keys].sort(), ['k2', 'k3'], 'keys follow: k1 is gone with a\'s copy, k3 came with c');
+  t.equal(resolveKeyReason(after, 'b', 'k1'), 'unknown-key', 'and resolution sees it');
+  const removed = updateSnapshot(after, new Map([['b', undefined]]), { version: 3 });
+  t.same([...removed.services.keys()].sort(), ['a', 'c']);
+  t.same([...removed.keys], ['k3']);
+  t.throws(() => updateSnapshot(removed, new Map([['a', { base: [] }]])), RegistryValidationError, 'validated like buildSnapshot');
+  t.equal(removed.services.get('a')!.base.ready.length, 1, 'a refused update changes nothing');
+});
+
+function resolveKeyReason(snapshot: ReturnType<typeof buildSnapshot>, service: string, key: string): string {
+  const out = { service: undefined, reading: undefined, key: undefined, decision: undefined, lane: NO_LANE, target: undefined, refusal: undefined } as RouteFields;
+  routeStep(snapshot, service, createKeyCodec().read({ 'uber-ctx-key': key }), {}, out);
+  return out.decision!.reason;
+}

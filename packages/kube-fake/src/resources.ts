@@ -22,6 +22,11 @@ const BUILTINS: ResourceType[] = [
   builtin('', 'v1', 'Namespace', 'namespaces', false, ['ns'], true),
   builtin('', 'v1', 'Secret', 'secrets', true, [], false),
   builtin('', 'v1', 'Service', 'services', true, ['svc'], true),
+  builtin('', 'v1', 'ServiceAccount', 'serviceaccounts', true, ['sa'], true),
+  // Stored only: no controller runs them (nothing makes the pods or checks the rules).
+  builtin('apps', 'v1', 'Deployment', 'deployments', true, ['deploy'], true),
+  builtin('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true, [], true),
+  builtin('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true, [], true),
   builtin('discovery.k8s.io', 'v1', 'EndpointSlice', 'endpointslices', true, [], false),
 ];
 

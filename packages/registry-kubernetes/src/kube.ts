@@ -22,6 +22,8 @@ export function loadKubeConfig(options: ConnectOptions = {}): KubeConfig {
   const kc = new KubeConfig();
   const file = options.kubeconfig ?? (env['KUBECONFIG'] || undefined);
   if (file !== undefined) kc.loadFromFile(file.split(':')[0]!);
+  // Outside a pod client-node would aim at https://undefined and every request fail slowly.
+  else if (env['KUBERNETES_SERVICE_HOST'] === undefined || env['KUBERNETES_SERVICE_HOST'] === '') throw new Error('no kubeconfig given and not in a pod (KUBERNETES_SERVICE_HOST is unset)');
   else kc.loadFromCluster();
   const clusters = kc.clusters.map((c) => (c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c));
   kc.loadFromOptions({ clusters, users: kc.users, contexts: kc.contexts, currentContext: kc.currentContext });

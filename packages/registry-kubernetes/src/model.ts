@@ -118,7 +118,7 @@ function created(o: ServiceObject): number {
  */
 export function buildModel(services: Iterable<ServiceObject>, slices: Iterable<EndpointSliceObject>, options: ModelOptions): Model {
   const problems: string[] = [];
-  const claims = new Map<string, Claim>();
+  const claimed = new Map<string, Claim[]>();
   for (const object of services) {
     const labels = object.metadata?.labels ?? {};
     const service = labels[SERVICE_LABEL];
@@ -136,14 +136,21 @@ export function buildModel(services: Iterable<ServiceObject>, slices: Iterable<E
     if (object.metadata?.name === undefined || object.metadata.namespace === undefined) continue;
     const claim: Claim = { service, key: rawKey ?? null, object, ref: ref(object), created: created(object) };
     const id = `${service}\u0000${claim.key ?? ''}`;
-    const other = claims.get(id);
-    if (other === undefined) {
-      claims.set(id, claim);
-      continue;
-    }
-    const [winner, loser] = other.created < claim.created || (other.created === claim.created && other.ref < claim.ref) ? [other, claim] : [claim, other];
+    const list = claimed.get(id);
+    if (list === undefined) claimed.set(id, [claim]);
+    else list.push(claim);
+  }
+  // The oldest claim wins (then namespace/name), whatever order the objects came in.
+  const claims = new Map<string, Claim>();
+  for (const [id, list] of claimed) {
+    list.sort((a, b) => a.created - b.created || (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+    const winner = list[0]!;
     claims.set(id, winner);
-    problems.push(`Services ${winner.ref} and ${loser.ref} both claim service ${service}, ${claim.key === null ? 'base' : `key ${claim.key}`}: ${winner.ref} (the older) is used`);
+    if (list.length === 1) continue;
+    const what = `service ${winner.service}, ${winner.key === null ? 'base' : `key ${winner.key}`}`;
+    const refs = list.map((c) => c.ref);
+    const who = list.length === 2 ? `Services ${refs[0]} and ${refs[1]} both claim` : `Services ${refs.slice(0, -1).join(', ')} and ${refs[refs.length - 1]} all claim`;
+    problems.push(`${who} ${what}: ${winner.ref} (the older) is used`);
   }
 
   const slicesByService = new Map<string, EndpointSliceObject[]>();
@@ -176,5 +183,5 @@ export function buildModel(services: Iterable<ServiceObject>, slices: Iterable<E
     }
     (input.services as Record<string, unknown>)[name] = { base: entry.base, features: entry.features };
   }
-  return { input, problems };
+  return { input, problems: problems.sort() };
 }

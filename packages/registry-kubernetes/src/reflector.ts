@@ -62,14 +62,17 @@ export interface ReflectorOptions<T> {
   backoff?: BackoffOptions;
   clock?: Clock;
   random?: () => number;
-  /** The store changed (an event, or a relist). */
-  onChange(): void;
+  /** The store changed: one object (with what it replaced), or all of it (a relist). */
+  onChange(change: StoreChange<T>): void;
   /** A list completed: the store is a full, current copy. */
   onSync(): void;
   /** Every failed list or watch, and the recovery after failures. */
   onFailure(error: ReflectorError, retryInMs: number): void;
   onRecovered(): void;
 }
+
+/** What changed in a reflector's store. */
+export type StoreChange<T> = { full: true } | { full: false; object: T | undefined; previous: T | undefined };
 
 type Outcome = { kind: 'closed'; events: number } | { kind: 'gone' } | { kind: 'idle' } | { kind: 'error'; error: ReflectorError; events: number };
 
@@ -186,7 +189,7 @@ export class Reflector<T extends KubeObject> {
     this.#needList = false;
     this.#lastSync = this.#clock.now();
     this.#recovered();
-    this.#o.onChange();
+    this.#o.onChange({ full: true });
     this.#o.onSync();
   }
 
@@ -219,11 +222,15 @@ export class Reflector<T extends KubeObject> {
         }
         const object = event.object as T;
         const rv = object?.metadata?.resourceVersion;
-        if (event.type === 'ADDED' || event.type === 'MODIFIED') this.store.set(keyOf(object), object);
-        else if (event.type === 'DELETED') this.store.delete(keyOf(object));
-        else if (event.type !== 'BOOKMARK') return;
+        if (event.type !== 'ADDED' && event.type !== 'MODIFIED' && event.type !== 'DELETED' && event.type !== 'BOOKMARK') return;
         if (rv !== undefined) this.#resourceVersion = rv;
-        if (event.type !== 'BOOKMARK') this.#o.onChange();
+        if (event.type !== 'BOOKMARK') {
+          const key = keyOf(object);
+          const previous = this.store.get(key);
+          if (event.type === 'DELETED') this.store.delete(key);
+          else this.store.set(key, object);
+          this.#o.onChange({ full: false, object: event.type === 'DELETED' ? undefined : object, previous });
+        }
         this.#recovered();
       };
       const onClose = (error?: unknown) => {

@@ -1,6 +1,7 @@
-import { Emitter, RegistryValidationError, SERVICE_LABEL, buildSnapshot, type RegistrySource, type Snapshot, type SourceStatus } from '@devstack/core';
-import { buildModel, SLICE_SERVICE_LABEL, type EndpointSliceObject, type ServiceObject, type TargetMode } from './model.js';
-import { Reflector, SYSTEM_CLOCK, type Clock, type ReflectorError, type Transport } from './reflector.js';
+import { Emitter, RegistryValidationError, SERVICE_LABEL, type RegistrySource, type Snapshot, type SourceStatus } from '@devstack/core';
+import { Fleet } from './fleet.js';
+import { SLICE_SERVICE_LABEL, type EndpointSliceObject, type ServiceObject, type TargetMode } from './model.js';
+import { Reflector, SYSTEM_CLOCK, type Clock, type ReflectorError, type StoreChange, type Transport } from './reflector.js';
 import type { BackoffOptions } from './backoff.js';
 
 /** A little above the API server's bookmark interval (about a minute), so a healthy watch never trips it. */
@@ -46,6 +47,7 @@ export class KubernetesSource implements RegistrySource {
   readonly kind = 'kubernetes';
   readonly #o: KubernetesSourceOptions;
   readonly #clock: Clock;
+  readonly #fleet: Fleet;
   readonly #services: Reflector<ServiceObject>[] = [];
   readonly #slices: Reflector<EndpointSliceObject>[] = [];
   readonly #snapshots = new Emitter<Snapshot>();
@@ -64,6 +66,7 @@ export class KubernetesSource implements RegistrySource {
   constructor(options: KubernetesSourceOptions) {
     this.#o = options;
     this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#fleet = new Fleet({ targets: options.targets ?? 'service', clusterDomain: options.clusterDomain ?? 'cluster.local' });
     const namespaces: Array<string | undefined> = options.namespaces === undefined ? [undefined] : [...new Set(options.namespaces)];
     for (const ns of namespaces) {
       this.#services.push(this.#reflector<ServiceObject>('services', ns, SERVICE_SELECTOR));
@@ -80,7 +83,12 @@ export class KubernetesSource implements RegistrySource {
       clock: this.#clock,
       random: this.#o.random,
       backoff: this.#o.backoff,
-      onChange: () => this.#schedule(),
+      onChange: (change) => {
+        if (change.full) this.#fleet.reset(this.#services.flatMap((r) => [...r.store.values()]), this.#slices.flatMap((r) => [...r.store.values()]));
+        else if (kind === 'services') this.#fleet.service(change as StoreChange<ServiceObject>);
+        else this.#fleet.slice(change as StoreChange<EndpointSliceObject>);
+        this.#schedule();
+      },
       onSync: () => {
         this.#synced.add(reflector);
         if (this.#synced.size === this.#services.length + this.#slices.length) this.#onFirstSync?.();
@@ -158,23 +166,22 @@ export class KubernetesSource implements RegistrySource {
   }
 
   #publish(): void {
-    const services = this.#services.flatMap((r) => [...r.store.values()]);
-    const slices = this.#slices.flatMap((r) => [...r.store.values()]);
-    const model = buildModel(services, slices, { targets: this.#o.targets ?? 'service', clusterDomain: this.#o.clusterDomain ?? 'cluster.local' });
-    let snapshot: Snapshot;
+    if (!this.#fleet.pending && this.#snapshot !== undefined) return;
+    let built: { snapshot: Snapshot; problems: string[] };
     try {
-      snapshot = buildSnapshot(model.input, { version: ++this.#version, source: 'kubernetes', createdAt: this.#clock.now() });
+      built = this.#fleet.build(this.#snapshot, { version: this.#version + 1, source: 'kubernetes', createdAt: this.#clock.now() });
     } catch (error) {
       // The model only emits valid descriptions; this is a defect, reported rather than thrown.
       this.#errors.emit(error as Error);
       return;
     }
-    const problems = model.problems.join('\n');
+    this.#version++;
+    const problems = built.problems.join('\n');
     if (problems !== this.#lastProblems) {
       this.#lastProblems = problems;
-      if (model.problems.length > 0) this.#errors.emit(new RegistryValidationError(model.problems, { source: 'kubernetes' }));
+      if (built.problems.length > 0) this.#errors.emit(new RegistryValidationError(built.problems, { source: 'kubernetes' }));
     }
-    this.#snapshot = snapshot;
-    this.#snapshots.emit(snapshot);
+    this.#snapshot = built.snapshot;
+    this.#snapshots.emit(built.snapshot);
   }
 }

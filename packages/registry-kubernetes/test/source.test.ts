@@ -122,3 +122,11 @@ t.test('duplicate claims are reported once, and routing goes on with the older S
   await clock.advance(5);
   t.equal(errors.length, 1, 'the same problem is not reported again with every snapshot');
 });
+
+t.test('no credentials at all: a ConfigError at once, not requests to nowhere', async (t) => {
+  const { createKubernetesSource } = await import('@devstack/registry-kubernetes');
+  const { ConfigError } = await import('@devstack/core');
+  t.throws(() => createKubernetesSource({ env: {} }), ConfigError);
+  t.throws(() => createKubernetesSource({ env: {} }), /no kubeconfig given and not in a pod/);
+  t.throws(() => createKubernetesSource({ namespaces: ['Bad_NS'], env: {} }), /namespace "Bad_NS" is not a DNS-1123 label/);
+});

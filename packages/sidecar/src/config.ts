@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, createKeyCodec, isValidKey, describeUntrusted, registryKind } from '@devstack/core';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import type { SidecarOptions } from './sidecar.js';
+import { isLoopbackBind } from './passthrough.js';
 export { HELP } from './help.js';
 
 
@@ -25,7 +26,7 @@ const STRING_FLAGS = [
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
   'kubeconfig', 'targets', 'watch-idle-timeout',
 ] as const;
-const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces'] as const;
+const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces', 'passthrough'] as const;
 
 export interface KubernetesFlags {
   namespaces?: string[];
@@ -101,6 +102,12 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const config: CliConfig = { registry: registry ?? '', domains, strict: bool('strict'), logLevel: 'info' };
   const outboundPort = port('outbound-port');
   if (outboundPort !== undefined) config.outbound = { port: outboundPort, ...opt('host', str('outbound-host')) };
+  if (bool('passthrough')) {
+    const bind = str('outbound-host') ?? '127.0.0.1';
+    if (str('outbound-port') === undefined) problems.push('--passthrough (DEVSTACK_PASSTHROUGH): only with --outbound-port');
+    else if (!isLoopbackBind(bind)) problems.push(`--passthrough (DEVSTACK_PASSTHROUGH): needs --outbound-host on loopback (127.0.0.1 or ::1), not ${describeUntrusted(bind)}: the sidecar is never an open proxy`);
+    else config.passthrough = true;
+  }
   const inboundPort = port('inbound-port');
   const appPort = port('app-port');
   // A flag that was given but is invalid has its own problem line; it is not also reported missing.

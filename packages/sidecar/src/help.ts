@@ -21,6 +21,9 @@ Registry
 Listeners (at least one; port 0 picks a free port and logs it)
   --outbound-port PORT      the app's calls to other services come here      DEVSTACK_OUTBOUND_PORT
   --outbound-host ADDR      default 127.0.0.1                                DEVSTACK_OUTBOUND_HOST
+  --passthrough             outbound on loopback only: calls for hosts outside the registry go
+                            to the host they name, the key stripped (for HTTP_PROXY=the sidecar)
+                                                                             DEVSTACK_PASSTHROUGH
   --inbound-port PORT       in front of the app                              DEVSTACK_INBOUND_PORT
   --app-port PORT           the app's port (required with --inbound-port)    DEVSTACK_APP_PORT
   --app-host ADDR           default 127.0.0.1                                DEVSTACK_APP_HOST

@@ -20,3 +20,4 @@ export type { CliConfig, ParseResult } from './config.js';
 export { createLogger } from './log.js';
 export type { Logger, LogLevel } from './log.js';
 export { tracingRequested } from './otel.js';
+export { PASSTHROUGH_LANE, isLoopbackBind } from './passthrough.js';

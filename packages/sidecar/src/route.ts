@@ -2,6 +2,7 @@ import { describeUntrusted, effectiveKey, HOPS_HEADER, normalizeHost, routeStep,
 import type { ProxyErrorCode } from './errors.js';
 import type { Exchange, Stage } from './exchange.js';
 import { addForwarded, hostHeaderCount, endToEndHeaders } from './headers.js';
+import { PASSTHROUGH_LANE, passthroughHeaders, passthroughTarget } from './passthrough.js';
 
 export type SnapshotRef = () => Snapshot | undefined;
 
@@ -25,12 +26,23 @@ export const readTarget: Stage = (ex) => {
   ex.next();
 };
 
-export function outboundService(snapshot: SnapshotRef, clusterDomain: string): Stage {
+/**
+ * Which registry service the request is for. A host outside the registry is refused by the routing
+ * step, or, with `passthrough` (a loopback outbound listener only), sent on to the host it names.
+ */
+export function outboundService(snapshot: SnapshotRef, clusterDomain: string, passthrough = false): Stage {
   return (ex) => {
     const snap = snapshot();
     if (snap === undefined) return ex.fail('DEVSTACK_NOT_READY', 'no registry snapshot yet');
-    // Undefined when the registry does not know the name: the routing step refuses it.
     ex.service = serviceForAuthority(snap, ex.host!, clusterDomain);
+    if (ex.service === undefined && passthrough) {
+      const target = passthroughTarget(ex.host!);
+      if (target === null) return ex.fail('DEVSTACK_BAD_REQUEST', `cannot pass through to ${describeUntrusted(ex.host)}: not a host[:port]`);
+      if (/^https:/i.test(ex.req.url ?? '')) return ex.fail('DEVSTACK_BAD_REQUEST', 'https:// cannot be passed through as plain HTTP; call it directly');
+      ex.passthrough = true;
+      ex.lane = PASSTHROUGH_LANE;
+      ex.target = target;
+    }
     ex.next();
   };
 }
@@ -84,6 +96,7 @@ const REFUSAL_CODES: Record<Refusal, ProxyErrorCode> = {
 export function resolveLane(snapshot: SnapshotRef, options: ResolveStageOptions): Stage {
   const step = { defaultKey: options.defaultKey, strict: options.strict === true };
   return (ex) => {
+    if (ex.passthrough) return ex.next();
     const snap = snapshot();
     if (snap === undefined) return ex.fail('DEVSTACK_NOT_READY', 'no registry snapshot yet');
     if (routeStep(snap, ex.service, ex.reading, step, ex)) return ex.next();
@@ -140,6 +153,11 @@ export function rewriteHeaders(codec: KeyCodec, options: HeaderStageOptions): St
   return (ex) => {
     const { req } = ex;
     const out = endToEndHeaders(req.headers);
+    if (ex.passthrough) {
+      ex.headers = out;
+      passthroughHeaders(ex, codec);
+      return ex.next();
+    }
     // The raw value of an invalid key never travels on; a default key, if any, replaces it below.
     if (dropClientKeys || ex.reading?.problem !== undefined) codec.strip(out);
     if (ex.key !== undefined) codec.write(out, ex.key);

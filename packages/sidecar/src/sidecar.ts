@@ -3,7 +3,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
 import { trace } from '@opentelemetry/api';
-import { createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
+import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
+import { isLoopbackBind } from './passthrough.js';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
 import { ListenError, sendError } from './errors.js';
 import { Guard } from './guard.js';
@@ -33,6 +34,12 @@ export interface SidecarOptions {
     /** Which client addresses count as local for `/routes` and `/resolve`. Default: loopback. */
     isLocal?: (address: string | undefined) => boolean;
   };
+  /**
+   * Outbound calls for hosts outside the registry go to the host they name, with the key stripped,
+   * instead of a 404 (for apps whose every plain-HTTP call is sent here by `HTTP_PROXY`). Only for
+   * an outbound listener bound to loopback: never an open proxy to the network.
+   */
+  passthrough?: boolean;
   /** Key for outbound calls that arrive without one; also this copy's lane on inbound. */
   defaultKey?: string;
   strict?: boolean;
@@ -92,6 +99,9 @@ export class Sidecar {
   readonly #onFault: FaultHandler = (ex, error) => this.#guard.report(ex.direction, error);
 
   constructor(options: SidecarOptions) {
+    if (options.passthrough === true && (options.outbound === undefined || !isLoopbackBind(options.outbound.host ?? '127.0.0.1'))) {
+      throw new ConfigError(['passthrough needs an outbound listener bound to loopback (127.0.0.1 or ::1): the sidecar is never an open proxy to the network']);
+    }
     this.#options = options;
     this.#log = options.logger ?? createLogger('info');
     this.metrics = options.metrics ?? new SidecarMetrics();
@@ -183,7 +193,7 @@ export class Sidecar {
     const route = [
       readTarget,
       loopGuard(o.maxHops ?? DEFAULT_MAX_HOPS),
-      edge ? edgeService(c.codec, edge.entry) : outboundService(snap, o.clusterDomain ?? 'cluster.local'),
+      edge ? edgeService(c.codec, edge.entry) : outboundService(snap, o.clusterDomain ?? 'cluster.local', o.passthrough === true),
       extractKey(c.codec, { defaultKey, dropClientKeys, onInvalid: c.onInvalid }),
       resolveLane(snap, { defaultKey, strict: o.strict }),
       rewriteHeaders(c.codec, { countHop: true, dropClientKeys, trustForwarded: !edge }),
@@ -249,7 +259,9 @@ export class Sidecar {
       this.#guard.refuse(name, socket, 'DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT is only for plain HTTP to registry services; call http://<service> instead');
       return;
     }
-    if (snapshot === undefined || serviceForAuthority(snapshot, authority, this.#options.clusterDomain ?? 'cluster.local') === undefined) {
+    const known = snapshot !== undefined && serviceForAuthority(snapshot, authority, this.#options.clusterDomain ?? 'cluster.local') !== undefined;
+    // With passthrough, a tunnel to another host carries plain HTTP that is then passed through.
+    if (!known && !(this.#options.passthrough === true && snapshot !== undefined)) {
       this.#guard.refuse(name, socket, 'DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(authority)} in the registry`);
       return;
     }

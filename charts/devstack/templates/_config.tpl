@@ -1,0 +1,69 @@
+{{/*
+The effective devstack settings of a release, as YAML: the including chart's `service`, `port`
+and `devstack` values over the defaults below. Every other template reads them through
+`include "devstack.config" . | fromYaml`, so a value missing from the including chart gets the same
+default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
+*/}}
+{{- define "devstack.config" -}}
+{{- $d := .Values.devstack | default dict -}}
+{{- $service := required "service: the logical service name is required" .Values.service -}}
+{{- $feature := dig "feature" "" $d | toString -}}
+{{- $name := $service -}}
+{{- if $feature }}{{ $name = printf "%s-%s" $service $feature }}{{ end -}}
+{{- $footprint := dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi") -}}
+{{- $resources := dig "sidecar" "resources" dict $d -}}
+{{- $config := dict
+  "service" $service
+  "feature" $feature
+  "lane" ($feature | default "base")
+  "name" $name
+  "namespace" .Release.Namespace
+  "ttl" (dig "ttl" "" $d | toString)
+  "keyName" (dig "keyName" "uber-ctx-key" $d)
+  "appPort" (.Values.port | default 8080)
+  "sidecar" (dict
+    "enabled" (dig "sidecar" "enabled" true $d)
+    "native" (dig "sidecar" "native" false $d)
+    "image" (printf "%s:%s" (dig "sidecar" "image" "repository" "devstack-sidecar" $d) (dig "sidecar" "image" "tag" "latest" $d | toString))
+    "pullPolicy" (dig "sidecar" "image" "pullPolicy" "IfNotPresent" $d)
+    "outbound" (dig "sidecar" "ports" "outbound" 15001 $d)
+    "inbound" (dig "sidecar" "ports" "inbound" 15000 $d)
+    "admin" (dig "sidecar" "ports" "admin" 15020 $d)
+    "strict" (dig "sidecar" "strict" false $d)
+    "targets" (dig "sidecar" "targets" "service" $d)
+    "passthrough" (dig "sidecar" "passthrough" true $d)
+    "resources" (empty $resources | ternary $footprint $resources)
+    "otelEndpoint" (dig "sidecar" "otelEndpoint" "" $d)
+    "env" (dig "sidecar" "env" list $d))
+  "edge" (dict
+    "enabled" (dig "edge" "enabled" false $d)
+    "host" (dig "edge" "host" "example.com" $d)
+    "traefik" (dig "edge" "traefik" "v3" $d)
+    "apiGroup" (dig "edge" "apiGroup" "traefik.io" $d)
+    "entryPoints" (dig "edge" "entryPoints" (list "web") $d)
+    "tls" (dig "edge" "tls" dict $d)
+    "previewAuth" (dig "edge" "previewAuth" dict $d))
+-}}
+{{- include "devstack.validate" (dict "config" $config "root" .) -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/*
+What the schema cannot see: lengths of derived names and the cluster's version. Fails the render,
+so a bad release stops at `helm install`/`template` instead of in the cluster.
+*/}}
+{{- define "devstack.validate" -}}
+{{- $c := .config -}}
+{{- if gt (len $c.name) 63 -}}
+{{- fail (printf "service and feature together name the copy %q: longer than 63 characters, which Kubernetes refuses as a Service name" $c.name) -}}
+{{- end -}}
+{{- if and $c.ttl (not $c.feature) -}}
+{{- fail "devstack.ttl: only a feature copy has a TTL (kube-janitor would delete the base)" -}}
+{{- end -}}
+{{- if and $c.sidecar.enabled $c.sidecar.native (semverCompare "<1.29-0" .root.Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "devstack.sidecar.native: native sidecars (init containers with restartPolicy: Always) need Kubernetes 1.29 or newer; this cluster is %s" .root.Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- if and $c.edge.enabled (eq $c.edge.traefik "v3") (eq $c.edge.apiGroup "traefik.containo.us") -}}
+{{- fail "devstack.edge: Traefik v3 serves its CRDs under traefik.io only" -}}
+{{- end -}}
+{{- end -}}

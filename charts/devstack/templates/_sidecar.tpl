@@ -1,0 +1,133 @@
+{{/*
+The sidecar container. Everything is set through DEVSTACK_* variables (the image's entrypoint is the
+sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
+*/}}
+{{- define "devstack.sidecar.container" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- $s := $c.sidecar -}}
+- name: devstack-sidecar
+  image: {{ $s.image | quote }}
+  imagePullPolicy: {{ $s.pullPolicy }}
+  {{- if $s.native }}
+  restartPolicy: Always
+  {{- end }}
+  ports:
+    - { name: devstack-in, containerPort: {{ $s.inbound }}, protocol: TCP }
+    - { name: devstack-admin, containerPort: {{ $s.admin }}, protocol: TCP }
+  env:
+    - { name: DEVSTACK_REGISTRY, value: k8s }
+    - { name: DEVSTACK_NAMESPACE, value: {{ $c.namespace | quote }} }
+    - { name: DEVSTACK_TARGETS, value: {{ $s.targets | quote }} }
+    # Loopback only: the app in this pod is the outbound listener's one client.
+    - { name: DEVSTACK_OUTBOUND_HOST, value: "127.0.0.1" }
+    - { name: DEVSTACK_OUTBOUND_PORT, value: {{ $s.outbound | quote }} }
+    - { name: DEVSTACK_INBOUND_PORT, value: {{ $s.inbound | quote }} }
+    - { name: DEVSTACK_APP_PORT, value: {{ $c.appPort | quote }} }
+    - { name: DEVSTACK_ADMIN_PORT, value: {{ $s.admin | quote }} }
+    - { name: DEVSTACK_KEY_NAME, value: {{ $c.keyName | quote }} }
+    - { name: DEVSTACK_STRICT, value: {{ $s.strict | toString | quote }} }
+    - { name: DEVSTACK_PASSTHROUGH, value: {{ $s.passthrough | toString | quote }} }
+    {{- if $c.feature }}
+    # Calls that arrive without a key stay in this copy's lane.
+    - { name: DEVSTACK_DEFAULT_KEY, value: {{ $c.feature | quote }} }
+    {{- end }}
+    {{- if $c.edge.enabled }}
+    # The entry service reads the key of a preview URL (<key>.<host>) from the Host.
+    - { name: DEVSTACK_DOMAIN, value: {{ $c.edge.host | quote }} }
+    {{- end }}
+    {{- if $s.otelEndpoint }}
+    - { name: OTEL_EXPORTER_OTLP_ENDPOINT, value: {{ $s.otelEndpoint | quote }} }
+    - { name: OTEL_SERVICE_NAME, value: {{ printf "%s-devstack-sidecar" $c.service | quote }} }
+    - { name: OTEL_RESOURCE_ATTRIBUTES, value: {{ printf "devstack.service=%s,devstack.lane=%s" $c.service $c.lane | quote }} }
+    {{- end }}
+    {{- with $s.env }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if $s.native }}
+  # A native sidecar is started before the app: the app's first calls find the routes loaded.
+  startupProbe:
+    httpGet: { path: /readyz, port: devstack-admin }
+    periodSeconds: 1
+    failureThreshold: 120
+  {{- end }}
+  readinessProbe:
+    httpGet: { path: /readyz, port: devstack-admin }
+    periodSeconds: 5
+    failureThreshold: 2
+  livenessProbe:
+    httpGet: { path: /healthz, port: devstack-admin }
+    periodSeconds: 10
+    failureThreshold: 3
+  resources:
+    {{- toYaml $s.resources | nindent 4 }}
+  securityContext:
+    runAsNonRoot: true
+    # The image's `node` user; a numeric id lets the kubelet check runAsNonRoot.
+    runAsUser: 1000
+    runAsGroup: 1000
+    allowPrivilegeEscalation: false
+    readOnlyRootFilesystem: true
+    capabilities: { drop: [ALL] }
+    seccompProfile: { type: RuntimeDefault }
+  volumeMounts:
+    - name: devstack-kube-api
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+{{- end -}}
+
+{{/* Sidecar entries for the pod's `containers:` list (empty for a native sidecar or none). */}}
+{{- define "devstack.containers" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- if and $c.sidecar.enabled (not $c.sidecar.native) -}}
+{{ include "devstack.sidecar.container" . }}
+{{- end -}}
+{{- end -}}
+
+{{/* The pod's `initContainers:` key with the native sidecar, or nothing. */}}
+{{- define "devstack.initContainers" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- if and $c.sidecar.enabled $c.sidecar.native -}}
+initContainers:
+  {{- include "devstack.sidecar.container" . | nindent 2 }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Pod-level settings: the registry's ServiceAccount, with its token mounted into the sidecar only
+(the app container gets no API credentials), and the token's projected volume.
+*/}}
+{{- define "devstack.podSpec" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- if $c.sidecar.enabled -}}
+serviceAccountName: {{ printf "%s-devstack" $c.name | quote }}
+automountServiceAccountToken: false
+volumes:
+  - name: devstack-kube-api
+    projected:
+      defaultMode: 292
+      sources:
+        - serviceAccountToken: { path: token, expirationSeconds: 3607 }
+        - configMap: { name: kube-root-ca.crt, items: [{ key: ca.crt, path: ca.crt }] }
+        - downwardAPI: { items: [{ path: namespace, fieldRef: { apiVersion: v1, fieldPath: metadata.namespace } }] }
+{{- end -}}
+{{- end -}}
+
+{{/*
+The app container's environment: with the sidecar, every plain-HTTP call goes through its outbound
+listener (`HTTP_PROXY`; Node reads it with NODE_USE_ENV_PROXY=1). Loopback stays direct.
+*/}}
+{{- define "devstack.app.env" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- if $c.sidecar.enabled -}}
+- { name: HTTP_PROXY, value: {{ printf "http://127.0.0.1:%v" $c.sidecar.outbound | quote }} }
+- { name: http_proxy, value: {{ printf "http://127.0.0.1:%v" $c.sidecar.outbound | quote }} }
+- { name: NODE_USE_ENV_PROXY, value: "1" }
+- { name: NO_PROXY, value: "localhost,127.0.0.1,::1" }
+{{- end -}}
+{{- end -}}
+
+{{/* The container port a Service sends to: the sidecar's inbound listener, else the app's `http`. */}}
+{{- define "devstack.targetPort" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- ternary "devstack-in" "http" $c.sidecar.enabled -}}
+{{- end -}}

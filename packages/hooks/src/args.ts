@@ -1,0 +1,96 @@
+import { parseArgs } from 'node:util';
+import { describeUntrusted } from '@devstack/core';
+import { COMMAND_HELP, HELP, commandHelp } from './help.js';
+
+interface CommandFlags {
+  strings: readonly string[];
+  booleans?: readonly string[];
+  /** Repeatable KEY=VALUE flags. */
+  pairs?: readonly string[];
+  required: readonly string[];
+}
+
+const KUBE = ['namespace', 'kubeconfig'] as const;
+
+export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
+  'ingressroute add': { strings: ['name', 'host', 'key', 'service', 'port', 'traefik', 'api-group', 'key-name', 'priority', ...KUBE], booleans: ['create'], required: ['name', 'host', 'key', 'service'] },
+  'ingressroute remove': { strings: ['name', 'key', 'api-group', ...KUBE], required: ['name', 'key'] },
+  'secret clone': { strings: ['from', 'to', 'key', 'service', 'ttl', ...KUBE], pairs: ['set'], required: ['from', 'to', 'key'] },
+  'secret update': { strings: ['name', ...KUBE], pairs: ['set'], required: ['name', 'set'] },
+  'sqs create': { strings: ['queue', 'key', 'endpoint', 'region', 'attributes', 'secret', 'secret-key', ...KUBE], required: ['queue', 'key'] },
+  'sqs delete': { strings: ['queue', 'key', 'endpoint', 'region', ...KUBE], required: ['queue', 'key'] },
+});
+
+export interface Invocation {
+  command: string;
+  /** Flag values, from the command line or DEVSTACK_<FLAG>. */
+  values: Record<string, string | undefined>;
+  booleans: Record<string, boolean>;
+  pairs: Record<string, Record<string, string>>;
+}
+
+export type Parsed = { kind: 'help'; text: string } | { kind: 'version' } | { kind: 'error'; command?: string; problems: string[] } | { kind: 'run'; invocation: Invocation };
+
+export function envName(flag: string): string {
+  return `DEVSTACK_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** The command line of one command; every problem is reported, one line each. */
+export function parseCommandLine(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Parsed {
+  const [group, action] = argv;
+  if (group === undefined || group === '-h' || group === '--help') return { kind: 'help', text: HELP };
+  if (group === '-v' || group === '--version') return { kind: 'version' };
+  const command = `${group} ${action ?? ''}`.trim();
+  const flags = COMMANDS[command];
+  if (flags === undefined) {
+    if (action === '--help' || action === '-h') return { kind: 'help', text: HELP };
+    return { kind: 'error', problems: [`unknown command ${describeUntrusted(command)}: one of ${Object.keys(COMMANDS).join(', ')}`] };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv.slice(2),
+      strict: true,
+      allowPositionals: false,
+      options: {
+        ...Object.fromEntries(flags.strings.map((f) => [f, { type: 'string' as const }])),
+        ...Object.fromEntries((flags.booleans ?? []).map((f) => [f, { type: 'boolean' as const }])),
+        ...Object.fromEntries((flags.pairs ?? []).map((f) => [f, { type: 'string' as const, multiple: true }])),
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    return { kind: 'error', command, problems: [(error as Error).message.split('\n').join(' ')] };
+  }
+  const raw = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  if (raw['help']) return { kind: 'help', text: commandHelp(command) };
+
+  const problems: string[] = [];
+  const values: Record<string, string | undefined> = {};
+  for (const flag of flags.strings) {
+    const v = raw[flag];
+    const e = env[envName(flag)];
+    values[flag] = typeof v === 'string' ? v : e === undefined || e === '' ? undefined : e;
+  }
+  const booleans: Record<string, boolean> = {};
+  for (const flag of flags.booleans ?? []) booleans[flag] = raw[flag] === true;
+  const pairs: Record<string, Record<string, string>> = {};
+  for (const flag of flags.pairs ?? []) {
+    const out: Record<string, string> = {};
+    for (const pair of (raw[flag] as string[] | undefined) ?? []) {
+      const eq = pair.indexOf('=');
+      // The value may be a secret: only the part before '=' is ever shown.
+      if (eq <= 0) problems.push(`--${flag}: expected KEY=VALUE, got ${eq === 0 ? 'an empty KEY' : "a value without '='"}`);
+      else out[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+    pairs[flag] = out;
+  }
+  for (const flag of flags.required) {
+    const given = flags.pairs?.includes(flag) ? Object.keys(pairs[flag] ?? {}).length > 0 || raw[flag] !== undefined : values[flag] !== undefined;
+    if (!given) problems.push(`--${flag}${flags.pairs?.includes(flag) ? '' : ` (${envName(flag)})`}: required`);
+  }
+  if (problems.length > 0) return { kind: 'error', command, problems };
+  return { kind: 'run', invocation: { command, values, booleans, pairs } };
+}
+
+export { COMMAND_HELP };

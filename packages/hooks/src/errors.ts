@@ -1,0 +1,61 @@
+import { DevstackError } from '@devstack/core';
+
+/** An object or queue a command needs is not there (a missing source secret, a missing IngressRoute). */
+export class NotFoundError extends DevstackError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_NOT_FOUND', message, options);
+  }
+}
+
+/** The object exists but was not made by devstack-hooks: it is left as it is rather than taken over. */
+export class NotOwnedError extends DevstackError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_NOT_OWNED', message, options);
+  }
+}
+
+/** Every attempt met a conflict or a transient failure; `cause` is the last one. */
+export class RetriesExhaustedError extends DevstackError {
+  readonly attempts: number;
+
+  constructor(what: string, attempts: number, options: { cause: unknown }) {
+    super('DEVSTACK_HOOK_RETRIES_EXHAUSTED', `${what}: gave up after ${attempts} attempts: ${reason(options.cause)}`, options);
+    this.attempts = attempts;
+  }
+}
+
+/**
+ * A Kubernetes API call that failed: `status` is the HTTP status (undefined when no answer came),
+ * the message the API server's `Status` gave.
+ */
+export class KubeCallError extends DevstackError {
+  readonly status: number | undefined;
+
+  constructor(what: string, status: number | undefined, detail: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_KUBE_API', `${what}: ${status === undefined ? 'no answer' : `HTTP ${status}`}: ${detail}`, options);
+    this.status = status;
+  }
+}
+
+/** An SQS call that failed; `name` is the AWS error name (`QueueDoesNotExist`, …). */
+export class SqsCallError extends DevstackError {
+  readonly awsName: string | undefined;
+  readonly status: number | undefined;
+
+  constructor(what: string, awsName: string | undefined, status: number | undefined, detail: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_SQS', `${what}: ${awsName ?? 'error'}: ${detail}`, options);
+    this.awsName = awsName;
+    this.status = status;
+  }
+}
+
+function reason(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** No kubeconfig could be loaded: no --kubeconfig, no KUBECONFIG, not in a pod. */
+export class NoCredentialsError extends DevstackError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_NO_CREDENTIALS', message, options);
+  }
+}

@@ -1,0 +1,159 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError, DevstackError } from '@devstack/core';
+import { defaultNamespace, loadKubeConfig } from '@devstack/registry-kubernetes';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { parseCommandLine, type Invocation } from './args.js';
+import { NoCredentialsError } from './errors.js';
+import { addIngressRoute, checkAddOptions, checkRemoveOptions, removeIngressRoute, type AddIngressRouteOptions } from './ingressroute.js';
+import type { TraefikApiGroup } from './kube.js';
+import { createLogger, type Logger } from './log.js';
+import type { RuleSyntax } from './routes.js';
+import { checkCloneOptions, checkUpdateOptions, cloneSecret, updateSecret } from './secret.js';
+import { checkCreateQueueOptions, checkDeleteQueueOptions, createQueue, deleteQueue, type CreateQueueOptions } from './sqs.js';
+
+export interface Io {
+  env: Readonly<Record<string, string | undefined>>;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+/** Checked before anything is loaded or sent; a namespace not given yet is checked as `default`. */
+const PLACEHOLDER_NS = 'default';
+
+function number(flag: string, raw: string | undefined, problems: string[]): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[0-9]{1,10}$/.test(raw)) {
+    problems.push(`--${flag}: expected a whole number, got ${JSON.stringify(raw.slice(0, 20))}`);
+    return undefined;
+  }
+  return Number(raw);
+}
+
+function attributes(raw: string | undefined, problems: string[]): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    problems.push(`--attributes: not JSON: ${(error as Error).message}`);
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push('--attributes: expected a JSON object of attribute names and values');
+    return undefined;
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parsed)) {
+    if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out[k] = String(v);
+    else problems.push(`--attributes: ${JSON.stringify(k)} must be a string, number or boolean`);
+  }
+  return out;
+}
+
+type Plan = { check(): void; needsKube: boolean; run(kc: KubeConfig | undefined, namespace: string, log: Logger): Promise<Record<string, unknown>> };
+
+/** Options from flags, checked by the same functions the library runs; no I/O here. */
+function plan(inv: Invocation, problems: string[]): Plan {
+  const v = inv.values;
+  const key = v['key']!;
+  const given = v['namespace'];
+  switch (inv.command) {
+    case 'ingressroute add': {
+      const options = (namespace: string): AddIngressRouteOptions => ({
+        name: v['name']!, namespace, key, host: v['host']!, service: v['service']!, port: v['port'],
+        traefik: v['traefik'] as RuleSyntax | undefined, apiGroup: v['api-group'] as TraefikApiGroup | undefined,
+        keyName: v['key-name'], priority: number('priority', v['priority'], problems), create: inv.booleans['create'],
+      });
+      return { needsKube: true, check: () => checkAddOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await addIngressRoute(kc!, { ...options(ns), log })) }) };
+    }
+    case 'ingressroute remove': {
+      const options = (namespace: string) => ({ name: v['name']!, namespace, key, apiGroup: v['api-group'] as TraefikApiGroup | undefined });
+      return { needsKube: true, check: () => checkRemoveOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await removeIngressRoute(kc!, { ...options(ns), log })) }) };
+    }
+    case 'secret clone': {
+      const options = (namespace: string) => ({ from: v['from']!, to: v['to']!, key, service: v['service'], ttl: v['ttl'], set: inv.pairs['set'], namespace });
+      return { needsKube: true, check: () => checkCloneOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['to'], ...(await cloneSecret(kc!, { ...options(ns), log })) }) };
+    }
+    case 'secret update': {
+      const options = (namespace: string) => ({ name: v['name']!, set: inv.pairs['set'], namespace });
+      return { needsKube: true, check: () => checkUpdateOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['name'], ...(await updateSecret(kc!, { ...options(ns), log })) }) };
+    }
+    case 'sqs create': {
+      const attrs = attributes(v['attributes'], problems);
+      const secret = v['secret'];
+      const options = (kc: KubeConfig | undefined, namespace: string): CreateQueueOptions => ({
+        queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs,
+        secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
+      });
+      return { needsKube: secret !== undefined, check: () => checkCreateQueueOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createQueue({ ...options(kc, ns), log })) }) };
+    }
+    default: {
+      const options = { queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'] };
+      return { needsKube: false, check: () => checkDeleteQueueOptions(options), run: async () => ({ ...(await deleteQueue(options)) }) };
+    }
+  }
+}
+
+function kubeconfig(path: string | undefined, env: Io['env']): KubeConfig {
+  // client-node's in-cluster loading does not fail outside a pod: it yields `https://undefined`,
+  // and every request would then be retried as a lost connection.
+  if (path === undefined && !env['KUBECONFIG'] && !env['KUBERNETES_SERVICE_HOST']) {
+    throw new NoCredentialsError('no Kubernetes credentials: no --kubeconfig, no KUBECONFIG, and not in a pod (KUBERNETES_SERVICE_HOST is not set)');
+  }
+  try {
+    return loadKubeConfig({ kubeconfig: path, env });
+  } catch (error) {
+    throw new NoCredentialsError(`no Kubernetes credentials: ${(error as Error).message} (give --kubeconfig, set KUBECONFIG, or run in a pod with a service account)`, { cause: error });
+  }
+}
+
+/**
+ * The command: 0 done, 1 a failure it explains, 2 a usage error. Everything that can be refused
+ * (flags, the routing key, names that go into rules and labels) is refused before credentials are
+ * loaded or a request is made.
+ */
+export async function main(argv: readonly string[], io: Io): Promise<number> {
+  const parsed = parseCommandLine(argv, io.env);
+  if (parsed.kind === 'help') {
+    io.out(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    io.out(`${pkg.version}\n`);
+    return 0;
+  }
+  const usage = (command: string | undefined, problems: readonly string[]) => {
+    for (const problem of problems) io.err(`devstack-hooks: ${problem}\n`);
+    io.err(`Run devstack-hooks ${command === undefined ? '' : `${command} `}--help for usage.\n`);
+    return 2;
+  };
+  if (parsed.kind === 'error') return usage(parsed.command, parsed.problems);
+  const { invocation } = parsed;
+  const problems: string[] = [];
+  const steps = plan(invocation, problems);
+  try {
+    steps.check();
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.problems);
+  }
+  if (problems.length > 0) return usage(invocation.command, problems);
+
+  const log = createLogger({ command: invocation.command }, io.out, io.err);
+  try {
+    const kc = steps.needsKube ? kubeconfig(invocation.values['kubeconfig'], io.env) : undefined;
+    const namespace = invocation.values['namespace'] ?? (kc === undefined ? PLACEHOLDER_NS : defaultNamespace(kc));
+    const outcome = await steps.run(kc, namespace, log);
+    log.info('done', { ...(steps.needsKube ? { namespace } : {}), ...outcome });
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) return usage(invocation.command, error.problems);
+    if (error instanceof DevstackError) {
+      log.error('failed', { code: error.code, error: error.message });
+      return 1;
+    }
+    log.error('failed', { code: 'DEVSTACK_HOOK_UNEXPECTED', error: (error as Error).stack ?? String(error) });
+    return 1;
+  }
+}

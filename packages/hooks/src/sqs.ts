@@ -1,0 +1,186 @@
+import { ConfigError, DevstackError, FEATURE_LABEL } from '@devstack/core';
+import {
+  CreateQueueCommand,
+  DeleteQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  SetQueueAttributesCommand,
+  SQSClient,
+  type QueueAttributeName,
+} from '@aws-sdk/client-sqs';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { NotFoundError, SqsCallError } from './errors.js';
+import { secretStore } from './kube.js';
+import { SILENT, type Logger } from './log.js';
+import type { RetryOptions } from './retry.js';
+import { setKeys } from './secret.js';
+import { dnsLabel, dnsSubdomain, problemsOf, queueName, routingKey, secretKey } from './validate.js';
+
+export const DEFAULT_QUEUE_URL_KEY = 'QUEUE_URL';
+
+/**
+ * The base queue's attributes a copy gets. Not `Policy`, `RedrivePolicy` or `RedriveAllowPolicy`:
+ * they name the base queue's ARN or its dead-letter queue, so a copy would send its failures into
+ * the base's dead letters. Pass them with `attributes` when a copy needs its own.
+ */
+export const COPIED_ATTRIBUTES: readonly string[] = Object.freeze([
+  'DelaySeconds', 'MaximumMessageSize', 'MessageRetentionPeriod', 'ReceiveMessageWaitTimeSeconds', 'VisibilityTimeout',
+  'FifoQueue', 'ContentBasedDeduplication', 'DeduplicationScope', 'FifoThroughputLimit',
+  'KmsMasterKeyId', 'KmsDataKeyReusePeriodSeconds', 'SqsManagedSseEnabled',
+]);
+
+/** Attributes SQS lets no one change after creation. */
+const IMMUTABLE = new Set(['FifoQueue']);
+
+export interface SqsConnection {
+  /** An SQS-compatible endpoint (LocalStack, an emulator); default: AWS, or `AWS_ENDPOINT_URL_SQS`. */
+  endpoint?: string | undefined;
+  /** Default: `AWS_REGION`, else us-east-1. */
+  region?: string | undefined;
+  /** A client to use instead (tests, custom credentials). */
+  client?: SQSClient | undefined;
+}
+
+export interface CreateQueueOptions extends SqsConnection {
+  queue: string;
+  key: string;
+  /** Attributes over the base queue's, as SQS names them. */
+  attributes?: Record<string, string> | undefined;
+  /** Write the queue URL into this secret of the copy (created when missing). */
+  secret?: { kc: KubeConfig; namespace: string; name: string; key?: string | undefined } | undefined;
+  retry?: RetryOptions | undefined;
+  log?: Logger | undefined;
+}
+
+export interface DeleteQueueOptions extends SqsConnection {
+  queue: string;
+  key: string;
+  log?: Logger | undefined;
+}
+
+/** `<name>-<key>`, with a FIFO queue's `.fifo` kept last: `orders.fifo` + `feature1` -> `orders-feature1.fifo`. */
+export function copyQueueName(queue: string, key: string): string {
+  const fifo = queue.endsWith('.fifo');
+  return `${fifo ? queue.slice(0, -5) : queue}-${key}${fifo ? '.fifo' : ''}`;
+}
+
+function checkCommon(options: { queue: string; key: string; endpoint?: string | undefined }): string[] {
+  const problems = problemsOf([[routingKey, '--key', options.key], [queueName, '--queue', options.queue]]);
+  if (problems.length === 0) problems.push(...problemsOf([[queueName, '--queue', copyQueueName(options.queue, options.key)]]).map((p) => `${p} (the copy's name)`));
+  if (options.endpoint !== undefined && !/^https?:\/\/[^\s/]+/.test(options.endpoint)) problems.push('--endpoint: expected an http:// or https:// URL');
+  return problems;
+}
+
+export function checkCreateQueueOptions(options: CreateQueueOptions): void {
+  const problems = checkCommon(options);
+  for (const [name, value] of Object.entries(options.attributes ?? {})) {
+    if (!/^[A-Za-z]{1,64}$/.test(name) || typeof value !== 'string') problems.push(`--attributes: ${JSON.stringify(name)} must be an attribute name with a string value`);
+  }
+  if (options.secret !== undefined) problems.push(...problemsOf([[dnsSubdomain, '--secret', options.secret.name], [secretKey, '--secret-key', options.secret.key], [dnsLabel, '--namespace', options.secret.namespace]]));
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+export function checkDeleteQueueOptions(options: DeleteQueueOptions): void {
+  const problems = checkCommon(options);
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+function client(options: SqsConnection): SQSClient {
+  return options.client ?? new SQSClient({ region: options.region ?? process.env['AWS_REGION'] ?? 'us-east-1', ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }) });
+}
+
+const missing = (error: unknown) => {
+  const name = (error as { name?: string }).name;
+  return name === 'QueueDoesNotExist' || name === 'AWS.SimpleQueueService.NonExistentQueue';
+};
+
+async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof DevstackError) throw error;
+    const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+    throw new SqsCallError(what, e.name, e.$metadata?.httpStatusCode, e.message ?? String(error), { cause: error });
+  }
+}
+
+async function urlOf(sqs: SQSClient, name: string): Promise<string | undefined> {
+  try {
+    return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+  } catch (error) {
+    if (missing(error)) return undefined;
+    throw error;
+  }
+}
+
+export interface CreateQueueOutcome {
+  name: string;
+  url: string;
+  change: 'created' | 'updated' | 'unchanged';
+  /** What happened to the secret, when one was asked for. */
+  secret?: 'created' | 'updated' | 'unchanged';
+}
+
+/**
+ * Creates the copy's queue with the base queue's attributes (over which `attributes` go), or
+ * brings an existing one's changeable attributes in line; then writes its URL into the copy's
+ * secret. The SDK retries throttling and server faults itself.
+ */
+export async function createQueue(options: CreateQueueOptions): Promise<CreateQueueOutcome> {
+  checkCreateQueueOptions(options);
+  const log = options.log ?? SILENT;
+  const sqs = client(options);
+  const name = copyQueueName(options.queue, options.key);
+  try {
+    const wanted = await call(`read the base queue ${options.queue}`, async () => {
+      const baseUrl = await urlOf(sqs, options.queue);
+      if (baseUrl === undefined && options.attributes === undefined) throw new NotFoundError(`the base queue ${options.queue} does not exist (its attributes are what a copy gets; or pass --attributes)`);
+      const base = baseUrl === undefined ? {} : ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: baseUrl, AttributeNames: ['All'] }))).Attributes ?? {});
+      const copied = Object.fromEntries(Object.entries(base).filter(([k]) => COPIED_ATTRIBUTES.includes(k)));
+      return { ...copied, ...options.attributes, ...(name.endsWith('.fifo') ? { FifoQueue: 'true' } : {}) } as Record<string, string>;
+    });
+    let change: CreateQueueOutcome['change'];
+    let url = await call(`look up ${name}`, () => urlOf(sqs, name));
+    if (url === undefined) {
+      url = await call(`create ${name}`, async () => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: wanted }))).QueueUrl!);
+      change = 'created';
+    } else {
+      const have = await call(`read ${name}`, async () => ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }))).Attributes ?? {}) as Record<string, string>);
+      const differ = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => !IMMUTABLE.has(k) && have[k] !== v));
+      if (Object.keys(differ).length > 0) {
+        await call(`update ${name}`, () => sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: differ as Partial<Record<QueueAttributeName, string>> })));
+        change = 'updated';
+      } else change = 'unchanged';
+    }
+    log.info('queue', { queue: name, change, url });
+    const outcome: CreateQueueOutcome = { name, url, change };
+    if (options.secret !== undefined) {
+      const s = options.secret;
+      const written = await setKeys(secretStore(s.kc, s.namespace), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, log });
+      outcome.secret = written.change;
+    }
+    return outcome;
+  } finally {
+    if (options.client === undefined) sqs.destroy();
+  }
+}
+
+/** Deletes the copy's queue; one that is not there is success (`absent`). */
+export async function deleteQueue(options: DeleteQueueOptions): Promise<{ name: string; change: 'deleted' | 'absent' }> {
+  checkDeleteQueueOptions(options);
+  const sqs = client(options);
+  const name = copyQueueName(options.queue, options.key);
+  try {
+    const url = await call(`look up ${name}`, () => urlOf(sqs, name));
+    if (url === undefined) return { name, change: 'absent' };
+    try {
+      await sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+    } catch (error) {
+      if (missing(error)) return { name, change: 'absent' };
+      await call(`delete ${name}`, () => Promise.reject(error));
+    }
+    return { name, change: 'deleted' };
+  } finally {
+    if (options.client === undefined) sqs.destroy();
+  }
+}
