@@ -4,13 +4,12 @@
  * (@devstack/kube-fake), and EndpointSlices that point at real upstream servers on 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { startFakeApiServer, type FakeApiServer } from '@devstack/kube-fake';
+import { listen, runSidecar, type RunningSidecar } from './helpers/pods.ts';
 
-const CLI = fileURLToPath(new URL('../packages/sidecar/bin/devstack-sidecar.cjs', import.meta.url));
 const NS = 'shop';
 
 interface Tap {
@@ -18,17 +17,11 @@ interface Tap {
   testdir(): string;
 }
 
-async function upstream(t: Tap, name: string): Promise<number> {
-  const server: Server = createServer((req, res) => {
+function upstream(t: Tap, name: string): Promise<number> {
+  return listen(t, (req, res) => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ name, key: req.headers['uber-ctx-key'] ?? null }));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.teardown(() => {
-    server.closeAllConnections();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return (server.address() as AddressInfo).port;
 }
 
 function service(name: string, svc: string, key?: string) {
@@ -57,45 +50,12 @@ function deploy(api: FakeApiServer, name: string, svc: string, port: number, key
   api.create(slice(name, port));
 }
 
-interface Sidecar {
-  ports: Record<string, number>;
-  ready: Promise<void>;
-  log: string[];
-}
+type Sidecar = RunningSidecar;
 
 /** The real command; resolves once its admin listener is up (before the registry has synced). */
-async function sidecar(t: Tap, kubeconfig: string, extra: string[] = []): Promise<Sidecar> {
+function sidecar(t: Tap, kubeconfig: string, extra: string[] = []): Promise<Sidecar> {
   const args = ['--registry', 'k8s', '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--outbound-port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1', ...extra];
-  const proc = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  t.teardown(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-    return exited;
-  });
-  const ports: Record<string, number> = {};
-  const log: string[] = [];
-  let markReady: () => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (markReady = resolve));
-  let stderr = '';
-  proc.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
-  await new Promise<void>((resolve, reject) => {
-    let buffered = '';
-    proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buffered += chunk;
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) !== -1) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        log.push(line);
-        const entry = JSON.parse(line) as { msg: string; listener?: string; port?: number };
-        if (entry.msg === 'listening' && entry.listener) ports[entry.listener] = entry.port!;
-        if (entry.listener === 'admin') resolve();
-        if (entry.msg === 'ready') markReady();
-      }
-    });
-    void exited.then(() => reject(new Error(`the sidecar exited: ${stderr}`)));
-  });
-  return { ports, ready, log };
+  return runSidecar(t, args, process.env);
 }
 
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; lane: string | undefined; body: Record<string, unknown> }> {

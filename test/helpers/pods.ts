@@ -45,7 +45,15 @@ export async function startSidecar(t: Tap, container: Container, appPort: number
     DEVSTACK_APP_PORT: String(appPort),
     DEVSTACK_KUBECONFIG: kubeconfig,
   };
-  const proc = spawn(process.execPath, [CLI], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  return runSidecar(t, [], env);
+}
+
+/**
+ * The real `devstack-sidecar` command with `args` and exactly `env`; resolves once its admin
+ * listener is up (before the registry has synced: `ready` follows), killed at teardown.
+ */
+export async function runSidecar(t: Tap, args: readonly string[], env: NodeJS.ProcessEnv): Promise<RunningSidecar> {
+  const proc = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   t.teardown(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');

@@ -175,3 +175,17 @@ t.test('the API server away at start: start() waits for the first sync', async (
   await start;
   t.equal(source.status().synced, true);
 });
+
+t.test('all namespaces: one cluster-wide watch per kind', async (t) => {
+  const { api, kubeconfig } = await fleet(t);
+  const source = createKubernetesSource({ kubeconfig, allNamespaces: true, targets: 'service' });
+  t.teardown(() => source.close());
+  const first = await source.start();
+  t.same([...first.services.keys()].sort(), ['elsewhere', 'orders'], 'labelled Services of every namespace');
+  t.equal(first.services.get('elsewhere')!.base.targets[0]!.origin, 'http://elsewhere.other.svc.cluster.local', 'service targets carry their namespace');
+  await api.waitForWatch((w) => w.kind === 'Service');
+  await api.waitForWatch((w) => w.kind === 'EndpointSlice');
+  const paths = api.requests.filter((r) => r.watch).map((r) => r.path).sort();
+  t.same(paths, ['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices'], 'cluster-wide paths');
+  t.equal(source.status().namespaces, 'all');
+});

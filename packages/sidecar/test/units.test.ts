@@ -60,3 +60,19 @@ t.test('parseConfig: flags, environment and defaults', async (t) => {
   t.same(bad.kind === 'error' && bad.problems, ['DEVSTACK_STRICT: expected true or false, got "maybe"', '--max-hops (DEVSTACK_MAX_HOPS): expected a whole number from 1 to 1000, got "0"']);
   t.same(parseConfig(['-h'], {}), { kind: 'help' });
 });
+
+t.test('parseConfig: the Kubernetes registry flags, only with --registry k8s', async (t) => {
+  const ok = parseConfig(['--registry', 'k8s', '--outbound-port', '0', '--namespace', 'shop,team-a', '--namespace', 'web', '--targets', 'endpoints', '--kubeconfig', '/k', '--watch-idle-timeout', '5000'], {});
+  t.same(ok.kind === 'config' && ok.config.kubernetes, { namespaces: ['shop', 'team-a', 'web'], kubeconfig: '/k', targets: 'endpoints', watchIdleTimeoutMs: 5000 });
+  const env = parseConfig(['--outbound-port', '0'], { DEVSTACK_REGISTRY: 'k8s', DEVSTACK_ALL_NAMESPACES: 'true', DEVSTACK_TARGETS: 'service' });
+  t.same(env.kind === 'config' && env.config.kubernetes, { allNamespaces: true, targets: 'service' }, 'from the environment');
+  const rows: Array<[string[], string]> = [
+    [['--registry', 'k8s', '--namespace', 'Shop'], '--namespace (DEVSTACK_NAMESPACE): "Shop" is not a namespace name (a DNS-1123 label)'],
+    [['--registry', 'k8s', '--namespace', 'a', '--all-namespaces'], '--namespace and --all-namespaces: give one of them'],
+    [['--registry', 'k8s', '--targets', 'pods'], '--targets (DEVSTACK_TARGETS): expected service or endpoints, got "pods"'],
+    [['--registry', 'k8s', '--watch-idle-timeout', '10'], '--watch-idle-timeout (DEVSTACK_WATCH_IDLE_TIMEOUT): expected a whole number from 1000 to 3600000, got "10"'],
+    [['--registry', 'r.yaml', '--namespace', 'shop'], '--namespace (DEVSTACK_NAMESPACE): only used with --registry k8s'],
+    [['--registry', 'r.yaml', '--kubeconfig', '/k'], '--kubeconfig (DEVSTACK_KUBECONFIG): only used with --registry k8s'],
+  ];
+  for (const [args, problem] of rows) t.same(parseConfig([...args, '--outbound-port', '0'], {}), { kind: 'error', problems: [problem] }, args.join(' '));
+});
