@@ -1,4 +1,4 @@
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
@@ -6,11 +6,11 @@ import { trace } from '@opentelemetry/api';
 import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
 import { isLoopbackBind } from './passthrough.js';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
-import { ListenError, sendError } from './errors.js';
 import { Guard } from './guard.js';
 import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders } from './route.js';
 import { forward } from './forward.js';
-import { forwardUpgrade, hasRequestBody } from './upgrade.js';
+import { forwardUpgrade } from './upgrade.js';
+import { openListener } from './listener.js';
 import { ClientTimeouts } from './client-timeouts.js';
 import { measure, traceExchange } from './observe.js';
 import { SidecarMetrics } from './metrics.js';
@@ -271,48 +271,11 @@ export class Sidecar {
   }
 
   async #listen(name: Name, listen: ListenOptions, defaultHost: string, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Server> {
-    const headersTimeout = this.#options.requestHeadersTimeoutMs ?? 10_000;
-    const server: Server = createServer(
-      {
-        maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024,
-        requireHostHeader: false,
-        // Slow request headers end in 408 (clientError below). No deadline for a whole request: it
-        // would cut large uploads that are slow but moving; a stalled body has its own timeout.
-        headersTimeout,
-        requestTimeout: 0,
-        connectionsCheckingInterval: Math.min(1000, Math.max(5, Math.floor(headersTimeout / 4))),
-        // A request with a body is not taken as an upgrade (`Upgrade: h2c` on a POST): it is forwarded
-        // as an ordinary request, the offer declined on the upstream's behalf, so its body arrives.
-        shouldUpgradeCallback: (req) => server.listenerCount('upgrade') > 0 && !hasRequestBody(req),
-      },
-      this.#guard.request(name, handler),
-    );
-    // Node answers an unknown Expect with a bare 417; this one carries the JSON error like the rest.
-    server.on('checkExpectation', this.#guard.request(name, (_req: IncomingMessage, res: ServerResponse) => {
-      this.metrics.refused(name, 417);
-      sendError(res, 'DEVSTACK_EXPECTATION_FAILED', 'only Expect: 100-continue is supported', 'none');
-    }));
-    server.on('clientError', this.#guard.socket(name, (error: NodeJS.ErrnoException, socket: Duplex) => {
-      if (error.code === 'ECONNRESET') return socket.destroy();
-      if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-        this.metrics.clientTimeout(name, 'headers');
-        return this.#guard.refuse(name, socket, 'DEVSTACK_CLIENT_TIMEOUT', `request headers not received within ${headersTimeout} ms`);
-      }
-      const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-      this.#guard.refuse(name, socket, tooLarge ? 'DEVSTACK_HEADERS_TOO_LARGE' : 'DEVSTACK_BAD_REQUEST', tooLarge ? 'request headers are too large' : `malformed request (${describeUntrusted(error.code ?? 'parse error')})`);
-    }));
-    // Without a handler Node drops a CONNECT without a word; proxies install their own (#tunnel).
-    if (name === 'admin') server.on('connect', this.#guard.socket(name, (_req: IncomingMessage, socket: Duplex) => this.#guard.refuse(name, socket, 'DEVSTACK_METHOD_NOT_ALLOWED', 'the admin endpoints answer GET only')));
-    const host = listen.host ?? defaultHost;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(listen.port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      const why = error.code === 'EADDRINUSE' ? `port ${listen.port} is already in use` : error.code === 'EACCES' ? `no permission to listen on port ${listen.port}` : error.message;
-      throw new ListenError(`${name} listener on ${host}:${listen.port}: ${why}`, { cause: error });
+    const server = await openListener(name, listen, defaultHost, handler, {
+      guard: this.#guard,
+      metrics: this.metrics,
+      maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024,
+      headersTimeoutMs: this.#options.requestHeadersTimeoutMs ?? 10_000,
     });
     this.#servers.set(name, server);
     const address = server.address() as AddressInfo;
