@@ -222,6 +222,18 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new FleetError('DEVSTACK_DEMO_BAD_OPTION', `port must be an integer from 0 to 65535, got ${String(port)}`);
   if (port !== 0) await assertPortFree(port, host);
+  // The children's ports are picked free, then bound by the children a moment later: another
+  // process may take one in between. That is no reason to give up: pick again, a few times.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(options, host, port);
+    } catch (error) {
+      if (attempt >= 3 || !(error instanceof FleetError) || error.code !== 'DEVSTACK_DEMO_PORT_IN_USE') throw error;
+    }
+  }
+}
+
+async function startOnce(options: FleetOptions, host: string, port: number): Promise<Fleet> {
   const ports = await freePorts(portsNeeded() + (port === 0 ? 1 : 0), host);
   const plan = makePlan(host, port === 0 ? ports.pop()! : port, ports);
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import * as apps from 'kubernetes-models/apps/v1';
+import * as batch from 'kubernetes-models/batch/v1';
 import * as core from 'kubernetes-models/v1';
 import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as discovery from 'kubernetes-models/discovery.k8s.io/v1';
@@ -101,6 +102,7 @@ export function parseManifests(text: string): K8sObject[] {
 type Model = new (data: never) => { validate(): void };
 const MODELS: Record<string, Model> = {
   'apps/v1/Deployment': apps.Deployment,
+  'batch/v1/Job': batch.Job,
   'v1/Service': core.Service,
   'v1/ServiceAccount': core.ServiceAccount,
   'rbac.authorization.k8s.io/v1/Role': rbac.Role,

@@ -12,6 +12,8 @@ default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
 {{- if $feature }}{{ $name = printf "%s-%s" $service $feature }}{{ end -}}
 {{- $footprint := dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi") -}}
 {{- $resources := dig "sidecar" "resources" dict $d -}}
+{{- $hookFootprint := dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi") -}}
+{{- $hookResources := dig "hooks" "resources" dict $d -}}
 {{- $config := dict
   "service" $service
   "feature" $feature
@@ -43,6 +45,24 @@ default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
     "entryPoints" (dig "edge" "entryPoints" (list "web") $d)
     "tls" (dig "edge" "tls" dict $d)
     "previewAuth" (dig "edge" "previewAuth" dict $d))
+  "hooks" (dict
+    "image" (printf "%s:%s" (dig "hooks" "image" "repository" "devstack-hooks" $d) (dig "hooks" "image" "tag" "latest" $d | toString))
+    "pullPolicy" (dig "hooks" "image" "pullPolicy" "IfNotPresent" $d)
+    "backoffLimit" (dig "hooks" "backoffLimit" 2 $d | int)
+    "activeDeadlineSeconds" (dig "hooks" "activeDeadlineSeconds" 120 $d | int)
+    "resources" (empty $hookResources | ternary $hookFootprint $hookResources)
+    "env" (dig "hooks" "env" list $d)
+    "serviceAccountAnnotations" (dig "hooks" "serviceAccount" "annotations" dict $d)
+    "secrets" (dig "hooks" "secrets" list $d)
+    "queues" (dig "hooks" "queues" list $d)
+    "sharedIngressRoute" (dict
+      "enabled" (dig "hooks" "sharedIngressRoute" "enabled" false $d)
+      "name" (dig "hooks" "sharedIngressRoute" "name" "" $d)
+      "host" (dig "hooks" "sharedIngressRoute" "host" "" $d | default (dig "edge" "host" "example.com" $d))
+      "service" (dig "hooks" "sharedIngressRoute" "service" "" $d | default $name)
+      "port" (dig "hooks" "sharedIngressRoute" "port" 80 $d | toString)
+      "priority" (dig "hooks" "sharedIngressRoute" "priority" 0 $d | int)
+      "create" (dig "hooks" "sharedIngressRoute" "create" false $d)))
 -}}
 {{- include "devstack.validate" (dict "config" $config "root" .) -}}
 {{- toYaml $config -}}
@@ -63,7 +83,7 @@ so a bad release stops at `helm install`/`template` instead of in the cluster.
 {{- if and $c.sidecar.enabled $c.sidecar.native (semverCompare "<1.29-0" .root.Capabilities.KubeVersion.Version) -}}
 {{- fail (printf "devstack.sidecar.native: native sidecars (init containers with restartPolicy: Always) need Kubernetes 1.29 or newer; this cluster is %s" .root.Capabilities.KubeVersion.Version) -}}
 {{- end -}}
-{{- if and $c.edge.enabled (eq $c.edge.traefik "v3") (eq $c.edge.apiGroup "traefik.containo.us") -}}
+{{- if and (or $c.edge.enabled $c.hooks.sharedIngressRoute.enabled) (eq $c.edge.traefik "v3") (eq $c.edge.apiGroup "traefik.containo.us") -}}
 {{- fail "devstack.edge: Traefik v3 serves its CRDs under traefik.io only" -}}
 {{- end -}}
 {{- end -}}
