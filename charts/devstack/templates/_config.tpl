@@ -10,7 +10,7 @@ default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
 {{- $feature := dig "feature" "" $d | toString -}}
 {{- $name := $service -}}
 {{- if $feature }}{{ $name = printf "%s-%s" $service $feature }}{{ end -}}
-{{- $footprint := dict "requests" (dict "cpu" "100m" "memory" "128Mi") "limits" (dict "memory" "256Mi") -}}
+{{- $footprint := dict "requests" (dict "cpu" "100m" "memory" "192Mi") "limits" (dict "memory" "384Mi") -}}
 {{- $resources := dig "sidecar" "resources" dict $d -}}
 {{- $hookFootprint := dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi") -}}
 {{- $hookResources := dig "hooks" "resources" dict $d -}}
