@@ -168,3 +168,27 @@ t.test('a declined upgrade is an ordinary answer: lane header, counted, traced',
   t.equal(span.attributes['http.response.status_code'], 426);
   t.equal(await metric(s.addresses.admin!.port, /devstack_requests_total\{direction="outbound",service="svc",lane="base",status="426"\} (\d+)/), '1');
 });
+
+t.test('a client that leaves before the 101 takes the upstream handshake with it', async (t) => {
+  const dir = t.testdir();
+  // An upstream that takes the upgrade and never answers it: its socket closes only if the sidecar lets go.
+  const held = createHttpServer();
+  const arrived = new Promise<Socket>((resolve) => held.on('upgrade', (_req, socket: Socket) => resolve(socket)));
+  await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => held.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(held.address() as AddressInfo).port}`;
+  const s = await sidecar(t, writeRegistry(dir, { chat: { base: origin } }), { headersTimeoutMs: 60_000 });
+  const client = connect(s.addresses.outbound!.port, '127.0.0.1');
+  await once(client, 'connect');
+  client.write('GET / HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+  const upstreamSocket = await arrived;
+  // Read it, or its end is never seen (a socket handed over by 'upgrade' is not flowing).
+  upstreamSocket.resume();
+  const released = once(upstreamSocket, 'end');
+  client.destroy();
+  await released;
+  t.equal(upstreamSocket.readableEnded, true, 'the sidecar ended the upstream handshake once the client left, long before its headers timeout');
+  t.equal(s.ready(), true, 'and the sidecar serves on');
+  // An upgraded socket is no longer the server's to close.
+  upstreamSocket.destroy();
+});
