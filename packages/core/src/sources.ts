@@ -103,7 +103,8 @@ export function deferredSource(kind: string, open: () => Promise<RegistrySource>
       offs.forEach((off) => off());
       await inner?.close();
     },
-    status: () => inner?.status?.() ?? { synced: false, stale: false, lastSync: undefined },
+    // A source that tells nothing of its state is synced once it has a snapshot.
+    status: () => inner?.status?.() ?? { synced: inner?.current() !== undefined, stale: false, lastSync: inner?.current()?.createdAt },
   };
   return source;
 }

@@ -31,6 +31,8 @@ export class Exchange implements RouteFields {
   lane = 'none';
   /** Why the routing step refused the request, if it did. */
   refusal: Refusal | undefined = undefined;
+  /** Devstack hops the request arrived with (read once by the loop guard). */
+  hops = 0;
   /** A call for a host outside the registry, passed through to it (outbound `--passthrough`). */
   passthrough = false;
   /** Set when the sidecar answered with an error instead of the upstream's response. */

@@ -1,26 +1,9 @@
 import type { Dispatcher } from 'undici';
-import { LANE_HEADER, nextTarget } from '@devstack/core';
+import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
 import { canSendTrailers, forwardWithTrailers, sendsTrailers, type TrailerPathOptions } from './trailers.js';
-
-/** undici and socket error codes, mapped to the sidecar's answer; `retry` marks failures before any byte was sent. */
-const UPSTREAM_ERRORS: Record<string, { code: ProxyErrorCode; retry: boolean }> = {
-  ECONNREFUSED: { code: 'DEVSTACK_UPSTREAM_UNREACHABLE', retry: true },
-  EHOSTUNREACH: { code: 'DEVSTACK_UPSTREAM_UNREACHABLE', retry: true },
-  ENETUNREACH: { code: 'DEVSTACK_UPSTREAM_UNREACHABLE', retry: true },
-  ENOTFOUND: { code: 'DEVSTACK_UPSTREAM_UNREACHABLE', retry: true },
-  EAI_AGAIN: { code: 'DEVSTACK_UPSTREAM_UNREACHABLE', retry: true },
-  UND_ERR_CONNECT_TIMEOUT: { code: 'DEVSTACK_UPSTREAM_CONNECT_TIMEOUT', retry: true },
-  UND_ERR_HEADERS_TIMEOUT: { code: 'DEVSTACK_UPSTREAM_TIMEOUT', retry: false },
-  UND_ERR_BODY_TIMEOUT: { code: 'DEVSTACK_UPSTREAM_TIMEOUT', retry: false },
-  UND_ERR_SOCKET: { code: 'DEVSTACK_UPSTREAM_RESET', retry: false },
-  ECONNRESET: { code: 'DEVSTACK_UPSTREAM_RESET', retry: false },
-  EPIPE: { code: 'DEVSTACK_UPSTREAM_RESET', retry: false },
-};
-
-const OTHER = { code: 'DEVSTACK_UPSTREAM_ERROR' as const, retry: false };
 
 export interface ForwardOptions {
   /** Called for every failed upstream attempt, retried or not. */
@@ -111,7 +94,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       // What the client sent cannot be sent on (a Host such as `[`): the client's fault, not the upstream's.
       return ex.fail('DEVSTACK_BAD_REQUEST', `cannot forward this request: ${error.message.split('\n')[0]}`);
     }
-    const known = UPSTREAM_ERRORS[(error as NodeJS.ErrnoException).code ?? ''] ?? OTHER;
+    // The contract's table (core): the SDK reports the same failure with the same code.
+    const known = upstreamFailure(error);
     this.#forward.onUpstreamError(ex, known.code, error);
     // One retry, and only when nothing reached the upstream: no response, no body byte read.
     if (known.retry && !this.#responded && ex.attempts < 2 && !ex.req.readableDidRead) {
@@ -150,7 +134,7 @@ class Forwarder {
     draining: () => this.draining(),
     idleTimeoutMs: () => this.#options.idleTimeoutMs ?? 60_000,
     failed: (ex, error) => {
-      const { code } = UPSTREAM_ERRORS[(error as NodeJS.ErrnoException).code ?? ''] ?? OTHER;
+      const { code } = upstreamFailure(error);
       this.onUpstreamError(ex, code, error);
       return code;
     },

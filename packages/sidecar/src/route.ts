@@ -129,6 +129,7 @@ export function readHops(raw: string | string[] | undefined): number {
 export function loopGuard(maxHops: number): Stage {
   return (ex) => {
     const hops = readHops(ex.req.headers[HOPS_HEADER]);
+    ex.hops = hops;
     if (hops === -1) return ex.fail('DEVSTACK_INVALID_HOPS', `${HOPS_HEADER} must be one non-negative integer`);
     if (hops >= maxHops) return ex.fail('DEVSTACK_LOOP_DETECTED', `request passed ${hops} devstack hops: a routing loop`);
     ex.next();
@@ -161,7 +162,8 @@ export function rewriteHeaders(codec: KeyCodec, options: HeaderStageOptions): St
     // The raw value of an invalid key never travels on; a default key, if any, replaces it below.
     if (dropClientKeys || ex.reading?.problem !== undefined) codec.strip(out);
     if (ex.key !== undefined) codec.write(out, ex.key);
-    if (countHop) out[HOPS_HEADER] = String(readHops(req.headers[HOPS_HEADER]) + 1);
+    // The loop guard before this stage has read and checked the count.
+    if (countHop) out[HOPS_HEADER] = String(ex.hops + 1);
     addForwarded(out, req.socket.remoteAddress, ex.host, 'encrypted' in req.socket ? 'https' : 'http', trustForwarded);
     if (ex.host !== undefined) out['host'] = ex.host;
     ex.headers = out;

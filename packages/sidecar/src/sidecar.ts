@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { Agent } from 'undici';
 import { trace } from '@opentelemetry/api';
 import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
-import { isLoopbackBind } from './passthrough.js';
+import { isLoopbackBind, passthroughTarget } from './passthrough.js';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
 import { Guard } from './guard.js';
 import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders } from './route.js';
@@ -261,7 +261,7 @@ export class Sidecar {
     }
     const known = snapshot !== undefined && serviceForAuthority(snapshot, authority, this.#options.clusterDomain ?? 'cluster.local') !== undefined;
     // With passthrough, a tunnel to another host carries plain HTTP that is then passed through.
-    if (!known && !(this.#options.passthrough === true && snapshot !== undefined)) {
+    if (!known && !(this.#options.passthrough === true && snapshot !== undefined && passthroughTarget(authority) !== null)) {
       this.#guard.refuse(name, socket, 'DEVSTACK_UNKNOWN_SERVICE', `no service named ${describeUntrusted(authority)} in the registry`);
       return;
     }

@@ -60,6 +60,19 @@ t.test('passthrough through a CONNECT tunnel (undici ProxyAgent, NODE_USE_ENV_PR
   t.notMatch(answer, /"uber-ctx-key"/, 'without the key');
 });
 
+t.test('passthrough refuses what names no host: a malformed CONNECT target, a Host that is not host[:port]', async (t) => {
+  const dir = t.testdir();
+  const s = await sidecar(t, writeRegistry(dir, { orders: { base: 'http://127.0.0.1:9' } }), { passthrough: true });
+  const port = s.addresses.outbound!.port;
+  for (const authority of ['[', '[::1', 'x@127.0.0.1', 'localhost:99999']) {
+    const tunnel = await raw(port, `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
+    t.match(tunnel, /^HTTP\/1\.1 404 .*DEVSTACK_UNKNOWN_SERVICE/s, `CONNECT ${authority}: refused, no tunnel`);
+    const plain = await raw(port, `GET / HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`);
+    t.match(plain, /^HTTP\/1\.1 400 .*DEVSTACK_BAD_REQUEST/s, `Host ${authority}: 400`);
+  }
+  t.equal(s.ready(), true, 'still serving');
+});
+
 t.test('without passthrough (the default) a host outside the registry is refused', async (t) => {
   const dir = t.testdir();
   const outside = await upstream(t, 'outside');
