@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Installs the native peer (nginx) and wrk, a second load generator used to cross-check that
-# autocannon is not the bottleneck, from Debian's packages. Idempotent; exits 0 when nothing is
-# missing. Exits non-zero (with one line saying why) when it cannot install: the suite then skips
-# the nginx configuration with that reason and runs the rest.
+# Installs the native peer (nginx), wrk, a second load generator used to cross-check that
+# autocannon is not the bottleneck, and h2load (nghttp2-client), the HTTP/2 load generator of the
+# h2 suite, from Debian's packages. Idempotent; exits 0 when nothing is missing. Exits non-zero
+# (with one line saying why) when it cannot install: the suites then skip what needed the missing
+# tool with that reason and run the rest.
 set -uo pipefail
 
 need=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then

@@ -126,13 +126,18 @@ export interface NginxTarget extends Target {
   version: string;
 }
 
-export async function startNginx(bin: string, routes: NginxRoutes, timeoutMs = 10_000): Promise<NginxTarget> {
+export function startNginx(bin: string, routes: NginxRoutes, timeoutMs = 10_000): Promise<NginxTarget> {
+  return startNginxWith(bin, (dir, port) => nginxConfig(dir, port, routes), timeoutMs);
+}
+
+/** nginx in the foreground with the configuration `config` writes for its prefix and free port. */
+export async function startNginxWith(bin: string, config: (dir: string, port: number) => string, timeoutMs = 10_000): Promise<NginxTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'devstack-bench-nginx-'));
   // When run as root, nginx's worker drops to an unprivileged user that must reach the prefix.
   chmodSync(dir, 0o755);
   const port = await freePort();
   const conf = join(dir, 'nginx.conf');
-  writeFileSync(conf, nginxConfig(dir, port, routes));
+  writeFileSync(conf, config(dir, port));
   const child = spawn(bin, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   const output: string[] = [];

@@ -99,6 +99,9 @@ export const HELP = `Usage: npm run bench -- [options]       (each option also r
   --cpu-prof DIR         run the sidecar with --cpu-prof, profiles written into DIR
   --out DIR              results directory (default bench/results)
   --help
+
+HTTP/2 and gRPC (h2c through the sidecar, direct and nginx grpc_pass, loaded by h2load) are a
+separate run: npm run bench:h2 -- --help (in bench/: npm run h2 -- --help).
 `;
 
 function int(name: string, raw: string, min: number): number {

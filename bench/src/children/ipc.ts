@@ -4,13 +4,15 @@
  * a crashed or interrupted run leaves no load targets behind.
  */
 import type { Server } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 
 export interface ReadyMessage {
   type: 'ready';
   ports: Record<string, number>;
 }
 
-export function listen(server: Server): Promise<number> {
+/** Any listening server: node:http's, or node:http2's for the h2 upstream. */
+export function listen(server: NetServer): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {

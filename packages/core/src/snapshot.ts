@@ -2,10 +2,17 @@ import { RegistryValidationError } from './errors.js';
 import { describeUntrusted, isValidKey } from './key.js';
 import type { Decision } from './resolve.js';
 
+/**
+ * How the sidecar speaks to a target: HTTP/1.1, or HTTP/2 over cleartext with prior knowledge
+ * (gRPC servers), which has no upgrade handshake to discover it, so the registry must say so.
+ */
+export type TargetProtocol = 'http1' | 'h2c';
+
 export interface Target {
   /** Origin of the upstream, `http://10.0.0.7:8080`: scheme, host and port, nothing else. */
   readonly origin: string;
   readonly ready: boolean;
+  readonly protocol: TargetProtocol;
 }
 
 export interface Lane {
@@ -51,7 +58,7 @@ export interface Snapshot {
   readonly keys: ReadonlySet<string>;
 }
 
-export type TargetInput = string | { url: string; ready?: boolean };
+export type TargetInput = string | { url: string; ready?: boolean; protocol?: TargetProtocol };
 
 export interface ServiceInput {
   base: TargetInput | readonly TargetInput[];
@@ -77,9 +84,16 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+const TARGET_FIELDS = new Set(['url', 'ready', 'protocol']);
+
+function isTargetProtocol(value: unknown): value is TargetProtocol {
+  return value === 'http1' || value === 'h2c';
+}
+
 function parseTarget(raw: unknown, where: string, problems: string[]): Target | undefined {
   let url: unknown = raw;
   let ready = true;
+  let protocol: TargetProtocol = 'http1';
   if (isRecord(raw)) {
     url = raw['url'];
     if (raw['ready'] !== undefined) {
@@ -89,7 +103,15 @@ function parseTarget(raw: unknown, where: string, problems: string[]): Target | 
       }
       ready = raw['ready'];
     }
-    const extra = Object.keys(raw).filter((k) => k !== 'url' && k !== 'ready');
+    if (raw['protocol'] !== undefined) {
+      // Exactly two spellings: a near miss such as `http2` or `grpc` must not pass for one of them.
+      if (!isTargetProtocol(raw['protocol'])) {
+        problems.push(`${where}.protocol: must be http1 or h2c, not ${describeUntrusted(raw['protocol'])}`);
+        return undefined;
+      }
+      protocol = raw['protocol'];
+    }
+    const extra = Object.keys(raw).filter((k) => !TARGET_FIELDS.has(k));
     if (extra.length > 0) problems.push(`${where}: unknown field${extra.length > 1 ? 's' : ''} ${extra.map((k) => describeUntrusted(k)).join(', ')}`);
   }
   if (typeof url !== 'string') {
@@ -111,7 +133,12 @@ function parseTarget(raw: unknown, where: string, problems: string[]): Target | 
     problems.push(`${where}: ${describeUntrusted(url)} must be an origin only (no path, query, credentials)`);
     return undefined;
   }
-  return Object.freeze({ origin: parsed.origin, ready });
+  if (protocol === 'h2c' && parsed.protocol === 'https:') {
+    // HTTP/2 over TLS is negotiated by ALPN, not declared; h2c would mean skipping the TLS handshake.
+    problems.push(`${where}: h2c is HTTP/2 over cleartext; an https target (${describeUntrusted(url)}) cannot use it: give an http:// URL`);
+    return undefined;
+  }
+  return Object.freeze({ origin: parsed.origin, ready, protocol });
 }
 
 function parseTargets(raw: unknown, where: string, problems: string[]): Target[] {

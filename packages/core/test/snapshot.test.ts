@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { InvalidKeyError} from '@devstack/core';
-import { buildSnapshot, snapshotToJSON, RegistryValidationError, DevstackError, assertValidKey, describeUntrusted } from '@devstack/core';
+import { buildSnapshot, updateSnapshot, resolve, routeStep, snapshotToJSON, RegistryValidationError, DevstackError, assertValidKey, describeUntrusted, createKeyCodec, type RouteFields, type Snapshot } from '@devstack/core';
 
 t.test('a valid description becomes a frozen snapshot', async (t) => {
   const s = buildSnapshot(
@@ -10,14 +10,14 @@ t.test('a valid description becomes a frozen snapshot', async (t) => {
   t.equal(s.version, 3);
   t.equal(s.source, 'test.yaml');
   const orders = s.services.get('orders');
-  t.same(orders?.base.targets, [{ origin: 'http://127.0.0.1:7002', ready: true }, { origin: 'https://orders.internal', ready: true }]);
+  t.same(orders?.base.targets, [{ origin: 'http://127.0.0.1:7002', ready: true, protocol: 'http1' }, { origin: 'https://orders.internal', ready: true, protocol: 'http1' }]);
   t.same(orders?.features.get('f')?.ready, []);
   t.ok(Object.isFrozen(s) && Object.isFrozen(orders) && Object.isFrozen(orders?.base.targets));
   t.same(snapshotToJSON(s), {
     version: 3,
     source: 'test.yaml',
     createdAt: '1970-01-01T00:00:00.000Z',
-    services: { orders: { base: orders?.base.targets, features: { f: [{ origin: 'http://127.0.0.1:7102', ready: false }] } } },
+    services: { orders: { base: orders?.base.targets, features: { f: [{ origin: 'http://127.0.0.1:7102', ready: false, protocol: 'http1' }] } } },
   });
 });
 
@@ -90,4 +90,113 @@ t.test('an empty base list and a copy keyed "base" are registry errors, with the
   }
   const both = t.throws(() => buildSnapshot({ services: { a: { base: [] }, b: { base: 'http://127.0.0.1:1', features: { base: 'http://127.0.0.1:2' } } } })) as RegistryValidationError;
   t.equal(both.problems.length, 2, 'both problems are reported at once');
+});
+
+/** The one target of `orders` base built from `target`, or the problems it was refused with. */
+function parseOne(target: unknown): { protocol: string } | { problems: readonly string[] } {
+  try {
+    const t = buildSnapshot({ services: { orders: { base: target } } }).services.get('orders')!.base.targets[0]!;
+    return { protocol: t.protocol };
+  } catch (error) {
+    if (error instanceof RegistryValidationError) return { problems: error.problems };
+    throw error;
+  }
+}
+
+t.test('a target\'s protocol: http1 by default, h2c when asked, nothing else', async (t) => {
+  const cases: { name: string; target: unknown; expect: ReturnType<typeof parseOne> }[] = [
+    { name: 'a bare URL', target: 'http://127.0.0.1:7002', expect: { protocol: 'http1' } },
+    { name: 'an object without protocol', target: { url: 'http://127.0.0.1:7002' }, expect: { protocol: 'http1' } },
+    { name: 'an https URL', target: 'https://orders.internal', expect: { protocol: 'http1' } },
+    { name: 'http1 spelled out', target: { url: 'http://127.0.0.1:7002', protocol: 'http1' }, expect: { protocol: 'http1' } },
+    { name: 'http1 over https', target: { url: 'https://orders.internal', protocol: 'http1' }, expect: { protocol: 'http1' } },
+    { name: 'h2c', target: { url: 'http://127.0.0.1:50051', protocol: 'h2c' }, expect: { protocol: 'h2c' } },
+    { name: 'h2c to IPv6, not ready', target: { url: 'http://[fd00::1]:50051', ready: false, protocol: 'h2c' }, expect: { protocol: 'h2c' } },
+    {
+      name: 'h2c with an https URL',
+      target: { url: 'https://orders.internal:8443', protocol: 'h2c' },
+      expect: { problems: ['services.orders.base: h2c is HTTP/2 over cleartext; an https target ("https://orders.internal:8443") cannot use it: give an http:// URL'] },
+    },
+    { name: 'upper case', target: { url: 'http://127.0.0.1:1', protocol: 'H2C' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not "H2C"'] } },
+    { name: 'http2', target: { url: 'http://127.0.0.1:1', protocol: 'http2' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not "http2"'] } },
+    { name: 'grpc', target: { url: 'http://127.0.0.1:1', protocol: 'grpc' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not "grpc"'] } },
+    { name: 'http/1.1', target: { url: 'http://127.0.0.1:1', protocol: 'http/1.1' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not "http/1.1"'] } },
+    { name: 'empty', target: { url: 'http://127.0.0.1:1', protocol: '' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not ""'] } },
+    { name: 'a number', target: { url: 'http://127.0.0.1:1', protocol: 2 }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not 2'] } },
+    { name: 'null', target: { url: 'http://127.0.0.1:1', protocol: null }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not null'] } },
+    { name: 'hostile', target: { url: 'http://127.0.0.1:1', protocol: 'h2c\r\nX: 1' }, expect: { problems: ['services.orders.base.protocol: must be http1 or h2c, not "h2c\\r\\nX: 1"'] } },
+    { name: 'a misspelt field', target: { url: 'http://127.0.0.1:1', proto: 'h2c' }, expect: { problems: ['services.orders.base: unknown field "proto"'] } },
+  ];
+  for (const c of cases) t.same(parseOne(c.target), c.expect, c.name);
+});
+
+t.test('protocol problems carry their path and are reported with the others', async (t) => {
+  const err = t.throws(() =>
+    buildSnapshot({
+      services: {
+        api: {
+          base: ['http://127.0.0.1:1', { url: 'http://127.0.0.1:2', protocol: 'spdy' }],
+          features: { f: { url: 'https://api-f.internal', protocol: 'h2c' }, g: { url: 'http://127.0.0.1:3', ready: 'no', protocol: 'h2c' } },
+        },
+      },
+    }),
+  ) as RegistryValidationError;
+  t.same(err.problems, [
+    'services.api.base[1].protocol: must be http1 or h2c, not "spdy"',
+    'services.api.features.f: h2c is HTTP/2 over cleartext; an https target ("https://api-f.internal") cannot use it: give an http:// URL',
+    'services.api.features.g.ready: must be true or false',
+  ]);
+});
+
+t.test('h2c targets are frozen, shown by snapshotToJSON and routed to like any other', async (t) => {
+  const s = buildSnapshot({
+    services: { greeter: { base: { url: 'http://127.0.0.1:50051', protocol: 'h2c' }, features: { f1: ['http://127.0.0.1:50052', { url: 'http://127.0.0.1:50053', protocol: 'h2c' }] } } },
+  });
+  const greeter = s.services.get('greeter')!;
+  const target = greeter.base.targets[0]!;
+  t.same(target, { origin: 'http://127.0.0.1:50051', ready: true, protocol: 'h2c' });
+  t.ok(Object.isFrozen(target), 'the target is frozen');
+  t.throws(() => {
+    (target as { protocol: string }).protocol = 'http1';
+  }, TypeError);
+  t.equal(target.protocol, 'h2c');
+  t.same(
+    greeter.features.get('f1')!.targets.map((x) => x.protocol),
+    ['http1', 'h2c'],
+    'each target of a lane has its own protocol',
+  );
+  const json = snapshotToJSON(s) as { services: { greeter: { base: unknown[]; features: Record<string, unknown[]> } } };
+  t.same(json.services.greeter.base, [{ origin: 'http://127.0.0.1:50051', ready: true, protocol: 'h2c' }]);
+  t.same(JSON.parse(JSON.stringify(json)).services.greeter.features.f1[1], { origin: 'http://127.0.0.1:50053', ready: true, protocol: 'h2c' });
+  t.equal(resolve(s, 'greeter', undefined).lane?.ready[0]?.protocol, 'h2c', 'resolve keeps the protocol');
+  const out: RouteFields = { service: undefined, reading: undefined, key: undefined, decision: undefined, lane: 'none', target: undefined, refusal: undefined };
+  routeStep(s, 'greeter', createKeyCodec().read({ 'uber-ctx-key': 'f1' }), {}, out);
+  t.same(out.target, { origin: 'http://127.0.0.1:50052', ready: true, protocol: 'http1' }, 'the routing step hands on the target as built');
+  routeStep(s, 'greeter', createKeyCodec().read({ 'uber-ctx-key': 'f1' }), {}, out);
+  t.equal(out.target?.protocol, 'h2c', 'the next target of the lane, with its own protocol');
+});
+
+t.test('updateSnapshot keeps the protocol of kept and rebuilt services alike', async (t) => {
+  const before = buildSnapshot(
+    { services: { greeter: { base: { url: 'http://127.0.0.1:50051', protocol: 'h2c' } }, web: { base: 'http://127.0.0.1:8080' } } },
+    { version: 1 },
+  );
+  const protocols = (s: Snapshot, name: string) => [...s.services.get(name)!.base.targets, ...[...s.services.get(name)!.features.values()].flatMap((l) => l.targets)].map((x) => x.protocol);
+
+  const webChanged = updateSnapshot(before, new Map([['web', { base: 'http://127.0.0.1:8081', features: { f1: { url: 'http://127.0.0.1:50060', protocol: 'h2c' } } }]]), { version: 2 });
+  t.equal(webChanged.services.get('greeter'), before.services.get('greeter'), 'an untouched service keeps its entry');
+  t.same(protocols(webChanged, 'greeter'), ['h2c']);
+  t.same(protocols(webChanged, 'web'), ['http1', 'h2c'], 'a rebuilt service gets the protocols of its new description');
+
+  const rebuilt = updateSnapshot(webChanged, new Map([['greeter', { base: [{ url: 'http://127.0.0.1:50051', protocol: 'h2c' }, { url: 'http://127.0.0.1:50052', protocol: 'h2c' }] }]]), { version: 3 });
+  t.not(rebuilt.services.get('greeter'), webChanged.services.get('greeter'));
+  t.same(protocols(rebuilt, 'greeter'), ['h2c', 'h2c'], 'rebuilding an h2c service keeps it h2c');
+  t.same(protocols(rebuilt, 'web'), ['http1', 'h2c']);
+
+  const back = updateSnapshot(rebuilt, new Map([['greeter', { base: 'http://127.0.0.1:50051' }]]), { version: 4 });
+  t.same(protocols(back, 'greeter'), ['http1'], 'a description without protocol is http1 again');
+
+  const err = t.throws(() => updateSnapshot(back, new Map([['web', { base: { url: 'https://web.internal', protocol: 'h2c' } }]]), { version: 5 })) as RegistryValidationError;
+  t.same(err.problems, ['services.web.base: h2c is HTTP/2 over cleartext; an https target ("https://web.internal") cannot use it: give an http:// URL'], 'validated like buildSnapshot');
+  t.same(protocols(back, 'web'), ['http1', 'h2c'], 'a refused update changes nothing');
 });

@@ -2,8 +2,8 @@ export { KubernetesSource, DEFAULT_WATCH_IDLE_TIMEOUT_MS, SERVICE_SELECTOR, SLIC
 export type { KubernetesSourceOptions, KubernetesStatus } from './source.js';
 export { createKubernetesSource, createSource } from './create.js';
 export type { CreateKubernetesSourceOptions } from './create.js';
-export { buildModel, pickPort, endpointReady, SLICE_SERVICE_LABEL } from './model.js';
-export type { Model, ModelOptions, TargetMode, ServiceObject, EndpointSliceObject } from './model.js';
+export { buildModel, pickPort, appProtocolToTarget, endpointReady, SLICE_SERVICE_LABEL } from './model.js';
+export type { Model, ModelOptions, RoutedPort, TargetMode, ServiceObject, EndpointSliceObject } from './model.js';
 export { Reflector, ReflectorError, SYSTEM_CLOCK } from './reflector.js';
 export type { Clock, Transport, ListPage, WatchEvent, ReflectorOptions, KubeObject, StoreChange } from './reflector.js';
 export { Backoff } from './backoff.js';

@@ -1,4 +1,4 @@
-import { FEATURE_LABEL, SERVICE_LABEL, describeUntrusted, isValidKey, type RegistryInput, type TargetInput } from '@devstack/core';
+import { FEATURE_LABEL, SERVICE_LABEL, describeUntrusted, isValidKey, type RegistryInput, type TargetInput, type TargetProtocol } from '@devstack/core';
 
 /** The fields of a core/v1 Service that routing reads. */
 export interface ServiceObject {
@@ -54,11 +54,38 @@ function ref(o: { metadata?: { name?: string; namespace?: string } }): string {
   return `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 }
 
-/** The port routing uses: the one named `http`, else the only or first TCP port. */
-export function pickPort(service: ServiceObject): { name: string; port: number } | undefined {
+/** The port routing uses and how to speak to it. */
+export interface RoutedPort {
+  name: string;
+  port: number;
+  protocol: TargetProtocol;
+}
+
+/**
+ * `appProtocol` values that mean HTTP/2 with prior knowledge over cleartext: Kubernetes' own
+ * `kubernetes.io/h2c`, `kubernetes.io/grpc` (listed by earlier Kubernetes API docs, so still
+ * found in manifests), and the unprefixed `h2c` and `grpc`. Targets here are always http://, so
+ * gRPC can only mean h2c. Compared without regard to case, as IANA service names are (RFC 6335).
+ */
+const H2C_APP_PROTOCOLS = new Set(['kubernetes.io/h2c', 'kubernetes.io/grpc', 'h2c', 'grpc']);
+
+/** The target protocol a Service port's `appProtocol` asks for; anything else is HTTP/1.1. */
+export function appProtocolToTarget(appProtocol: string | null | undefined): TargetProtocol {
+  return typeof appProtocol === 'string' && H2C_APP_PROTOCOLS.has(appProtocol.toLowerCase()) ? 'h2c' : 'http1';
+}
+
+/** Port names that mark a Service's HTTP/2 port when it has no port named `http`. */
+const H2C_PORT_NAMES = new Set(['grpc', 'h2c']);
+
+/**
+ * The port routing uses: the one named `http`, else the first named `grpc` or `h2c` (so a gRPC
+ * Service with a metrics port listed first still routes to gRPC), else the only or first TCP
+ * port. Its protocol comes from its `appProtocol` alone: a port name never makes it h2c.
+ */
+export function pickPort(service: ServiceObject): RoutedPort | undefined {
   const tcp = (service.spec?.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP' && typeof p.port === 'number');
-  const chosen = tcp.find((p) => p.name === 'http') ?? tcp[0];
-  return chosen === undefined ? undefined : { name: chosen.name ?? '', port: chosen.port! };
+  const chosen = tcp.find((p) => p.name === 'http') ?? tcp.find((p) => p.name !== undefined && H2C_PORT_NAMES.has(p.name)) ?? tcp[0];
+  return chosen === undefined ? undefined : { name: chosen.name ?? '', port: chosen.port!, protocol: appProtocolToTarget(chosen.appProtocol) };
 }
 
 /**
@@ -73,10 +100,12 @@ function hostForUrl(address: string, addressType: string | undefined): string {
   return addressType === 'IPv6' || address.includes(':') ? `[${address}]` : address;
 }
 
-function targetsOf(claim: Claim, slices: readonly EndpointSliceObject[], port: { name: string; port: number }, options: ModelOptions): TargetInput[] {
+function targetsOf(claim: Claim, slices: readonly EndpointSliceObject[], port: RoutedPort, options: ModelOptions): TargetInput[] {
   const { name, namespace } = claim.object.metadata!;
+  // http1 is the registry default, so it is left out and an HTTP/1.1 description reads as before.
+  const protocol = port.protocol === 'h2c' ? { protocol: port.protocol } : {};
   const serviceUrl = `http://${name}.${namespace}.svc.${options.clusterDomain}:${port.port}`;
-  const endpoints: Array<{ url: string; ready: boolean }> = [];
+  const endpoints: Array<{ url: string; ready: boolean; protocol?: TargetProtocol }> = [];
   const seen = new Map<string, { url: string; ready: boolean }>();
   for (const slice of slices) {
     // Slice ports carry the Service port's name ('' for an unnamed single port) and the pod's port.
@@ -92,16 +121,16 @@ function targetsOf(claim: Claim, slices: readonly EndpointSliceObject[], port: {
           known.ready ||= ready;
           continue;
         }
-        const target = { url, ready };
+        const target = { url, ready, ...protocol };
         seen.set(url, target);
         endpoints.push(target);
       }
     }
   }
   const anyReady = endpoints.some((e) => e.ready);
-  if (options.targets === 'service') return [{ url: serviceUrl, ready: anyReady }];
+  if (options.targets === 'service') return [{ url: serviceUrl, ready: anyReady, ...protocol }];
   // No endpoint at all: the lane still exists (a copy is known, base is known) but is not ready.
-  return endpoints.length > 0 ? endpoints : [{ url: serviceUrl, ready: false }];
+  return endpoints.length > 0 ? endpoints : [{ url: serviceUrl, ready: false, ...protocol }];
 }
 
 function created(o: ServiceObject): number {

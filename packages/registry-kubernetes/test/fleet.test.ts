@@ -79,3 +79,36 @@ t.test('an untouched service keeps its snapshot entry across a change elsewhere'
   t.not(second.snapshot.services.get('b'), first.snapshot.services.get('b'), 'b was');
   t.equal(fleet.pending, false, 'nothing left to build');
 });
+
+t.test('incremental builds follow a Service port\'s appProtocol and keep it across other changes', async (t) => {
+  const h2c = (name: string, logical: string, appProtocol: string | undefined, key?: string): ServiceObject => {
+    const object = svc(name, logical, key);
+    object.spec = { ports: [{ name: 'http', port: 80, ...(appProtocol === undefined ? {} : { appProtocol }) }] };
+    return object;
+  };
+  const protocols = (s: ReturnType<Fleet['build']>, name: string) => {
+    const entry = s.snapshot.services.get(name)!;
+    return [...entry.base.targets, ...[...entry.features.values()].flatMap((l) => l.targets)].map((x) => x.protocol);
+  };
+  const fleet = new Fleet(options);
+  fleet.reset([h2c('greeter', 'greeter', 'kubernetes.io/h2c'), svc('web', 'web')], [slice('greeter', '10.0.0.1', true), slice('web', '10.0.0.2', true)]);
+  const first = fleet.build(undefined, { version: 1 });
+  t.same(protocols(first, 'greeter'), ['h2c']);
+  t.same(protocols(first, 'web'), ['http1']);
+
+  fleet.slice({ full: false, object: slice('web', '10.0.0.3', true), previous: slice('web', '10.0.0.2', true) });
+  const second = fleet.build(first.snapshot, { version: 2 });
+  t.equal(second.snapshot.services.get('greeter'), first.snapshot.services.get('greeter'), 'the h2c service was not rebuilt');
+  t.same(protocols(second, 'greeter'), ['h2c']);
+
+  fleet.slice({ full: false, object: slice('greeter', '10.0.0.4', true), previous: slice('greeter', '10.0.0.1', true) });
+  fleet.service({ full: false, object: h2c('greeter-f1', 'greeter', 'grpc', 'f1'), previous: undefined });
+  const third = fleet.build(second.snapshot, { version: 3 });
+  t.same(protocols(third, 'greeter'), ['h2c', 'h2c'], 'rebuilt from new endpoints and a new copy, still h2c');
+
+  fleet.service({ full: false, object: h2c('web', 'web', 'kubernetes.io/h2c'), previous: svc('web', 'web') });
+  fleet.service({ full: false, object: h2c('greeter', 'greeter', undefined), previous: h2c('greeter', 'greeter', 'kubernetes.io/h2c') });
+  const fourth = fleet.build(third.snapshot, { version: 4 });
+  t.same(protocols(fourth, 'web'), ['h2c'], 'appProtocol set on a watched Service');
+  t.same(protocols(fourth, 'greeter'), ['http1', 'h2c'], 'appProtocol removed from base, the copy keeps its own');
+});

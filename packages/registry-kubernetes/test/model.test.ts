@@ -1,6 +1,6 @@
 import t from 'tap';
 import { buildSnapshot } from '@devstack/core';
-import { buildModel, endpointReady, pickPort, type EndpointSliceObject, type ServiceObject } from '@devstack/registry-kubernetes';
+import { appProtocolToTarget, buildModel, endpointReady, pickPort, type EndpointSliceObject, type ServiceObject } from '@devstack/registry-kubernetes';
 
 function svc(name: string, service: string, key?: string, extra: Partial<ServiceObject> & { namespace?: string; created?: string } = {}): ServiceObject {
   const labels: Record<string, string> = { 'devstack.io/service': service };
@@ -31,12 +31,102 @@ t.test('endpoint readiness from EndpointSlice conditions', async (t) => {
   t.equal(endpointReady({ ready: true, terminating: true }), false, 'terminating');
 });
 
-t.test('the routed port: named http, else the only or first TCP port', async (t) => {
-  t.same(pickPort({ spec: { ports: [{ name: 'metrics', port: 9090 }, { name: 'http', port: 8080 }] } }), { name: 'http', port: 8080 });
-  t.same(pickPort({ spec: { ports: [{ port: 80 }] } }), { name: '', port: 80 });
-  t.same(pickPort({ spec: { ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'web', port: 81 }] } }), { name: 'web', port: 81 });
+t.test('the routed port: named http, else named grpc or h2c, else the only or first TCP port', async (t) => {
+  t.same(pickPort({ spec: { ports: [{ name: 'metrics', port: 9090 }, { name: 'http', port: 8080 }] } }), { name: 'http', port: 8080, protocol: 'http1' });
+  t.same(pickPort({ spec: { ports: [{ port: 80 }] } }), { name: '', port: 80, protocol: 'http1' });
+  t.same(pickPort({ spec: { ports: [{ name: 'dns', port: 53, protocol: 'UDP' }, { name: 'web', port: 81 }] } }), { name: 'web', port: 81, protocol: 'http1' });
   t.equal(pickPort({ spec: { ports: [{ name: 'dns', port: 53, protocol: 'UDP' }] } }), undefined);
   t.equal(pickPort({}), undefined);
+  const cases: { name: string; ports: NonNullable<ServiceObject['spec']>['ports']; expect: ReturnType<typeof pickPort> }[] = [
+    { name: 'grpc after metrics', ports: [{ name: 'metrics', port: 9090 }, { name: 'grpc', port: 50051, appProtocol: 'kubernetes.io/h2c' }], expect: { name: 'grpc', port: 50051, protocol: 'h2c' } },
+    { name: 'h2c after metrics', ports: [{ name: 'metrics', port: 9090 }, { name: 'h2c', port: 8081, appProtocol: 'kubernetes.io/h2c' }], expect: { name: 'h2c', port: 8081, protocol: 'h2c' } },
+    { name: 'the first of grpc and h2c', ports: [{ name: 'admin', port: 9000 }, { name: 'h2c', port: 8081 }, { name: 'grpc', port: 50051 }], expect: { name: 'h2c', port: 8081, protocol: 'http1' } },
+    { name: 'http still wins over grpc', ports: [{ name: 'grpc', port: 50051, appProtocol: 'grpc' }, { name: 'http', port: 8080 }], expect: { name: 'http', port: 8080, protocol: 'http1' } },
+    { name: 'a UDP port named grpc is not routed to', ports: [{ name: 'metrics', port: 9090 }, { name: 'grpc', port: 50051, protocol: 'UDP' }], expect: { name: 'metrics', port: 9090, protocol: 'http1' } },
+    { name: 'a port named grpc without appProtocol stays http1', ports: [{ name: 'grpc', port: 50051 }], expect: { name: 'grpc', port: 50051, protocol: 'http1' } },
+    { name: 'the protocol of the chosen port, not of another', ports: [{ name: 'http', port: 8080 }, { name: 'grpc', port: 50051, appProtocol: 'kubernetes.io/h2c' }], expect: { name: 'http', port: 8080, protocol: 'http1' } },
+    { name: 'an http port that speaks h2c', ports: [{ name: 'http', port: 8080, appProtocol: 'kubernetes.io/h2c' }], expect: { name: 'http', port: 8080, protocol: 'h2c' } },
+  ];
+  for (const c of cases) t.same(pickPort({ spec: { ports: c.ports } }), c.expect, c.name);
+});
+
+t.test('appProtocol: h2c and grpc names are h2c, everything else http1', async (t) => {
+  const cases: [string | null | undefined, 'http1' | 'h2c'][] = [
+    ['kubernetes.io/h2c', 'h2c'],
+    ['kubernetes.io/grpc', 'h2c'],
+    ['h2c', 'h2c'],
+    ['grpc', 'h2c'],
+    ['GRPC', 'h2c'],
+    ['Kubernetes.io/H2C', 'h2c'],
+    [undefined, 'http1'],
+    [null, 'http1'],
+    ['', 'http1'],
+    ['http', 'http1'],
+    ['HTTP', 'http1'],
+    ['https', 'http1'],
+    ['http2', 'http1'],
+    ['kubernetes.io/ws', 'http1'],
+    ['kubernetes.io/wss', 'http1'],
+    ['grpc-web', 'http1'],
+    ['example.com/grpc', 'http1'],
+    [' grpc', 'http1'],
+  ];
+  for (const [value, expect] of cases) t.equal(appProtocolToTarget(value), expect, `appProtocol ${JSON.stringify(value)}`);
+});
+
+const h2cPorts = (appProtocol: string | undefined) => ({ ports: [{ name: 'metrics', port: 9090 }, { name: 'grpc', port: 50051, ...(appProtocol === undefined ? {} : { appProtocol }) }] });
+const grpcSlice = (service: string, addresses: string[], name?: string) =>
+  slice(service, [{ addresses, conditions: ready }], { ...(name === undefined ? {} : { name }), ports: [{ name: 'metrics', port: 9091 }, { name: 'grpc', port: 50052 }] });
+
+t.test('appProtocol makes the targets of a Service h2c, in service mode', async (t) => {
+  for (const [appProtocol, protocol] of [['kubernetes.io/h2c', 'h2c'], ['grpc', 'h2c'], ['h2c', 'h2c'], ['kubernetes.io/ws', undefined], ['http', undefined], [undefined, undefined]] as const) {
+    const model = buildModel(
+      [svc('greeter', 'greeter', undefined, { spec: h2cPorts(appProtocol) }), svc('greeter-f1', 'greeter', 'f1', { spec: h2cPorts(appProtocol) }), svc('web', 'web')],
+      [grpcSlice('greeter', ['10.0.0.1'])],
+      { targets: 'service', clusterDomain: 'cluster.local' },
+    );
+    const what = `appProtocol ${appProtocol ?? 'absent'}`;
+    t.same(model.problems, [], what);
+    const p = protocol === undefined ? {} : { protocol };
+    t.same(model.input.services['greeter'], {
+      base: [{ url: 'http://greeter.shop.svc.cluster.local:50051', ready: true, ...p }],
+      features: { f1: [{ url: 'http://greeter-f1.shop.svc.cluster.local:50051', ready: false, ...p }] },
+    }, what);
+    const snapshot = buildSnapshot(model.input);
+    const greeter = snapshot.services.get('greeter')!;
+    t.equal(greeter.base.targets[0]!.protocol, protocol ?? 'http1', `${what}: base target in the snapshot`);
+    t.equal(greeter.features.get('f1')!.targets[0]!.protocol, protocol ?? 'http1', `${what}: copy target in the snapshot`);
+    t.equal(snapshot.services.get('web')!.base.targets[0]!.protocol, 'http1', `${what}: another Service is untouched`);
+  }
+});
+
+t.test('appProtocol makes the targets of a Service h2c, in endpoints mode', async (t) => {
+  const model = buildModel(
+    [svc('greeter', 'greeter', undefined, { spec: h2cPorts('kubernetes.io/h2c') }), svc('greeter-f1', 'greeter', 'f1', { spec: h2cPorts('grpc') }), svc('greeter-f2', 'greeter', 'f2', { spec: h2cPorts('kubernetes.io/ws') }), svc('greeter-f3', 'greeter', 'f3', { spec: h2cPorts('h2c') })],
+    [
+      grpcSlice('greeter', ['10.0.0.1', '10.0.0.2']),
+      grpcSlice('greeter', ['fd00::1'], 'greeter-v6'),
+      grpcSlice('greeter-f1', ['10.0.1.1']),
+      grpcSlice('greeter-f2', ['10.0.2.1']),
+    ],
+    { targets: 'endpoints', clusterDomain: 'cluster.local' },
+  );
+  t.same(model.problems, []);
+  t.same(model.input.services['greeter'], {
+    base: [
+      { url: 'http://10.0.0.1:50052', ready: true, protocol: 'h2c' },
+      { url: 'http://10.0.0.2:50052', ready: true, protocol: 'h2c' },
+      { url: 'http://[fd00::1]:50052', ready: true, protocol: 'h2c' },
+    ],
+    features: {
+      f1: [{ url: 'http://10.0.1.1:50052', ready: true, protocol: 'h2c' }],
+      f2: [{ url: 'http://10.0.2.1:50052', ready: true }],
+      f3: [{ url: 'http://greeter-f3.shop.svc.cluster.local:50051', ready: false, protocol: 'h2c' }],
+    },
+  }, 'every endpoint on the chosen port, and the stand-in of a Service with none, carry its protocol');
+  const greeter = buildSnapshot(model.input).services.get('greeter')!;
+  t.same(greeter.base.ready.map((x) => x.protocol), ['h2c', 'h2c', 'h2c']);
+  t.same(greeter.features.get('f2')!.targets.map((x) => x.protocol), ['http1'], 'kubernetes.io/ws stays http1');
 });
 
 t.test('service mode: one cluster DNS target per Service, ready from its slices', async (t) => {

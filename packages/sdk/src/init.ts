@@ -8,7 +8,7 @@ import { createMetrics } from './metrics.js';
 import { checkInitOptions } from './options.js';
 import { watchReadiness } from './ready.js';
 import { Router } from './router.js';
-import { defaultRuntime, setRuntime } from './runtime.js';
+import { defaultRuntime, runCloseHooks, setRuntime } from './runtime.js';
 import { installUndici } from './undici.js';
 
 export interface InitOptions extends HostPolicyOptions {
@@ -96,6 +96,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
       if (active !== sdk) return;
       active = undefined;
       for (const off of uninstall) off();
+      runCloseHooks();
       routing?.close();
       setRuntime(defaultRuntime());
       await owned?.close();

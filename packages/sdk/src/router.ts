@@ -1,5 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { NO_LANE, REFUSALS, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type RegistrySource, type Snapshot, type Target } from '@devstack/core';
+import { NO_LANE, REFUSALS, resolve, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type RegistrySource, type Snapshot, type Target } from '@devstack/core';
 import { normalizeHostname } from './hosts.js';
 
 export interface ParsedTarget {
@@ -134,6 +134,19 @@ export class Router {
       refusal: out.refusal,
       started: performance.now(),
     };
+  }
+
+  /**
+   * Where a call to `service` made now with `key` would go, without taking a turn of the round
+   * robin: the chosen lane's first ready target, or undefined when the call would be refused. For
+   * questions about a destination (is its connection up?) that must not skew the rotation.
+   */
+  peek(service: string, key: string | undefined): ParsedTarget | undefined {
+    const snapshot = this.#snapshot;
+    if (snapshot === undefined || !snapshot.services.has(service)) return undefined;
+    const decision = resolve(snapshot, service, key ?? this.#step.defaultKey, { strict: this.strict });
+    const target = decision.outcome === 'reject' ? undefined : decision.lane?.ready[0];
+    return target === undefined ? undefined : parseTarget(target);
   }
 
   close(): void {

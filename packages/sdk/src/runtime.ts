@@ -1,3 +1,4 @@
+import { diag } from '@opentelemetry/api';
 import { createKeyCodec, type KeyCodec } from '@devstack/core';
 import { createHostPolicy, type HostPredicate } from './hosts.js';
 import type { Metrics } from './metrics.js';
@@ -42,4 +43,25 @@ export function runtime(): Runtime {
 
 export function setRuntime(next: Runtime): void {
   active = next;
+}
+
+const closeHooks = new Set<() => void>();
+
+/**
+ * Registers `hook` to run when the SDK closes (`sdk.close()`), for what lives outside the runtime:
+ * patches of the app's own modules and the connections opened for it. Returns the unregistration.
+ */
+export function onClose(hook: () => void): () => void {
+  closeHooks.add(hook);
+  return () => void closeHooks.delete(hook);
+}
+
+export function runCloseHooks(): void {
+  for (const hook of [...closeHooks]) {
+    try {
+      hook();
+    } catch (error) {
+      diag.error(`devstack: a shutdown step failed: ${(error as Error).message}`);
+    }
+  }
 }

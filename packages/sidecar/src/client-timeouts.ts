@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { h1, type DownstreamResponse } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 
 /** What a client stopped doing: sending its request headers or body, or reading the response. */
@@ -39,21 +39,24 @@ export function sweepInterval(options: Pick<ClientTimeoutOptions, 'bodyTimeoutMs
  */
 export class ClientTimeouts {
   readonly stage: Stage;
-  readonly #watching = new Map<ServerResponse, Watch>();
+  readonly #watching = new Map<DownstreamResponse, Watch>();
   readonly #options: ClientTimeoutOptions;
   readonly #timer: NodeJS.Timeout;
 
   constructor(options: ClientTimeoutOptions) {
     this.#options = options;
     const watching = this.#watching;
-    function untrack(this: ServerResponse): void {
+    function untrack(this: DownstreamResponse): void {
       watching.delete(this);
     }
-    function drained(this: ServerResponse): void {
+    function drained(this: DownstreamResponse): void {
       const watch = watching.get(this);
       if (watch !== undefined) watch.drains++;
     }
     this.stage = (ex) => {
+      // A gRPC call may stream for as long as it likes, quiet in either direction: it is bounded by
+      // its deadline (grpc-timeout) and by HTTP/2 flow control, which no stalled stream can exhaust.
+      if (ex.grpc) return ex.next();
       watching.set(ex.res, { ex, stall: undefined, mark: -1, drains: 0, since: 0 });
       ex.res.once('close', untrack);
       ex.res.on('drain', drained);
@@ -90,7 +93,8 @@ export class ClientTimeouts {
     this.#options.onTimeout?.(ex, stall);
     if (stall === 'body' && !ex.res.headersSent) {
       // The rest of the body will never be read: this connection cannot carry another request.
-      ex.res.shouldKeepAlive = false;
+      const http1 = h1(ex.req, ex.res);
+      if (http1 !== undefined) http1.res.shouldKeepAlive = false;
       ex.fail('DEVSTACK_CLIENT_TIMEOUT', `no request body byte for ${this.#options.bodyTimeoutMs} ms`);
       // Node forgets a request once its response is done, so nothing would end the body stream the
       // upstream attempt is reading from; ending it here abandons that attempt.

@@ -24,7 +24,7 @@ const STRING_FLAGS = [
   'registry', 'outbound-port', 'outbound-host', 'inbound-port', 'inbound-host', 'app-port', 'app-host', 'edge-port', 'edge-host',
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
-  'kubeconfig', 'targets', 'watch-idle-timeout',
+  'kubeconfig', 'targets', 'watch-idle-timeout', 'app-protocol',
 ] as const;
 const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces', 'passthrough'] as const;
 
@@ -110,11 +110,16 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   }
   const inboundPort = port('inbound-port');
   const appPort = port('app-port');
+  const rawAppProtocol = str('app-protocol');
+  let appProtocol: 'http1' | 'h2c' | undefined;
+  if (rawAppProtocol === 'http1' || rawAppProtocol === 'h2c') appProtocol = rawAppProtocol;
+  else if (rawAppProtocol !== undefined) problems.push(`--app-protocol (DEVSTACK_APP_PROTOCOL): expected http1 or h2c, got ${describeUntrusted(rawAppProtocol)}`);
+  if (rawAppProtocol !== undefined && str('inbound-port') === undefined) problems.push('--app-protocol (DEVSTACK_APP_PROTOCOL): only used with --inbound-port');
   // A flag that was given but is invalid has its own problem line; it is not also reported missing.
   if (inboundPort !== undefined) {
     if (appPort === undefined && str('app-port') === undefined) problems.push('--app-port (DEVSTACK_APP_PORT): required with --inbound-port');
     else if (appPort === 0) problems.push('--app-port (DEVSTACK_APP_PORT): must be the app\'s real port, not 0');
-    else if (appPort !== undefined) config.inbound = { port: inboundPort, appPort, ...opt('host', str('inbound-host')), ...opt('appHost', str('app-host')) };
+    else if (appPort !== undefined) config.inbound = { port: inboundPort, appPort, ...opt('host', str('inbound-host')), ...opt('appHost', str('app-host')), ...opt('appProtocol', appProtocol) };
   } else if (appPort !== undefined && str('inbound-port') === undefined) {
     problems.push('--app-port (DEVSTACK_APP_PORT): only used with --inbound-port');
   }

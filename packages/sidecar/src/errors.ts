@@ -1,5 +1,6 @@
-import type { ServerResponse } from 'node:http';
 import { DevstackError, LANE_HEADER } from '@devstack/core';
+import { canAddTrailers, h2Response, type DownstreamResponse } from './downstream.js';
+import { grpcErrorFields } from './grpc.js';
 
 /** Every answer the sidecar makes itself, with its HTTP status. Codes are stable: clients branch on them. */
 export const PROXY_ERRORS = Object.freeze({
@@ -19,11 +20,13 @@ export const PROXY_ERRORS = Object.freeze({
   DEVSTACK_UPSTREAM_UNREACHABLE: 502,
   DEVSTACK_UPSTREAM_RESET: 502,
   DEVSTACK_UPSTREAM_ERROR: 502,
+  DEVSTACK_UPSTREAM_PROTOCOL: 502,
   DEVSTACK_NOT_READY: 503,
   DEVSTACK_NO_FEATURE_COPY: 503,
   DEVSTACK_NO_READY_UPSTREAM: 503,
   DEVSTACK_UPSTREAM_CONNECT_TIMEOUT: 504,
   DEVSTACK_UPSTREAM_TIMEOUT: 504,
+  DEVSTACK_DEADLINE_EXCEEDED: 504,
   DEVSTACK_LOOP_DETECTED: 508,
 });
 
@@ -40,8 +43,9 @@ export function errorBody(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } });
 }
 
-/** Answers with the error's status and a JSON body `{ error: { code, message } }`. */
-export function sendError(res: ServerResponse, code: ProxyErrorCode, message: string, lane: string): void {
+/** Answers with the error's status and a JSON body `{ error: { code, message } }`, or as a gRPC error for gRPC calls. */
+export function sendError(res: DownstreamResponse, code: ProxyErrorCode, message: string, lane: string, grpc = false): void {
+  if (grpc) return sendGrpcError(res, code, message, lane);
   if (res.headersSent) {
     // Too late for a status: cutting the connection is the only honest signal left.
     res.destroy();
@@ -55,6 +59,36 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, message: st
     'cache-control': 'no-store',
   });
   res.end(body);
+}
+
+/**
+ * A gRPC error: HTTP 200 with `grpc-status` and `grpc-message` (the devstack code first). Before the
+ * response began it is a trailers-only response (one HEADERS frame that ends the stream, which is
+ * what gRPC clients expect); after, the status goes in the trailers.
+ */
+function sendGrpcError(res: DownstreamResponse, code: ProxyErrorCode, message: string, lane: string): void {
+  const fields = grpcErrorFields(code, message);
+  if (res.writableEnded) {
+    res.destroy();
+    return;
+  }
+  if (res.headersSent) {
+    if (canAddTrailers(res)) {
+      res.addTrailers(fields);
+      res.end();
+    } else {
+      res.destroy();
+    }
+    return;
+  }
+  res.statusCode = 200;
+  const h2 = h2Response(res);
+  if (h2 !== undefined) {
+    h2.stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...fields, [LANE_HEADER]: lane }, { endStream: true });
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/grpc', ...fields, [LANE_HEADER]: lane, 'content-length': 0 });
+  res.end();
 }
 
 /** A raw HTTP/1.1 error answer for sockets the HTTP server could not parse or upgrade; no lane was chosen. */

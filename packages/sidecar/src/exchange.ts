@@ -1,6 +1,7 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision, KeyReading, MutableHeaderBag, Refusal, RouteFields, Target } from '@devstack/core';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import { sendError, type ProxyErrorCode } from './errors.js';
+import { isGrpc } from './grpc.js';
 
 export type Direction = 'outbound' | 'inbound' | 'edge';
 
@@ -10,10 +11,16 @@ export type Direction = 'outbound' | 'inbound' | 'edge';
  * One object per request and no closures: the pipeline allocates nothing else of its own.
  */
 export class Exchange implements RouteFields {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: DownstreamRequest;
+  readonly res: DownstreamResponse;
   readonly direction: Direction;
   readonly started: number;
+  /** The client speaks HTTP/2 (h2c). */
+  readonly h2: boolean;
+  /** A gRPC call: errors the sidecar makes are gRPC statuses, and stream-length calls have no idle timeouts. */
+  readonly grpc: boolean;
+  /** Cancels the upstream side of the exchange (set by the transport that carries it). */
+  cancel: ((reason: Error) => void) | undefined = undefined;
   /** Headers to send upstream; built by the header stage. */
   headers: MutableHeaderBag | undefined = undefined;
   /** Path (and query) to send upstream. */
@@ -42,11 +49,13 @@ export class Exchange implements RouteFields {
   readonly #onFault: FaultHandler | undefined;
   #index = 0;
 
-  constructor(req: IncomingMessage, res: ServerResponse, direction: Direction, stages: readonly Stage[], onFault?: FaultHandler) {
+  constructor(req: DownstreamRequest, res: DownstreamResponse, direction: Direction, stages: readonly Stage[], onFault?: FaultHandler) {
     this.req = req;
     this.res = res;
     this.direction = direction;
     this.started = performance.now();
+    this.h2 = req.httpVersionMajor === 2;
+    this.grpc = isGrpc(req.headers);
     this.path = req.url ?? '/';
     this.#stages = stages;
     this.#onFault = onFault;
@@ -75,7 +84,7 @@ export class Exchange implements RouteFields {
       // Reporting a fault must not become a second one.
     }
     try {
-      sendError(this.res, 'DEVSTACK_INTERNAL', 'the sidecar failed on this request', this.lane);
+      sendError(this.res, 'DEVSTACK_INTERNAL', 'the sidecar failed on this request', this.lane, this.grpc);
     } catch {
       this.res.destroy();
     }
@@ -83,14 +92,14 @@ export class Exchange implements RouteFields {
 
   fail(code: ProxyErrorCode, message: string): void {
     this.errorCode = code;
-    sendError(this.res, code, message, this.lane);
+    sendError(this.res, code, message, this.lane, this.grpc);
   }
 }
 
 /** A piece of the request path. Calls `ex.next()` to go on, or answers and stops. */
 export type Stage = (ex: Exchange) => void;
 
-export type Pipeline = (req: IncomingMessage, res: ServerResponse) => void;
+export type Pipeline = (req: DownstreamRequest, res: DownstreamResponse) => void;
 
 /** Told about every fault (to log and count it); the exchange answers it itself. */
 export type FaultHandler = (ex: Exchange, error: unknown) => void;

@@ -1,22 +1,23 @@
 import type { Dispatcher } from 'undici';
 import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
+import { canAddTrailers, completed, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
+import { forwardH2, type H2ForwardOptions, type H2Sessions } from './h2-upstream.js';
 import { canSendTrailers, forwardWithTrailers, sendsTrailers, type TrailerPathOptions } from './trailers.js';
 
 export interface ForwardOptions {
+  /** HTTP/2 sessions to upstreams whose target protocol is `h2c`. */
+  h2?: H2Sessions | undefined;
+  /** Until an HTTP/2 upstream answers with its headers (HTTP/1.1 upstreams: the dispatcher's own). Default 60000. */
+  headersTimeoutMs?: number | undefined;
   /** Called for every failed upstream attempt, retried or not. */
   onUpstreamError?: ((ex: Exchange, code: ProxyErrorCode, error: Error) => void) | undefined;
   /** True once shutdown has begun: responses then close their connection. */
   draining?: () => boolean;
   /** Upstream silence that fails a request sent outside undici (one with trailers). Default 60000. */
   idleTimeoutMs?: number | undefined;
-}
-
-function hasBody(ex: Exchange): boolean {
-  const h = ex.req.headers;
-  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
 
 /**
@@ -50,7 +51,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   readonly #onClientClose = (): void => {
-    if (!this.#ex.res.writableFinished) this.#controller?.abort(new Error('client closed the connection'));
+    if (!completed(this.#ex.res)) this.#controller?.abort(new Error('client closed the connection'));
   };
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -60,7 +61,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#responded = true;
     const ex = this.#ex;
     const list = responseHeaderList(headers, LANE_HEADER, ex.lane);
-    if (this.#forward.draining()) list.push('connection', 'close');
+    // HTTP/2 has no Connection header: its sessions are drained by GOAWAY instead.
+    if (!ex.h2 && this.#forward.draining()) list.push('connection', 'close');
     const length = headers['content-length'];
     if (typeof length === 'string') this.#remaining = Number(length);
     const trailer = headers['trailer'];
@@ -82,7 +84,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: Record<string, string | string[] | undefined>): void {
     const { res } = this.#ex;
     // Only a chunked answer has room for trailers; anything else could not carry them anyway.
-    if (res.chunkedEncoding && hasAny(trailers)) res.addTrailers(trailers as Record<string, string>);
+    if (canAddTrailers(res) && hasAny(trailers)) res.addTrailers(trailers as Record<string, string>);
     res.end(this.#last);
   }
 
@@ -117,9 +119,23 @@ class Forwarder {
   readonly #dispatcher: Dispatcher;
   readonly #options: ForwardOptions;
 
+  readonly #h2Path: H2ForwardOptions;
+
   constructor(dispatcher: Dispatcher, options: ForwardOptions) {
     this.#dispatcher = dispatcher;
     this.#options = options;
+    this.#h2Path = {
+      headersTimeoutMs: options.headersTimeoutMs ?? 60_000,
+      idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
+      draining: () => this.draining(),
+      onUpstreamError: (ex, code, error) => this.onUpstreamError(ex, code, error),
+      retry: (ex) => {
+        const lane = ex.decision?.lane;
+        if (lane !== undefined && lane.ready.length > 1) ex.target = nextTarget(lane, ex.target);
+        this.dispatch(ex);
+        return true;
+      },
+    };
   }
 
   draining(): boolean {
@@ -141,6 +157,9 @@ class Forwarder {
   };
 
   dispatch(ex: Exchange): void {
+    if (ex.target!.protocol === 'h2c' && this.#options.h2 !== undefined) return forwardH2(ex, this.#options.h2, this.#h2Path);
+    // gRPC is HTTP/2 only: sent over HTTP/1.1 it would fail at the upstream in some less clear way.
+    if (ex.grpc) return ex.fail('DEVSTACK_UPSTREAM_PROTOCOL', `gRPC needs an HTTP/2 upstream, and ${ex.target!.origin} is HTTP/1.1: mark the target's protocol h2c`);
     ex.attempts++;
     const { req } = ex;
     if (sendsTrailers(ex)) return forwardWithTrailers(ex, this.trailerPath);
@@ -152,7 +171,7 @@ class Forwarder {
           path: ex.path,
           method: req.method as Dispatcher.HttpMethod,
           headers: ex.headers as Record<string, string | string[]>,
-          body: hasBody(ex) ? req : null,
+          body: requestHasBody(req) ? req : null,
         },
         handler,
       );

@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import { isGrpc } from './grpc.js';
 import { PROXY_ERRORS, rawErrorResponse, sendError, type ProxyErrorCode } from './errors.js';
 import type { Listener, SidecarMetrics } from './metrics.js';
 import type { Logger } from './log.js';
@@ -29,15 +30,15 @@ export class Guard {
   }
 
   /** A request handler that answers 500 (or cuts the connection once the response began) when it throws. */
-  request(listener: Listener, handler: (req: IncomingMessage, res: ServerResponse) => void) {
-    return (req: IncomingMessage, res: ServerResponse): void => {
+  request<Req extends DownstreamRequest, Res extends DownstreamResponse>(listener: Listener, handler: (req: Req, res: Res) => void) {
+    return (req: Req, res: Res): void => {
       try {
         handler(req, res);
       } catch (error) {
         this.report(listener, error);
         if (!res.headersSent) this.#metrics.refused(listener, PROXY_ERRORS.DEVSTACK_INTERNAL);
         try {
-          sendError(res, 'DEVSTACK_INTERNAL', 'the sidecar failed on this request', 'none');
+          sendError(res, 'DEVSTACK_INTERNAL', 'the sidecar failed on this request', 'none', isGrpc(req.headers));
         } catch {
           res.destroy();
         }

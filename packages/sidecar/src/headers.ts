@@ -16,11 +16,14 @@ const HOP_BY_HOP = new Set([
   'upgrade',
   // Node's server answers `Expect: 100-continue` itself; the upstream connection makes its own choice.
   'expect',
-  // HTTP/2 pseudo-headers never belong on an HTTP/1.1 request.
+  // HTTP/2's connection-specific header (RFC 9113 §8.2.2) and pseudo-headers: each hop makes its own.
+  'http2-settings',
   ':authority',
   ':method',
   ':path',
   ':scheme',
+  ':status',
+  ':protocol',
 ]);
 
 /** Names listed in a Connection header (which must be dropped with it), lower-cased. */

@@ -27,6 +27,8 @@ Listeners (at least one; port 0 picks a free port and logs it)
   --inbound-port PORT       in front of the app                              DEVSTACK_INBOUND_PORT
   --app-port PORT           the app's port (required with --inbound-port)    DEVSTACK_APP_PORT
   --app-host ADDR           default 127.0.0.1                                DEVSTACK_APP_HOST
+  --app-protocol P          http1 (default) or h2c: HTTP/2 with prior        DEVSTACK_APP_PROTOCOL
+                            knowledge, for an app that is a gRPC server
   --inbound-host ADDR       default 0.0.0.0                                  DEVSTACK_INBOUND_HOST
   --edge-port PORT          routes by Host for preview URLs                  DEVSTACK_EDGE_PORT
   --edge-host ADDR          default 0.0.0.0                                  DEVSTACK_EDGE_HOST

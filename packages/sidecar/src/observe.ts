@@ -1,4 +1,5 @@
 import { context, propagation, trace, SpanKind, SpanStatusCode, ROOT_CONTEXT, type Tracer } from '@opentelemetry/api';
+import { completed, h1 } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { SidecarMetrics } from './metrics.js';
 
@@ -9,7 +10,7 @@ import type { SidecarMetrics } from './metrics.js';
  */
 export function measure(metrics: SidecarMetrics): Stage {
   return (ex) => {
-    ex.res.on('close', () => metrics.request(ex, ex.res.writableFinished ? ex.res.statusCode : 'aborted'));
+    ex.res.on('close', () => metrics.request(ex, completed(ex.res) ? ex.res.statusCode : 'aborted'));
     ex.next();
   };
 }
@@ -45,12 +46,13 @@ export function traceExchange(tracer: Tracer, keyAttribute: string): Stage {
     if (ex.headers !== undefined) propagation.inject(trace.setSpan(parent, span), ex.headers);
     // An upgraded response never closes (its socket is handed to the tunnel): an upgrade's span
     // lasts as long as the client's connection, which ends with the tunnel or after the answer.
-    const ended = (ex.req as { upgrade?: boolean }).upgrade === true ? ex.req.socket : ex.res;
+    const upgraded = (ex.req as { upgrade?: boolean }).upgrade === true ? h1(ex.req, ex.res) : undefined;
+    const ended = upgraded !== undefined ? upgraded.req.socket : ex.res;
     ended.once('close', () => {
       const status = ex.res.statusCode;
       span.setAttribute('http.response.status_code', status);
       if (ex.errorCode !== undefined) span.setAttribute('devstack.error', ex.errorCode);
-      if (status >= 500 || (status !== 101 && !ex.res.writableFinished)) span.setStatus({ code: SpanStatusCode.ERROR });
+      if (status >= 500 || (status !== 101 && !completed(ex.res))) span.setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     });
     context.with(trace.setSpan(parent, span), () => ex.next());

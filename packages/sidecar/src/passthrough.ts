@@ -1,4 +1,4 @@
-import { HOPS_HEADER, type KeyCodec } from '@devstack/core';
+import { HOPS_HEADER, type KeyCodec, type Target } from '@devstack/core';
 import type { Exchange } from './exchange.js';
 import { isLoopback } from './admin.js';
 
@@ -13,17 +13,17 @@ export function isLoopbackBind(host: string): boolean {
   return host === 'localhost' || isLoopback(host.replace(/^\[|\]$/g, ''));
 }
 
-const origins = new Map<string, { origin: string; ready: true } | null>();
+const origins = new Map<string, Target | null>();
 
 /**
  * The upstream for a host outside the registry, as the request named it (`api.example.org`,
  * `10.0.0.9:8080`): plain http, the authority only. Null when it is not a usable authority.
  */
-export function passthroughTarget(authority: string): { origin: string; ready: true } | null {
+export function passthroughTarget(authority: string): Target | null {
   let target = origins.get(authority);
   if (target !== undefined) return target;
   const url = URL.parse(`http://${authority}/`);
-  target = url !== null && url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hostname !== '' ? Object.freeze({ origin: url.origin, ready: true as const }) : null;
+  target = url !== null && url.username === '' && url.password === '' && url.pathname === '/' && url.search === '' && url.hostname !== '' ? Object.freeze({ origin: url.origin, ready: true, protocol: 'http1' as const }) : null;
   // A few hosts per app; the bound only keeps a hostile stream of names from growing it.
   if (origins.size >= 1024) origins.clear();
   origins.set(authority, target);

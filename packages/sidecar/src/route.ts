@@ -6,6 +6,12 @@ import { PASSTHROUGH_LANE, passthroughHeaders, passthroughTarget } from './passt
 
 export type SnapshotRef = () => Snapshot | undefined;
 
+/** The authority of a request in origin form: HTTP/2 names it in `:authority` (RFC 9113 §8.3.1), Host being only its fallback. */
+export function requestAuthority(ex: Exchange): string | undefined {
+  const { headers } = ex.req;
+  return ex.h2 ? ((headers[':authority'] as string | undefined) ?? headers.host) : headers.host;
+}
+
 /** The Host the client meant: the absolute-form authority if given (RFC 9112 §3.2.2), else the Host header. */
 export const readTarget: Stage = (ex) => {
   const { req } = ex;
@@ -18,7 +24,7 @@ export const readTarget: Stage = (ex) => {
     ex.host = url.slice(start, end);
     ex.path = end < url.length ? (url[end] === '/' ? url.slice(end) : `/${url.slice(end)}`) : '/';
   } else {
-    ex.host = req.headers.host;
+    ex.host = requestAuthority(ex);
   }
   if (ex.host === undefined || ex.host.length === 0) return ex.fail('DEVSTACK_MISSING_HOST', 'the request names no service (no Host header)');
   // `*` (OPTIONS *) and authority-form targets name no resource to forward.

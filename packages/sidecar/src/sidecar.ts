@@ -7,8 +7,11 @@ import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, servi
 import { isLoopbackBind, passthroughTarget } from './passthrough.js';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
 import { Guard } from './guard.js';
-import { extractKey, edgeService, loopGuard, outboundService, readTarget, resolveLane, rewriteHeaders } from './route.js';
+import { extractKey, edgeService, loopGuard, outboundService, readTarget, requestAuthority, resolveLane, rewriteHeaders } from './route.js';
 import { forward } from './forward.js';
+import { grpcDeadline } from './grpc.js';
+import { acceptH2, type H2Side } from './h2-listener.js';
+import { H2Sessions } from './h2-upstream.js';
 import { forwardUpgrade } from './upgrade.js';
 import { openListener } from './listener.js';
 import { ClientTimeouts } from './client-timeouts.js';
@@ -26,7 +29,12 @@ export interface ListenOptions {
 export interface SidecarOptions {
   source: RegistrySource;
   outbound?: ListenOptions;
-  inbound?: ListenOptions & { appPort: number; appHost?: string };
+  inbound?: ListenOptions & {
+    appPort: number;
+    appHost?: string;
+    /** What the app speaks: `http1` (default), or `h2c` (HTTP/2 with prior knowledge, e.g. a gRPC server). */
+    appProtocol?: 'http1' | 'h2c';
+  };
   edge?: ListenOptions & { domains: readonly string[]; entry: string; dropClientKeys?: boolean };
   admin?: ListenOptions & {
     /** Answer `/routes` and `/resolve` to every client; by default only loopback clients get them. */
@@ -87,7 +95,11 @@ export class Sidecar {
   readonly #options: SidecarOptions;
   readonly #log: Logger;
   readonly #agent: Agent;
+  /** HTTP/2 sessions to upstreams that speak h2c. */
+  readonly #h2: H2Sessions;
   readonly #servers = new Map<Name, Server>();
+  /** The HTTP/2 side of each routing listener. */
+  readonly #h2Sides: H2Side[] = [];
   /** Upgraded connections (WebSockets): the HTTP server no longer tracks them, so shutdown must. */
   readonly #upgraded = new Set<Duplex>();
   #snapshot: Snapshot | undefined;
@@ -118,6 +130,7 @@ export class Sidecar {
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
       keepAliveTimeout: 4_000,
     });
+    this.#h2 = new H2Sessions({ connectTimeoutMs: options.connectTimeoutMs ?? 5_000 });
   }
 
   snapshot(): Snapshot | undefined {
@@ -174,6 +187,8 @@ export class Sidecar {
       onInvalid: (ex: Exchange) => this.metrics.invalidKey(direction, ex.reading?.carrier ?? 'unknown', ex.reading?.problem ?? 'malformed'),
       tracing: o.tracing ? [traceExchange(trace.getTracer('devstack-sidecar'), `devstack.key`)] : [],
       forward: forward(this.#agent, {
+        h2: this.#h2,
+        headersTimeoutMs: this.#options.headersTimeoutMs,
         draining: () => this.#draining,
         onUpstreamError: (ex, code) => this.metrics.upstreamError(ex.direction, ex.service, code),
         idleTimeoutMs: this.#options.idleTimeoutMs,
@@ -199,23 +214,23 @@ export class Sidecar {
       rewriteHeaders(c.codec, { countHop: true, dropClientKeys, trustForwarded: !edge }),
       ...c.tracing,
     ];
-    return { stages: [measure(this.metrics), ...route, c.forward], upgrade: route };
+    return { stages: [measure(this.metrics), ...route, grpcDeadline, c.forward], upgrade: route };
   }
 
   #inboundStages(inbound: NonNullable<SidecarOptions['inbound']>): { stages: Stage[]; upgrade: Stage[] } {
     const o = this.#options;
     const c = this.#common('inbound');
-    const app = Object.freeze({ origin: `http://${inbound.appHost ?? '127.0.0.1'}:${inbound.appPort}`, ready: true });
+    const app = Object.freeze({ origin: `http://${inbound.appHost ?? '127.0.0.1'}:${inbound.appPort}`, ready: true, protocol: inbound.appProtocol ?? 'http1' });
     const lane = o.defaultKey ?? 'base';
     const toApp: Stage = (ex) => {
-      ex.host = ex.req.headers.host;
+      ex.host = requestAuthority(ex);
       ex.service = 'app';
       ex.lane = lane;
       ex.target = app;
       ex.next();
     };
     const route = [toApp, extractKey(c.codec, { defaultKey: o.defaultKey, onInvalid: c.onInvalid }), rewriteHeaders(c.codec, { countHop: false }), ...c.tracing];
-    return { stages: [measure(this.metrics), ...route, c.forward], upgrade: route };
+    return { stages: [measure(this.metrics), ...route, grpcDeadline, c.forward], upgrade: route };
   }
 
   async #listenProxy(name: Name, listen: ListenOptions, defaultHost: string, pipeline: { stages: Stage[]; upgrade: Stage[] }): Promise<void> {
@@ -224,6 +239,13 @@ export class Sidecar {
       if (this.#draining) res.shouldKeepAlive = false;
       handle(req, res);
     });
+    this.#h2Sides.push(acceptH2(name, server, handle, {
+      guard: this.#guard,
+      metrics: this.metrics,
+      maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024,
+      headersTimeoutMs: this.#options.requestHeadersTimeoutMs ?? 10_000,
+      idleSessionMs: this.#options.idleTimeoutMs ?? 60_000,
+    }));
     // Upgrades are measured like other exchanges, but a tunnel's answer is its 101 (see observe.ts).
     const measured = measure(this.metrics);
     const upgrade = {
@@ -297,6 +319,8 @@ export class Sidecar {
     this.#draining = true;
     const deadline = this.#options.shutdownTimeoutMs ?? 25_000;
     const proxies = [...this.#servers].filter(([name]) => name !== 'admin').map(([, server]) => server);
+    // HTTP/2 clients are told by GOAWAY: no new streams on their sessions, open ones finish.
+    this.#h2Sides.forEach((side) => side.drain());
     const closed = proxies.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     // Keep-alive connections that finish their last request are closed as they go idle.
     const sweep = setInterval(() => proxies.forEach((s) => s.closeIdleConnections()), 50);
@@ -305,7 +329,7 @@ export class Sidecar {
       timer = setTimeout(() => resolve(true), deadline);
     });
     // Once the listeners are closed no new upstream request can start; the agent then waits for the last ones.
-    const drained = Promise.all(closed).then(() => this.#agent.close()).then(() => false, () => false);
+    const drained = Promise.all(closed).then(() => Promise.all([this.#agent.close(), this.#h2.close()])).then(() => false, () => false);
     const timedOut = await Promise.race([drained, expired]);
     clearInterval(sweep);
     clearTimeout(timer);
@@ -326,9 +350,13 @@ export class Sidecar {
     const open = await Promise.all(proxies.map((s) => new Promise<number>((resolve) => s.getConnections((_error, n) => resolve(n ?? 0)))));
     let upstreamRequests = 0;
     for (const stats of Object.values(this.#agent.stats)) upstreamRequests += (stats as { size?: number }).size ?? 0;
+    upstreamRequests += this.#h2.streams;
+    const sessions = this.#h2Sides.reduce((n, side) => n + side.sessions, 0);
     const connections = open.reduce((a, b) => a + b, 0);
-    this.#log.warn('shutdown deadline reached; cutting what is left', { deadlineMs: deadline, connections, upgraded: this.#upgraded.size, upstreamRequests });
+    this.#log.warn('shutdown deadline reached; cutting what is left', { deadlineMs: deadline, connections, h2Sessions: sessions, upgraded: this.#upgraded.size, upstreamRequests });
     proxies.forEach((s) => s.closeAllConnections());
+    this.#h2Sides.forEach((side) => side.destroy());
+    this.#h2.destroy();
     this.#upgraded.forEach((socket) => socket.destroy());
     // Requests still waiting on an upstream (connecting, queued, or whose client is gone) would hold close() forever.
     await this.#agent.destroy().catch(() => undefined);

@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { LANE_HEADER } from '@devstack/core';
+import { canAddTrailers, completed, h1 } from './downstream.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -17,7 +18,10 @@ export function sendsTrailers(ex: Exchange): boolean {
  * to write a `Trailer` header on any other response.
  */
 export function canSendTrailers(ex: Exchange, status: number, hasLength: boolean): boolean {
-  return !hasLength && status !== 204 && status !== 304 && ex.req.method !== 'HEAD' && ex.res.useChunkedEncodingByDefault;
+  if (status === 204 || status === 304 || ex.req.method === 'HEAD') return false;
+  // HTTP/2 frames trailers itself, whatever the body's length.
+  const http1 = h1(ex.req, ex.res);
+  return http1 === undefined || (!hasLength && http1.res.useChunkedEncodingByDefault);
 }
 
 export interface TrailerPathOptions {
@@ -59,7 +63,7 @@ export function forwardWithTrailers(ex: Exchange, options: TrailerPathOptions): 
     ex.fail(code, `upstream ${ex.target!.origin} failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`);
   });
   res.once('close', () => {
-    if (!res.writableFinished) upstream.destroy();
+    if (!completed(res)) upstream.destroy();
   });
   req.on('end', () => {
     try {
@@ -82,12 +86,12 @@ function relay(ex: Exchange, response: IncomingMessage, options: TrailerPathOpti
   const announced = response.headers.trailer;
   const trailers = announced !== undefined && canSendTrailers(ex, status, hasLength);
   if (trailers) list.push('trailer', announced);
-  if (options.draining()) list.push('connection', 'close');
+  if (!ex.h2 && options.draining()) list.push('connection', 'close');
   res.writeHead(status, list);
   response.on('error', (error) => res.destroy(error));
   response.on('end', () => {
     try {
-      if (res.chunkedEncoding && response.rawTrailers.length > 0) res.addTrailers(response.trailers);
+      if (canAddTrailers(res) && response.rawTrailers.length > 0) res.addTrailers(response.trailers);
       res.end();
     } catch (error) {
       ex.fault(error);

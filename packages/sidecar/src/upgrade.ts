@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LANE_HEADER } from '@devstack/core';
+import { h1 } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { endToEndHeaders } from './headers.js';
@@ -87,7 +88,9 @@ function deadlines(upstream: ClientRequest, options: UpgradeOptions): () => void
  */
 export function forwardUpgrade(socket: Duplex, head: Buffer, options: UpgradeOptions): Stage {
   return (ex) => {
-    if (hasRequestBody(ex.req)) {
+    // Only HTTP/1.1 has upgrades: the server's 'upgrade' event is this stage's only caller.
+    const http1 = h1(ex.req, ex.res)!;
+    if (hasRequestBody(http1.req)) {
       // Only a Node without `shouldUpgradeCallback` hands such a request here, with its body unparsed.
       ex.fail('DEVSTACK_BAD_REQUEST', 'an Upgrade request with a body needs the sidecar on Node 22.21 or 24.9 or newer');
       return;
@@ -106,7 +109,7 @@ export function forwardUpgrade(socket: Duplex, head: Buffer, options: UpgradeOpt
       settle();
       socket.off('close', abandon);
       ex.res.statusCode = 101;
-      ex.res.detachSocket(socket as Socket);
+      http1.res.detachSocket(socket as Socket);
       socket.write(statusLine(res, ex.lane));
       if (upstreamHead.length > 0) socket.write(upstreamHead);
       if (head.length > 0) upstreamSocket.write(head);

@@ -1,0 +1,89 @@
+/** The h2 suite's medians across rounds and its ratios: every path against direct and against nginx. */
+import type { ProcUsage } from './measure.ts';
+import type { H2LoadResult } from './h2load.ts';
+import type { H2PathId, H2ScenarioId } from './h2-options.ts';
+import { maxOf, median, spread, type Spread } from './stats.ts';
+
+export interface H2RunRecord {
+  round: number;
+  scenario: H2ScenarioId;
+  path: H2PathId;
+  position: number;
+  /** Kept even when the check after the run failed, for the JSON; such a run is not summarized. */
+  load: H2LoadResult | undefined;
+  /** Why the run does not count: the check before it, h2load, or the check after it. */
+  failure: string | undefined;
+  /** node:http2 checks made around this run, and how many passed (2 when all went well). */
+  checks: { made: number; passed: number };
+  usage: Record<string, ProcUsage>;
+  clientCpuPct: number;
+  loadavg1: number;
+}
+
+export interface H2Summary {
+  scenario: H2ScenarioId;
+  path: H2PathId;
+  /** Runs that count. */
+  rounds: number;
+  failures: string[];
+  rps: Spread;
+  /** Medians across rounds, milliseconds. */
+  p50: number;
+  p90: number;
+  p99: number;
+  errors: number;
+  /** Median req/s of this path over that of another (same call, same run). */
+  rpsRatio: Partial<Record<'direct' | 'nginx', number>>;
+  /** Median p99 of this path over that of another. */
+  p99Ratio: Partial<Record<'direct' | 'nginx', number>>;
+  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number } | undefined;
+  clientCpuPct: number;
+  checks: { made: number; passed: number };
+}
+
+export function summarizeH2(runs: H2RunRecord[], paths: H2PathId[], scenarios: H2ScenarioId[]): H2Summary[] {
+  const out: H2Summary[] = [];
+  for (const scenario of scenarios) {
+    const rows: H2Summary[] = paths.map((path) => {
+      const mine = runs.filter((r) => r.scenario === scenario && r.path === path);
+      const ok = mine.filter((r) => r.load !== undefined && r.failure === undefined);
+      const loads = ok.map((r) => r.load!);
+      const role = ok[0] ? Object.keys(ok[0].usage)[0] : undefined;
+      return {
+        scenario,
+        path,
+        rounds: ok.length,
+        failures: mine.filter((r) => r.failure).map((r) => r.failure!),
+        rps: spread(loads.map((l) => l.rps)),
+        p50: median(loads.map((l) => l.p50)),
+        p90: median(loads.map((l) => l.p90)),
+        p99: median(loads.map((l) => l.p99)),
+        errors: loads.reduce((n, l) => n + l.errors, 0),
+        rpsRatio: {},
+        p99Ratio: {},
+        proc: role
+          ? {
+              role,
+              cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
+              systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
+              cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
+              peakRssKiB: maxOf(ok.map((r) => r.usage[role]!.peakRssKiB)),
+            }
+          : undefined,
+        clientCpuPct: median(ok.map((r) => r.clientCpuPct)),
+        checks: { made: mine.reduce((n, r) => n + r.checks.made, 0), passed: mine.reduce((n, r) => n + r.checks.passed, 0) },
+      };
+    });
+    for (const row of rows) {
+      if (row.rounds === 0) continue;
+      for (const peer of ['direct', 'nginx'] as const) {
+        const other = rows.find((r) => r.path === peer && r.rounds > 0);
+        if (!other) continue;
+        row.rpsRatio[peer] = row.rps.median / other.rps.median;
+        row.p99Ratio[peer] = row.p99 / other.p99;
+      }
+    }
+    out.push(...rows);
+  }
+  return out;
+}

@@ -1,0 +1,123 @@
+import type { Server } from 'node:http';
+import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import type { Guard } from './guard.js';
+import type { Listener, SidecarMetrics } from './metrics.js';
+
+/** The client connection preface of HTTP/2 with prior knowledge (RFC 9113 §3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export type ConnectionProtocol = 'http1' | 'h2';
+
+/**
+ * Which protocol a connection speaks, from its first bytes: the HTTP/2 preface, or anything else
+ * (HTTP/1.1, whose parser then judges it). Undefined while the bytes so far are a strict prefix of
+ * the preface and more must be read.
+ */
+export function sniff(seen: Buffer): ConnectionProtocol | undefined {
+  const n = Math.min(seen.length, PREFACE.length);
+  if (seen.compare(PREFACE, 0, n, 0, n) !== 0) return 'http1';
+  return seen.length >= PREFACE.length ? 'h2' : undefined;
+}
+
+export interface H2ListenerDeps {
+  guard: Guard;
+  metrics: SidecarMetrics;
+  maxHeaderSize: number;
+  /** The first bytes of a connection must arrive within this (then 408, as for slow HTTP/1.1 headers). */
+  headersTimeoutMs: number;
+  /** A session with no traffic for this long is sent GOAWAY (its open streams still finish). */
+  idleSessionMs: number;
+}
+
+/** The HTTP/2 side of one listener, for shutdown: GOAWAY to drain, destroy at the deadline. */
+export interface H2Side {
+  readonly server: Http2Server;
+  /** Sends GOAWAY on every session: no new streams, open ones finish. New sessions get it at once. */
+  drain(): void;
+  /** Open sessions (each one connection). */
+  readonly sessions: number;
+  destroy(): void;
+}
+
+/**
+ * Serves HTTP/2 with prior knowledge (h2c) on an HTTP/1.1 server's port: every connection, from the
+ * listener or from a CONNECT tunnel (`server.emit('connection')`), is read until its first bytes
+ * tell the protocol, then handed to the HTTP/1.1 parser or to an HTTP/2 session whose requests
+ * reach the same handler.
+ */
+export function acceptH2(name: Listener, server: Server, handler: (req: DownstreamRequest, res: DownstreamResponse) => void, deps: H2ListenerDeps): H2Side {
+  const { guard, metrics } = deps;
+  const h2 = createH2Server({
+    settings: { maxConcurrentStreams: 1000, maxHeaderListSize: deps.maxHeaderSize, enablePush: false },
+    maxHeaderListPairs: 256,
+  });
+  const sessions = new Set<ServerHttp2Session>();
+  let draining = false;
+  h2.on('request', guard.request(name, handler));
+  h2.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    session.on('error', () => undefined);
+    session.setTimeout(deps.idleSessionMs, () => session.close());
+    if (draining) session.close();
+  });
+  // Protocol errors end that session (GOAWAY) inside node:http2; nothing is left to answer.
+  h2.on('sessionError', () => undefined);
+
+  const http1 = server.listeners('connection') as ((socket: Duplex) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Duplex) => {
+    let seen: Buffer | undefined;
+    const timer = setTimeout(() => {
+      done();
+      metrics.clientTimeout(name, 'headers');
+      guard.refuse(name, socket, 'DEVSTACK_CLIENT_TIMEOUT', `request not received within ${deps.headersTimeoutMs} ms`);
+    }, deps.headersTimeoutMs);
+    // Until a parser owns the socket, a client's reset must not be an unhandled 'error'.
+    const onError = () => socket.destroy();
+    const done = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', done);
+      socket.off('error', onError);
+    };
+    const onData = (chunk: Buffer) => {
+      seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
+      const protocol = sniff(seen);
+      if (protocol === undefined) return;
+      done();
+      socket.pause();
+      socket.unshift(seen);
+      if (protocol === 'h2') {
+        // The HTTP/1.1 server accepts half-open connections; an HTTP/2 session must end with the
+        // client's, or a client that leaves would hold its streams (and their upstreams) open.
+        (socket as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = false;
+        h2.emit('connection', socket);
+        return;
+      }
+      for (const listener of http1) listener.call(server, socket);
+      // The parser reads the socket's handle directly; the bytes read here are still in the
+      // stream's buffer and reach it as 'data' once the stream flows again.
+      socket.resume();
+    };
+    socket.on('error', onError);
+    socket.on('data', onData);
+    socket.once('close', done);
+  });
+
+  return {
+    server: h2,
+    drain() {
+      draining = true;
+      for (const session of sessions) session.close();
+    },
+    get sessions() {
+      return sessions.size;
+    },
+    destroy() {
+      for (const session of sessions) session.destroy();
+    },
+  };
+}
