@@ -1,11 +1,13 @@
 /*
- * From chart to routed request. Base and feature releases of two services (web, the entry service
- * behind the Traefik edge, and orders) are rendered with the real helm and created in the fake API
- * server with the real `kubectl create -f`; the EndpointSlices a cluster's endpoint controller would
- * add point at each pod's sidecar inbound listener; every pod is the real `devstack-sidecar` started
- * with the environment its rendered container gives it, beside a small app. Requests enter as the
- * rendered IngressRoutes route them (test/helpers/traefik.ts) and must follow the routing table
- * (README.md) and the chain rule.
+ * From chart to routed request. Base and feature releases of three services (web, the entry service
+ * behind the Traefik edge, orders, and greeter, a gRPC server: `appProtocol: grpc`) are rendered
+ * with the real helm and created in the fake API server with the real `kubectl create -f`; the
+ * EndpointSlices a cluster's endpoint controller would add point at each pod's sidecar inbound
+ * listener; every pod is the real `devstack-sidecar` started with the environment its rendered
+ * container gives it, beside a small app. Requests enter as the rendered IngressRoutes route them
+ * (test/helpers/traefik.ts) and must follow the routing table (README.md) and the chain rule; gRPC
+ * calls made as a pod's app makes them (grpc-js, through the rendered `http_proxy`) reach greeter's
+ * lanes over h2c.
  *
  * The fake stores Deployments, ServiceAccounts, Roles and RoleBindings (no controllers run them).
  */
@@ -14,11 +16,12 @@ import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { stringify } from 'yaml';
 import { startFakeApiServer, TRAEFIK_RESOURCES } from '@devstack/kube-fake';
 import { envOf, find, podSpec, render, tools, type K8sObject } from './helpers/charts.ts';
-import { listen, send, sidecarContainer, startSidecar, type RunningSidecar } from './helpers/pods.ts';
+import { listen, send, sidecarContainer, startSidecar, type RunningSidecar, type Tap } from './helpers/pods.ts';
 import { routeEdge } from './helpers/traefik.ts';
 
 const run = promisify(execFile);
@@ -31,8 +34,35 @@ const RELEASES = [
   { service: 'orders', feature: '' },
   { service: 'orders', feature: 'feature1' },
   { service: 'orders', feature: 'feature3' },
+  { service: 'greeter', feature: '' },
+  { service: 'greeter', feature: 'feature1' },
 ];
 const nameOf = (r: { service: string; feature: string }) => (r.feature ? `${r.service}-${r.feature}` : r.service);
+
+/** greeter's one RPC, with JSON messages (no .proto): it answers which pod served it and the key it got. */
+const HELLO = {
+  hello: {
+    path: '/devstack.e2e.Greeter/Hello',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+    requestDeserialize: (buffer: Buffer): unknown => JSON.parse(buffer.toString('utf8')),
+    responseSerialize: (value: unknown) => Buffer.from(JSON.stringify(value)),
+    responseDeserialize: (buffer: Buffer): unknown => JSON.parse(buffer.toString('utf8')),
+  },
+} satisfies grpc.ServiceDefinition;
+const GreeterClient = grpc.makeGenericClientConstructor(HELLO, 'Greeter');
+
+/** A greeter pod's app: a gRPC server, which speaks HTTP/2 only (prior knowledge over cleartext). */
+async function greeterApp(t: Tap, name: string): Promise<number> {
+  const server = new grpc.Server();
+  server.addService(HELLO, {
+    hello: (call: grpc.ServerUnaryCall<unknown, unknown>, done: grpc.sendUnaryData<unknown>) => done(null, { service: name, key: call.metadata.get(KEY).map(String)[0] ?? null }),
+  });
+  const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))));
+  t.teardown(() => server.forceShutdown());
+  return port;
+}
 
 /** What a pod's app does with a request: orders answers; web calls orders and reports both hops. */
 function app(name: string, outbound: () => number, external: number) {
@@ -70,7 +100,13 @@ t.test('charts to routed requests: the routing table and the chain rule through 
   const rendered = await Promise.all(RELEASES.map(async (r) => ({
     ...r,
     name: nameOf(r),
-    objects: await render(nameOf(r), { namespace: NS, values: { service: r.service, image: { repository: 'devstack-examples' }, devstack: { feature: r.feature, ...(r.service === 'web' ? { edge: { enabled: true, host: 'example.com' } } : {}), sidecar: { targets: 'endpoints' } } } }),
+    objects: await render(nameOf(r), {
+      namespace: NS,
+      values: {
+        service: r.service, image: { repository: 'devstack-examples' }, ...(r.service === 'greeter' ? { appProtocol: 'grpc' } : {}),
+        devstack: { feature: r.feature, ...(r.service === 'web' ? { edge: { enabled: true, host: 'example.com' } } : {}), sidecar: { targets: 'endpoints' } },
+      },
+    }),
   })));
   const all = rendered.flatMap((r) => r.objects);
   const manifest = join(dir, 'fleet.yaml');
@@ -96,7 +132,7 @@ t.test('charts to routed requests: the routing table and the chain rule through 
     const container = sidecarContainer(deployment);
     const appEnv = envOf(podSpec(deployment).containers.find((c) => c.name === 'app')!);
     t.equal(appEnv['HTTP_PROXY'], `http://127.0.0.1:${envOf(container)['DEVSTACK_OUTBOUND_PORT']}`, `${r.name}: the app's HTTP_PROXY is its sidecar's outbound listener`);
-    const appPort = await listen(t, app(r.name, () => pods.get(r.name)!.ports['outbound']!, externalPort));
+    const appPort = r.service === 'greeter' ? await greeterApp(t, r.name) : await listen(t, app(r.name, () => pods.get(r.name)!.ports['outbound']!, externalPort));
     pods.set(r.name, await startSidecar(t, container, appPort, kubeconfig));
     await pods.get(r.name)!.ready;
   }));
@@ -104,13 +140,14 @@ t.test('charts to routed requests: the routing table and the chain rule through 
 
   // The endpoint controller's part: each Service's slice, on its pod's sidecar inbound port.
   for (const r of rendered) {
-    const svc = find(r.objects, 'Service', r.name);
+    const [port] = (find(r.objects, 'Service', r.name).spec as { ports: { name: string; appProtocol?: string }[] }).ports;
     api.create({
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: `${r.name}-x1`, namespace: NS, labels: { 'kubernetes.io/service-name': r.name } },
       addressType: 'IPv4',
       endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
-      ports: [{ name: (svc.spec as { ports: { name: string }[] }).ports[0]!.name, port: pods.get(r.name)!.ports['inbound']!, protocol: 'TCP' }],
+      // The controller copies the Service port's name and appProtocol into the slice.
+      ports: [{ name: port!.name, port: pods.get(r.name)!.ports['inbound']!, protocol: 'TCP', ...(port!.appProtocol === undefined ? {} : { appProtocol: port!.appProtocol }) }],
     });
   }
 
@@ -171,4 +208,41 @@ t.test('charts to routed requests: the routing table and the chain rule through 
   const outside = await edge('feature1.example.com', {}, '/?external=1');
   t.equal(outside.path, 'web-feature1 -> outside', 'passthrough: a host outside the registry is reached through the sidecar');
   t.ok(seenOutside !== undefined && !(KEY in seenOutside) && !('baggage' in seenOutside), 'and the key did not leave the fleet');
+
+  // The Service's appProtocol is all the registry reads: greeter's lanes are h2c, the others HTTP/1.1.
+  const { body: routes } = await send(pods.get('web')!.ports['admin']!, '/routes', {});
+  type Lane = { url: string; protocol: string }[];
+  const services = routes['services'] as Record<string, { base: Lane; features: Record<string, Lane> }>;
+  const protocols = (service: string) => [...services[service]!.base, ...Object.values(services[service]!.features).flat()].map((target) => target.protocol);
+  t.same(protocols('greeter'), ['h2c', 'h2c'], 'the web sidecar\'s routes: greeter\'s base and feature1 targets are h2c');
+  t.same(protocols('orders'), ['http1', 'http1', 'http1'], 'and orders\' (no appProtocol) HTTP/1.1');
+
+  /** A gRPC call from a pod's app: grpc-js reads `http_proxy` as the rendered container has it. */
+  const hello = (from: string, key?: string) => {
+    const appEnv = envOf(podSpec(find(all, 'Deployment', from)).containers.find((c) => c.name === 'app')!);
+    const proxy = new URL(appEnv['http_proxy']!);
+    proxy.port = String(pods.get(from)!.ports['outbound']!);
+    const saved = process.env['http_proxy'];
+    process.env['http_proxy'] = proxy.href;
+    let client: grpc.Client;
+    try {
+      client = new GreeterClient('greeter:80', grpc.credentials.createInsecure());
+    } finally {
+      if (saved === undefined) delete process.env['http_proxy'];
+      else process.env['http_proxy'] = saved;
+    }
+    const metadata = new grpc.Metadata();
+    if (key !== undefined) metadata.set(KEY, key);
+    return new Promise<{ reply?: unknown; lane?: string; error?: string }>((resolve) => {
+      let lane: string | undefined;
+      const call = (client as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)['hello']!({}, metadata, (error: grpc.ServiceError | null, reply: unknown) => {
+        client.close();
+        resolve(error ? { error: `${grpc.status[error.code]}: ${error.details}`, ...(lane === undefined ? {} : { lane }) } : { reply, ...(lane === undefined ? {} : { lane }) });
+      });
+      call.on('metadata', (headers: grpc.Metadata) => (lane = headers.get('x-devstack-lane').map(String)[0]));
+    });
+  };
+  t.match(await hello('web', 'feature1'), { reply: { service: 'greeter-feature1', key: 'feature1' }, lane: 'feature1' }, 'gRPC with the key feature1: the greeter copy, through both sidecars over h2c');
+  t.match(await hello('web'), { reply: { service: 'greeter', key: null }, lane: 'base' }, 'gRPC without a key: base greeter');
+  t.match(await hello('web-feature2'), { reply: { service: 'greeter', key: 'feature2' }, lane: 'base' }, 'gRPC from a copy: its default key, and base greeter (no feature2 copy) with the key carried');
 });

@@ -9,10 +9,10 @@ import { compileRule, routeEdge, type TraefikVersion } from './helpers/traefik.t
 
 const IMAGE = { repository: 'devstack-examples', tag: 'latest' };
 
-async function entryReleases(traefik: TraefikVersion): Promise<K8sObject[]> {
+async function entryReleases(traefik: TraefikVersion, extra: Record<string, unknown> = {}): Promise<K8sObject[]> {
   const edge = { enabled: true, host: 'example.com', traefik };
   const lanes = await Promise.all(['', 'feature1', 'feature2'].map((feature) =>
-    render(feature ? `web-${feature}` : 'web', { values: { service: 'web', image: IMAGE, devstack: { feature, edge } } })));
+    render(feature ? `web-${feature}` : 'web', { values: { service: 'web', image: IMAGE, ...extra, devstack: { feature, edge } } })));
   return lanes.flat();
 }
 
@@ -45,6 +45,23 @@ for (const version of ['v3', 'v2'] as const) {
       ...o, spec: { ...o.spec, routes: (o.spec as { routes: Record<string, unknown>[] }).routes.map(({ priority: _p, ...r }) => r) },
     });
     t.equal(routeEdge(unprioritised, version, { host: 'feature1.example.com' })?.service.name, 'web', 'without priorities the wildcard takes the preview URL: the priorities are needed');
+  });
+}
+
+for (const version of ['v3', 'v2'] as const) {
+  t.test(`Traefik ${version}: a gRPC entry service is reached over h2c on every route`, async (t) => {
+    const [grpc, http] = await Promise.all([entryReleases(version, { appProtocol: 'grpc' }), entryReleases(version)]);
+    const requests: [string, Record<string, string>, string][] = [
+      ['example.com', {}, 'web'],
+      ['feature3.example.com', {}, 'web'],
+      ['example.com', { 'uber-ctx-key': 'feature1' }, 'web-feature1'],
+      ['feature2.example.com', {}, 'web-feature2'],
+    ];
+    for (const [host, headers, service] of requests) {
+      const what = `${host}${headers['uber-ctx-key'] ? ` with uber-ctx-key: ${headers['uber-ctx-key']}` : ''}`;
+      t.same(routeEdge(grpc, version, { host, headers })?.service, { name: service, port: 80, scheme: 'h2c' }, `${what}: ${service} with scheme h2c`);
+      t.same(routeEdge(http, version, { host, headers })?.service, { name: service, port: 80 }, `${what}: an HTTP/1.1 service keeps Traefik's default scheme`);
+    }
   });
 }
 

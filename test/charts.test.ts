@@ -3,11 +3,15 @@
  * sidecar, Traefik v2 and v3; every rendered object validated against its schema; and every bad
  * value refused at render time.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import t from 'tap';
 import { parse } from 'yaml';
-import { LIBRARY_CHART, ROOT, SERVICE_CHART, envOf, find, lint, podSpec, render, validate, type K8sObject } from './helpers/charts.ts';
+import { LIBRARY_CHART, ROOT, SERVICE_CHART, envOf, find, lint, podSpec, render, tools, validate, type K8sObject } from './helpers/charts.ts';
+
+const run = promisify(execFile);
 
 const IMAGE = { repository: 'registry.example/shop/web', tag: '1.4.2' };
 const base = (devstack: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({ service: 'web', image: IMAGE, ...extra, devstack });
@@ -63,6 +67,7 @@ t.test('base with the sidecar: names, labels, the Service on the sidecar, the ap
   const [app, sidecar] = pod.containers;
   t.equal(app!.image, 'registry.example/shop/web:1.4.2', 'the app image');
   t.match(envOf(app!), { HTTP_PROXY: 'http://127.0.0.1:15001', NODE_USE_ENV_PROXY: '1', LOG_LEVEL: 'debug' }, 'the app calls through the sidecar, and gets its own env');
+  t.match(envOf(app!), { http_proxy: 'http://127.0.0.1:15001', NO_PROXY: 'localhost,127.0.0.1,::1', no_proxy: 'localhost,127.0.0.1,::1' }, 'in both cases, as grpc-js reads only the lower-case names');
   t.equal(sidecar!.name, 'devstack-sidecar', 'the sidecar is the second container');
   t.same(sidecar!.ports, [{ name: 'devstack-in', containerPort: 15000, protocol: 'TCP' }, { name: 'devstack-admin', containerPort: 15020, protocol: 'TCP' }], 'its ports');
   const env = envOf(sidecar!);
@@ -160,6 +165,51 @@ t.test('Traefik v3, v2.10+ and v2 before 2.10: groups, matchers, auth, tls', asy
   t.notOk(noEdge.some((o) => o.kind === 'IngressRoute' || o.kind === 'Middleware'), 'no routes without edge.enabled');
 });
 
+t.test('appProtocol: the Service port, the sidecar\'s app protocol, Traefik\'s scheme', async (t) => {
+  const cases = [
+    { appProtocol: undefined, service: undefined, sidecar: 'http1', scheme: undefined },
+    { appProtocol: 'http', service: undefined, sidecar: 'http1', scheme: undefined },
+    { appProtocol: 'h2c', service: 'kubernetes.io/h2c', sidecar: 'h2c', scheme: 'h2c' },
+    { appProtocol: 'grpc', service: 'grpc', sidecar: 'h2c', scheme: 'h2c' },
+  ];
+  const edges = [
+    { traefik: 'v3', apiGroup: 'traefik.io' },
+    { traefik: 'v2', apiGroup: 'traefik.containo.us' },
+  ];
+  for (const c of cases) {
+    const extra = c.appProtocol === undefined ? {} : { appProtocol: c.appProtocol };
+    for (const e of edges) {
+      const edge = { enabled: true, ...e };
+      const [b, copy, bare] = await Promise.all([
+        render('web', { values: base({ edge }, extra) }),
+        render('web-feature1', { values: base({ feature: 'feature1', edge, sidecar: { native: true } }, extra), kubeVersion: '1.29.0' }),
+        render('web', { values: base({ edge, sidecar: { enabled: false } }, extra) }),
+      ]);
+      const what = `appProtocol ${c.appProtocol ?? '(unset)'}, ${e.traefik} ${e.apiGroup}`;
+      t.same(invalid([...b, ...copy, ...bare]), [], `${what}: every object valid against its schema`);
+      for (const [objects, name, lane] of [[b, 'web', 'base'], [copy, 'web-feature1', 'copy'], [bare, 'web', 'no sidecar']] as const) {
+        const [port, ...more] = (find(objects, 'Service', name).spec as { ports: Record<string, unknown>[] }).ports;
+        t.same(more, [], `${what}, ${lane}: one Service port`);
+        t.match(port, { name: 'http', port: 80, protocol: 'TCP' }, `${what}, ${lane}: still named http, the port the registry routes to first`);
+        t.equal(port!['appProtocol'], c.service, `${what}, ${lane}: the Service port's appProtocol is ${c.service ?? 'absent'}`);
+        const routes = (find(objects, 'IngressRoute', name).spec as { routes: { services: Record<string, unknown>[] }[] }).routes;
+        t.equal(routes.length, 2, `${what}, ${lane}: two routes`);
+        for (const route of routes) {
+          t.same(route.services, [{ name, port: 80, ...(c.scheme === undefined ? {} : { scheme: c.scheme }) }], `${what}, ${lane}: Traefik forwards with ${c.scheme ?? 'its default'} scheme`);
+        }
+      }
+      const sidecars = [podSpec(find(b, 'Deployment', 'web')).containers[1]!, podSpec(find(copy, 'Deployment', 'web-feature1')).initContainers![0]!];
+      for (const sidecar of sidecars) {
+        t.equal(sidecar.name, 'devstack-sidecar', `${what}: the sidecar`);
+        t.equal(envOf(sidecar)['DEVSTACK_APP_PROTOCOL'], c.sidecar, `${what}: the sidecar speaks ${c.sidecar} to the app`);
+        t.match(sidecar, { readinessProbe: { httpGet: { path: '/readyz', port: 'devstack-admin' } } }, `${what}: its probes stay on its admin port`);
+      }
+      const app = podSpec(find(b, 'Deployment', 'web')).containers[0]!;
+      t.same([app['readinessProbe'], app['livenessProbe'], app['startupProbe']], [undefined, undefined, undefined], `${what}: no app probe, so no HTTP probe against a gRPC server`);
+    }
+  }
+});
+
 t.test('bad values are refused at render time, with the value named', async (t) => {
   const refused = async (values: Record<string, unknown>, pattern: RegExp, what: string, kubeVersion?: string) => {
     const error = await render('x', { values, ...(kubeVersion ? { kubeVersion } : {}) }).then(() => 'rendered', (e: Error) => e.message);
@@ -182,7 +232,14 @@ t.test('bad values are refused at render time, with the value named', async (t) 
     refused(base({ edge: { previewAuth: { basicAuth: { secret: 's' }, forwardAuth: { address: 'http://a' } } } }), /\/devstack\/edge\/previewAuth/, 'two preview auth methods'),
     refused(base({ sidecar: { native: true } }), /native sidecars .* need Kubernetes 1\.29 or newer; this cluster is v1\.28/, 'native without a Kubernetes that has it', '1.28.0'),
     refused({ service: 'a'.repeat(40), image: IMAGE, devstack: { feature: 'b'.repeat(30) } }, /longer than 63 characters/, 'a copy name too long for a Service'),
+    refused({ ...base(), appProtocol: 'http2' }, /at '\/appProtocol': value must be one of 'http', 'h2c', 'grpc'/, 'an app protocol the chart does not know'),
+    refused({ ...base(), appProtocol: 'GRPC' }, /at '\/appProtocol'/, 'an app protocol in the wrong case'),
+    refused(base({ feature: 'f1', hooks: { sharedIngressRoute: { enabled: true, name: 'web-shared' } } }, { appProtocol: 'grpc' }), /sharedIngressRoute: the rule devstack-hooks adds has no scheme/, 'a shared route to a gRPC copy, which Traefik would reach over HTTP/1.1'),
   ]);
+  const sharedBase = await render('x', { values: base({ hooks: { sharedIngressRoute: { enabled: true, name: 'web-shared' } } }, { appProtocol: 'grpc' }) });
+  t.notOk(sharedBase.some((o) => o.kind === 'Job'), 'the same values on base: no hook, so nothing to refuse');
+  const unchecked = await run(tools().helm, ['template', 'x', SERVICE_CHART, '--skip-schema-validation', '--set', 'service=web,image.repository=r,appProtocol=http2']).then(() => 'rendered', (e: { stderr: string }) => e.stderr);
+  t.match(unchecked, /appProtocol: "http2" is not one of http, h2c, grpc/, 'without the schema (the library chart in another chart) the templates refuse an unknown app protocol');
   const native129 = await render('x', { values: base({ sidecar: { native: true } }), kubeVersion: '1.29.0' });
   t.equal(podSpec(find(native129, 'Deployment', 'web')).initContainers?.[0]?.restartPolicy, 'Always', 'native is fine on 1.29');
 });

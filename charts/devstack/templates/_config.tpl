@@ -1,8 +1,8 @@
 {{/*
-The effective devstack settings of a release, as YAML: the including chart's `service`, `port`
-and `devstack` values over the defaults below. Every other template reads them through
-`include "devstack.config" . | fromYaml`, so a value missing from the including chart gets the same
-default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
+The effective devstack settings of a release, as YAML: the including chart's `service`, `port`,
+`appProtocol` and `devstack` values over the defaults below. Every other template reads them
+through `include "devstack.config" . | fromYaml`, so a value missing from the including chart gets
+the same default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
 */}}
 {{- define "devstack.config" -}}
 {{- $d := .Values.devstack | default dict -}}
@@ -14,6 +14,7 @@ default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
 {{- $resources := dig "sidecar" "resources" dict $d -}}
 {{- $hookFootprint := dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi") -}}
 {{- $hookResources := dig "hooks" "resources" dict $d -}}
+{{- $appProtocol := .Values.appProtocol | default "http" | toString -}}
 {{- $config := dict
   "service" $service
   "feature" $feature
@@ -23,6 +24,8 @@ default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
   "ttl" (dig "ttl" "" $d | toString)
   "keyName" (dig "keyName" "uber-ctx-key" $d)
   "appPort" (.Values.port | default 8080)
+  "appProtocol" $appProtocol
+  "appH2c" (has $appProtocol (list "h2c" "grpc"))
   "sidecar" (dict
     "enabled" (dig "sidecar" "enabled" true $d)
     "native" (dig "sidecar" "native" false $d)
@@ -74,6 +77,9 @@ so a bad release stops at `helm install`/`template` instead of in the cluster.
 */}}
 {{- define "devstack.validate" -}}
 {{- $c := .config -}}
+{{- if not (has $c.appProtocol (list "http" "h2c" "grpc")) -}}
+{{- fail (printf "appProtocol: %q is not one of http, h2c, grpc" $c.appProtocol) -}}
+{{- end -}}
 {{- if gt (len $c.name) 63 -}}
 {{- fail (printf "service and feature together name the copy %q: longer than 63 characters, which Kubernetes refuses as a Service name" $c.name) -}}
 {{- end -}}

@@ -22,7 +22,10 @@ copy: 200
 {{- $apiVersion := printf "%s/v1alpha1" $e.apiGroup -}}
 {{- $host := printf "Host(`%s`)" $e.host -}}
 {{- $auth := ternary (list) (list (dict "name" (printf "%s-preview-auth" $c.name))) (empty $e.previewAuth) -}}
-{{- $backend := list (dict "name" $c.name "port" 80) -}}
+{{- $backend := dict "name" $c.name "port" 80 -}}
+{{- /* Traefik speaks HTTP/1.1 to a Service unless told otherwise; gRPC needs HTTP/2 end to end. */ -}}
+{{- if $c.appH2c }}{{ $_ := set $backend "scheme" "h2c" }}{{ end -}}
+{{- $backend = list $backend -}}
 {{- $routes := list -}}
 {{- if not $c.feature -}}
 {{- $label := "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?" -}}

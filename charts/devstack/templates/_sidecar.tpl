@@ -23,6 +23,7 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
     - { name: DEVSTACK_OUTBOUND_PORT, value: {{ $s.outbound | quote }} }
     - { name: DEVSTACK_INBOUND_PORT, value: {{ $s.inbound | quote }} }
     - { name: DEVSTACK_APP_PORT, value: {{ $c.appPort | quote }} }
+    - { name: DEVSTACK_APP_PROTOCOL, value: {{ ternary "h2c" "http1" $c.appH2c | quote }} }
     - { name: DEVSTACK_ADMIN_PORT, value: {{ $s.admin | quote }} }
     - { name: DEVSTACK_KEY_NAME, value: {{ $c.keyName | quote }} }
     - { name: DEVSTACK_STRICT, value: {{ $s.strict | toString | quote }} }
@@ -114,7 +115,8 @@ volumes:
 
 {{/*
 The app container's environment: with the sidecar, every plain-HTTP call goes through its outbound
-listener (`HTTP_PROXY`; Node reads it with NODE_USE_ENV_PROXY=1). Loopback stays direct.
+listener (`HTTP_PROXY`; Node reads it with NODE_USE_ENV_PROXY=1; gRPC clients by `CONNECT`).
+Loopback stays direct.
 */}}
 {{- define "devstack.app.env" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
@@ -123,6 +125,22 @@ listener (`HTTP_PROXY`; Node reads it with NODE_USE_ENV_PROXY=1). Loopback stays
 - { name: http_proxy, value: {{ printf "http://127.0.0.1:%v" $c.sidecar.outbound | quote }} }
 - { name: NODE_USE_ENV_PROXY, value: "1" }
 - { name: NO_PROXY, value: "localhost,127.0.0.1,::1" }
+# grpc-js reads the lower-case names only (http_proxy and no_proxy).
+- { name: no_proxy, value: "localhost,127.0.0.1,::1" }
+{{- end -}}
+{{- end -}}
+
+{{/*
+The `appProtocol` of the Service port, "" for HTTP/1.1. The Kubernetes registry makes a port's
+targets h2c by it (a port's name never does), and it holds with or without the sidecar: the
+sidecar's inbound listener takes h2c and HTTP/1.1 on one port.
+*/}}
+{{- define "devstack.appProtocol" -}}
+{{- $c := include "devstack.config" . | fromYaml -}}
+{{- if eq $c.appProtocol "grpc" -}}
+grpc
+{{- else if eq $c.appProtocol "h2c" -}}
+kubernetes.io/h2c
 {{- end -}}
 {{- end -}}
 

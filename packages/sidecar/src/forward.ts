@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
-import { canAddTrailers, completed, requestHasBody } from './downstream.js';
+import { canAddTrailers, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -46,12 +46,12 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const { res } = this.#ex;
     // A request that waited in the pool may start after its client left: nobody wants its answer.
     if (res.destroyed) return controller.abort(new Error('client closed the connection'));
-    // Bound per attempt, so a client that leaves aborts the retry too, not the finished first try.
-    res.once('close', this.#onClientClose);
+    // Set per attempt, so a client that leaves aborts the retry too, not the finished first try.
+    this.#ex.cancel = this.#cancel;
   }
 
-  readonly #onClientClose = (): void => {
-    if (!completed(this.#ex.res)) this.#controller?.abort(new Error('client closed the connection'));
+  readonly #cancel = (reason: Error): void => {
+    this.#controller?.abort(reason);
   };
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -101,7 +101,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.#forward.onUpstreamError(ex, known.code, error);
     // One retry, and only when nothing reached the upstream: no response, no body byte read.
     if (known.retry && !this.#responded && ex.attempts < 2 && !ex.req.readableDidRead) {
-      ex.res.off('close', this.#onClientClose);
       const lane = ex.decision?.lane;
       if (lane !== undefined && lane.ready.length > 1) ex.target = nextTarget(lane, ex.target);
       return this.#forward.dispatch(ex);

@@ -1,6 +1,6 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
 import { LANE_HEADER, upstreamFailure, type UpstreamFailure } from '@devstack/core';
-import { canAddTrailers, completed, h2Response, requestHasBody } from './downstream.js';
+import { canAddTrailers, h2Response, requestHasBody } from './downstream.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -40,9 +40,9 @@ export class H2Sessions {
     return n;
   }
 
-  request(origin: string, headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
+  request(origin: string, headers: OutgoingHttpHeaders | string[], endStream: boolean): ClientHttp2Stream {
     const pooled = this.#session(origin);
-    const stream = pooled.session.request(headers, { endStream });
+    const stream = pooled.session.request(headers as OutgoingHttpHeaders, { endStream });
     pooled.streams++;
     stream.once('close', () => {
       pooled.streams--;
@@ -111,10 +111,17 @@ export interface H2ForwardOptions {
   retry(ex: Exchange): boolean;
 }
 
-function upstreamHeaders(ex: Exchange): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = { ':method': ex.req.method ?? 'GET', ':path': ex.path, ':scheme': 'http', ':authority': ex.host ?? '' };
+/** The request's HEADERS as a flat [name, value, ...] list: node:http2 takes it as it is, without building an object of its own. */
+function upstreamHeaders(ex: Exchange): string[] {
+  const out = [':method', ex.req.method ?? 'GET', ':path', ex.path, ':scheme', 'http', ':authority', ex.host ?? ''];
   const headers = ex.headers!;
-  for (const name in headers) if (name !== 'host' && headers[name] !== undefined) out[name] = headers[name];
+  for (const name in headers) {
+    const value = headers[name];
+    if (name === 'host' || value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else if (Array.isArray(value)) for (const v of value) out.push(name, String(v));
+    else out.push(name, String(value));
+  }
   return out;
 }
 
@@ -165,16 +172,11 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
     if (!stream.closed) stream.close(NGHTTP2_CANCEL);
   };
   ex.cancel = cancel;
-  const onClientClose = () => {
-    if (!completed(res)) cancel();
-  };
-  res.once('close', onClientClose);
 
   const failed = (error: Error & { code?: string }) => {
     if (settled) return;
     settled = true;
     clearTimeout(headersTimer);
-    res.off('close', onClientClose);
     if (hasBody) req.unpipe(stream);
     if (!stream.closed) stream.close(NGHTTP2_CANCEL);
     if (res.destroyed || res.writableEnded) return;

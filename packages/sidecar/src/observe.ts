@@ -8,6 +8,20 @@ import type { SidecarMetrics } from './metrics.js';
  * upgrade that opens a tunnel never ends this way: it is recorded when its 101 is relayed
  * (see `forwardUpgrade`'s `onOpen`), so its duration is the handshake, not the tunnel's life.
  */
+const CLIENT_LEFT = new Error('client closed the connection');
+
+/**
+ * The one owner of client aborts, whatever carries the exchange: when the client leaves before its
+ * response is complete (a closed connection, an HTTP/2 RST_STREAM), the upstream side is cancelled
+ * through `ex.cancel`, which each transport sets for the attempt it is making.
+ */
+export const cancelOnClientLeave: Stage = (ex) => {
+  ex.res.once('close', () => {
+    if (!completed(ex.res)) ex.cancel?.(CLIENT_LEFT);
+  });
+  ex.next();
+};
+
 export function measure(metrics: SidecarMetrics): Stage {
   return (ex) => {
     ex.res.on('close', () => metrics.request(ex, completed(ex.res) ? ex.res.statusCode : 'aborted'));

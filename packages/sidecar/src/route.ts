@@ -16,6 +16,8 @@ export function requestAuthority(ex: Exchange): string | undefined {
 export const readTarget: Stage = (ex) => {
   const { req } = ex;
   if (hostHeaderCount(req.rawHeaders) > 1) return ex.fail('DEVSTACK_DUPLICATE_HOST', 'more than one Host header');
+  // HTTP/1.1 CONNECT never gets here (the server's 'connect' event takes it); HTTP/2's would name no path.
+  if (req.method === 'CONNECT') return ex.fail('DEVSTACK_METHOD_NOT_ALLOWED', 'CONNECT over HTTP/2 is not supported; send the request itself');
   const url = ex.path;
   if (url.charCodeAt(0) !== 47 /* '/' */ && /^https?:\/\//i.test(url)) {
     const start = url.indexOf('//') + 2;

@@ -15,7 +15,7 @@ import { H2Sessions } from './h2-upstream.js';
 import { forwardUpgrade } from './upgrade.js';
 import { openListener } from './listener.js';
 import { ClientTimeouts } from './client-timeouts.js';
-import { measure, traceExchange } from './observe.js';
+import { cancelOnClientLeave, measure, traceExchange } from './observe.js';
 import { SidecarMetrics } from './metrics.js';
 import { adminHandler } from './admin.js';
 import { createLogger, type Logger } from './log.js';
@@ -214,7 +214,7 @@ export class Sidecar {
       rewriteHeaders(c.codec, { countHop: true, dropClientKeys, trustForwarded: !edge }),
       ...c.tracing,
     ];
-    return { stages: [measure(this.metrics), ...route, grpcDeadline, c.forward], upgrade: route };
+    return { stages: [measure(this.metrics), cancelOnClientLeave, ...route, grpcDeadline, c.forward], upgrade: route };
   }
 
   #inboundStages(inbound: NonNullable<SidecarOptions['inbound']>): { stages: Stage[]; upgrade: Stage[] } {
@@ -230,7 +230,7 @@ export class Sidecar {
       ex.next();
     };
     const route = [toApp, extractKey(c.codec, { defaultKey: o.defaultKey, onInvalid: c.onInvalid }), rewriteHeaders(c.codec, { countHop: false }), ...c.tracing];
-    return { stages: [measure(this.metrics), ...route, grpcDeadline, c.forward], upgrade: route };
+    return { stages: [measure(this.metrics), cancelOnClientLeave, ...route, grpcDeadline, c.forward], upgrade: route };
   }
 
   async #listenProxy(name: Name, listen: ListenOptions, defaultHost: string, pipeline: { stages: Stage[]; upgrade: Stage[] }): Promise<void> {

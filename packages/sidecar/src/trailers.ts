@@ -1,7 +1,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { LANE_HEADER } from '@devstack/core';
-import { canAddTrailers, completed, h1 } from './downstream.js';
+import { canAddTrailers, h1 } from './downstream.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -62,9 +62,7 @@ export function forwardWithTrailers(ex: Exchange, options: TrailerPathOptions): 
     }
     ex.fail(code, `upstream ${ex.target!.origin} failed: ${(error as NodeJS.ErrnoException).code ?? error.message}`);
   });
-  res.once('close', () => {
-    if (!completed(res)) upstream.destroy();
-  });
+  ex.cancel = (reason) => upstream.destroy(reason);
   req.on('end', () => {
     try {
       upstream.addTrailers(req.trailers);

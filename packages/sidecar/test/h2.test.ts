@@ -279,4 +279,17 @@ t.test('hostile HTTP/2 openings: each connection alone pays, the listener serves
   const after = await h2Send(session, { ':authority': 'inventory' });
   tt.equal(after.status, 200, 'HTTP/2 still served');
   tt.equal((await send(port, { headers: { host: 'web' } })).status, 200, 'HTTP/1.1 still served');
+
+  const connectStream = session.request({ ':method': 'CONNECT', ':authority': 'inventory:80' });
+  const connectStatus = await new Promise<number>((resolve) => connectStream.once('response', (h) => resolve(Number(h[':status']))));
+  connectStream.close();
+  tt.equal(connectStatus, 405, 'CONNECT over HTTP/2 is refused');
+  const star = await h2Send(session, { ':method': 'OPTIONS', ':path': '*', ':authority': 'inventory' });
+  tt.equal(star.status, 400, 'OPTIONS * names nothing to forward');
+  const huge = await h2Send(session, { ':authority': 'inventory', 'x-big': 'a'.repeat(40 * 1024) }).then((r) => r.status, (e: Error & { code?: string }) => e.code);
+  tt.ok(huge === 431 || huge === 'ERR_HTTP2_STREAM_ERROR', `headers over the limit are refused (${String(huge)})`);
+  const flood = await Promise.allSettled(Array.from({ length: 1200 }, () => h2Send(session, { ':authority': 'inventory' })));
+  tt.ok(flood.filter((r) => r.status === 'fulfilled').length >= 1000, 'a flood of streams on one session: the allowed streams are served');
+  tt.equal((await h2Send(h2Client(tt, port), { ':authority': 'inventory' })).status, 200, 'and the listener serves on');
 });
+

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compose, endToEndHeaders, hostHeaderCount, parseConfig, readHops, type Stage } from '@devstack/sidecar';
+import { GRPC_STATUS, GRPC_STATUS_OF, PROXY_ERRORS, compose, encodeGrpcMessage, endToEndHeaders, grpcTimeoutMs, hostHeaderCount, isGrpc, parseConfig, readHops, sniff, type Stage } from '@devstack/sidecar';
 
 t.test('endToEndHeaders drops hop-by-hop and Connection-named headers', async (t) => {
   t.same(
@@ -75,4 +75,42 @@ t.test('parseConfig: the Kubernetes registry flags, only with --registry k8s', a
     [['--registry', 'r.yaml', '--kubeconfig', '/k'], '--kubeconfig (DEVSTACK_KUBECONFIG): only used with --registry k8s'],
   ];
   for (const [args, problem] of rows) t.same(parseConfig([...args, '--outbound-port', '0'], {}), { kind: 'error', problems: [problem] }, args.join(' '));
+});
+
+t.test('parseConfig: --app-protocol, only with --inbound-port', async (t) => {
+  const h2c = parseConfig(['--registry', 'r', '--inbound-port', '15000', '--app-port', '50051', '--app-protocol', 'h2c'], {});
+  t.same(h2c.kind === 'config' && h2c.config.inbound, { port: 15000, appPort: 50051, appProtocol: 'h2c' });
+  const fromEnv = parseConfig(['--registry', 'r', '--inbound-port', '15000', '--app-port', '8080'], { DEVSTACK_APP_PROTOCOL: 'http1' });
+  t.same(fromEnv.kind === 'config' && fromEnv.config.inbound, { port: 15000, appPort: 8080, appProtocol: 'http1' });
+  const plain = parseConfig(['--registry', 'r', '--inbound-port', '15000', '--app-port', '8080'], {});
+  t.same(plain.kind === 'config' && plain.config.inbound, { port: 15000, appPort: 8080 }, 'default: the inbound target speaks HTTP/1.1');
+  t.same(parseConfig(['--registry', 'r', '--inbound-port', '1', '--app-port', '2', '--app-protocol', 'grpc'], {}), { kind: 'error', problems: ['--app-protocol (DEVSTACK_APP_PROTOCOL): expected http1 or h2c, got "grpc"'] });
+  t.same(parseConfig(['--registry', 'r', '--outbound-port', '1', '--app-protocol', 'h2c'], {}), { kind: 'error', problems: ['--app-protocol (DEVSTACK_APP_PROTOCOL): only used with --inbound-port'] });
+});
+
+t.test('gRPC helpers: content types, grpc-timeout, grpc-message encoding, the status of every code', async (t) => {
+  for (const [type, grpc] of [['application/grpc', true], ['application/grpc+proto', true], ['application/grpc;charset=utf-8', true], ['Application/GRPC', true], ['application/grpc-web', false], ['application/grpcx', false], ['text/plain', false], [undefined, false]] as const) {
+    t.equal(isGrpc({ 'content-type': type }), grpc, `${String(type)}: ${grpc ? '' : 'not '}gRPC`);
+  }
+  for (const [value, ms] of [['1S', 1000], ['150m', 150], ['2M', 120_000], ['1H', 3_600_000], ['5000u', 5], ['12345678n', 12.345678], ['0m', 0]] as const) t.equal(grpcTimeoutMs(value), ms, `grpc-timeout ${value}`);
+  for (const bad of ['', '1', 'm', '123456789m', '-1S', '1s', '1 S', '1.5S']) t.equal(grpcTimeoutMs(bad), undefined, `malformed grpc-timeout ${JSON.stringify(bad)} is ignored`);
+  t.equal(grpcTimeoutMs(['1S', '2S']), undefined, 'two grpc-timeout headers are not trusted');
+  t.equal(encodeGrpcMessage('no service named "a b" 100%'), 'no service named "a b" 100%25');
+  t.equal(encodeGrpcMessage('ünïcode\n'), '%C3%BCn%C3%AFcode%0A');
+  t.same(Object.keys(GRPC_STATUS_OF).sort(), Object.keys(PROXY_ERRORS).sort(), 'every sidecar error has a gRPC status');
+  t.equal(GRPC_STATUS_OF.DEVSTACK_UNKNOWN_SERVICE, GRPC_STATUS.UNIMPLEMENTED);
+  t.equal(GRPC_STATUS_OF.DEVSTACK_NO_READY_UPSTREAM, GRPC_STATUS.UNAVAILABLE);
+  t.equal(GRPC_STATUS_OF.DEVSTACK_DEADLINE_EXCEEDED, GRPC_STATUS.DEADLINE_EXCEEDED);
+  t.equal(GRPC_STATUS_OF.DEVSTACK_LOOP_DETECTED, GRPC_STATUS.RESOURCE_EXHAUSTED);
+});
+
+t.test('sniff: the HTTP/2 preface, byte by byte', async (t) => {
+  const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+  for (let n = 1; n < preface.length; n++) t.equal(sniff(preface.subarray(0, n)), undefined, `${n} bytes of the preface: wait for more`);
+  t.equal(sniff(preface), 'h2');
+  t.equal(sniff(Buffer.concat([preface, Buffer.from([0, 0, 0, 4])])), 'h2', 'the preface and the first frame in one read');
+  t.equal(sniff(Buffer.from('GET / HTTP/1.1\r\n')), 'http1');
+  t.equal(sniff(Buffer.from('PRI * HTTP/1.1\r\n')), 'http1', 'a different byte anywhere: HTTP/1.1 judges it');
+  t.equal(sniff(Buffer.from('P')), undefined);
+  t.equal(sniff(Buffer.from('Q')), 'http1');
 });
