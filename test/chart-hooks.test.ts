@@ -147,7 +147,8 @@ t.test('a copy with every hook: valid objects, hook annotations, order, Job and 
 });
 
 t.test('every flag of every rendered Job is one its command documents', async (t) => {
-  const objects = await render('web-feature1', { namespace: NS, values: copy({ ...EVERY_HOOK, queues: [...EVERY_HOOK.queues, { name: 'q', endpoint: 'http://sqs:4566', region: 'eu-west-1' }] }) });
+  // gRPC, so that the route's Job carries --scheme too.
+  const objects = await render('web-feature1', { namespace: NS, values: { ...copy({ ...EVERY_HOOK, queues: [...EVERY_HOOK.queues, { name: 'q', endpoint: 'http://sqs:4566', region: 'eu-west-1' }] }), appProtocol: 'grpc' } });
   const flags = new Map<string, Set<string>>();
   for (const args of objects.filter((o) => o.kind === 'Job').map(argsOf)) {
     const command = args.slice(0, 2).join(' ');
@@ -159,6 +160,7 @@ t.test('every flag of every rendered Job is one its command documents', async (t
     t.equal(help.code, 0, `${help.name} --help`);
     for (const flag of flags.get(help.name)!) t.match(help.stdout, new RegExp(`\\n  ${flag} `), `${help.name}: ${flag}`);
   }
+  t.ok(flags.get('ingressroute add')!.has('--scheme'), 'the gRPC copy\'s route is added with --scheme');
 });
 
 t.test('base renders no hook, whatever the hook values', async (t) => {
@@ -231,6 +233,46 @@ t.test('the rendered Jobs run as Helm runs them, with exactly the Role\'s permis
   const made = [...new Set(api.requests.map(asRbac).filter((r): r is string => r !== undefined))];
   t.same(made.filter((r) => !allowedBy(granted, r)), [], 'every request is allowed by the Role');
   t.same(granted.filter((g) => !made.some((r) => r === g || `${r}/*` === g)), [], 'every permission of the Role is used');
+});
+
+t.test('a gRPC copy\'s rule on a shared IngressRoute: scheme h2c, valid, set on an upgrade from http, removed at uninstall', async (t) => {
+  const api = await startFakeApiServer({ customResources: [...TRAEFIK_RESOURCES], namespaces: [NS] });
+  t.teardown(() => api.close());
+  const dir = mkdtempSync(join(tmpdir(), 'devstack-chart-hooks-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const kubeconfig = await api.kubeconfig(join(dir, 'kubeconfig'), { namespace: 'default' });
+  const ref = { apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', name: 'edge', namespace: NS };
+  const baseRoute = { kind: 'Rule', match: 'Host(`shop.example.com`)', services: [{ name: 'web', port: 80, scheme: 'h2c' }] };
+  api.create({ apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', metadata: { name: 'edge', namespace: NS }, spec: { entryPoints: ['web'], routes: [baseRoute] } });
+  const shared = { sharedIngressRoute: { enabled: true, name: 'edge', host: 'shop.example.com' } };
+  const [grpc, before, other] = await Promise.all([
+    render('web-feature1', { namespace: NS, values: { ...copy(shared), appProtocol: 'grpc' } }),
+    render('web-feature1', { namespace: NS, values: copy(shared) }),
+    render('web-feature2', { namespace: NS, values: values({ feature: 'feature2', hooks: shared }) }),
+  ]);
+  const edge = () => api.get(ref) as K8sObject & { spec: { routes: unknown[] } };
+  const rule = (key: string) => `Host(\`shop.example.com\`) && Header(\`uber-ctx-key\`, \`${key}\`)`;
+  const feature1 = (scheme?: string) => ({ kind: 'Rule', match: rule('feature1'), services: [{ name: 'web-feature1', port: 80, ...(scheme === undefined ? {} : { scheme }) }] });
+  const feature2 = { kind: 'Rule', match: rule('feature2'), services: [{ name: 'web-feature2', port: 80 }] };
+
+  t.same(changes(await helmEvent(before, 'pre-install', kubeconfig)), ['web-feature1-hooks-route: 0 added'], 'the copy installed while it still spoke HTTP/1.1');
+  t.same(edge().spec.routes, [baseRoute, feature1()], 'its rule without a scheme');
+  t.same(changes(await helmEvent(grpc, 'pre-upgrade', kubeconfig)), ['web-feature1-hooks-route: 0 updated'], 'upgraded to appProtocol grpc');
+  t.same(edge().spec.routes, [baseRoute, feature1('h2c')], 'the same rule, in place, now with scheme h2c');
+  t.same(changes(await helmEvent(grpc, 'pre-upgrade', kubeconfig)), ['web-feature1-hooks-route: 0 unchanged'], 'the same upgrade again changes nothing');
+  t.same(changes(await helmEvent(other, 'pre-install', kubeconfig)), ['web-feature2-hooks-route: 0 added'], 'an HTTP/1.1 copy beside it');
+  t.same(edge().spec.routes, [baseRoute, feature1('h2c'), feature2], 'each copy with its own scheme');
+  t.doesNotThrow(() => validate(edge()), 'the shared IngressRoute is valid against Traefik\'s schema');
+  t.same(JSON.parse(edge().metadata.annotations!['devstack.io/hook-routes']!), { feature1: rule('feature1'), feature2: rule('feature2') }, 'both rules recorded as the hook\'s');
+
+  t.same(changes(await helmEvent(grpc, 'pre-delete', kubeconfig)), ['web-feature1-hooks-route-delete: 0 removed'], 'the gRPC copy uninstalled');
+  t.same(edge().spec.routes, [baseRoute, feature2], 'its h2c rule is gone, base and the other copy stay');
+  t.doesNotThrow(() => validate(edge()), 'still valid');
+
+  const granted = grants(find(grpc, 'Role', 'web-feature1-hooks')['rules'] as Rule[]);
+  t.same(grants(find(other, 'Role', 'web-feature2-hooks')['rules'] as Rule[]), granted, 'the same Role for an h2c and an HTTP/1.1 copy');
+  const made = [...new Set(api.requests.map(asRbac).filter((r): r is string => r !== undefined))];
+  t.same(made.filter((r) => !allowedBy(granted, r)), [], 'every request is allowed by that Role');
 });
 
 t.test('a failed pre-install hook leaves nothing behind', async (t) => {

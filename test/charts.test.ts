@@ -210,6 +210,30 @@ t.test('appProtocol: the Service port, the sidecar\'s app protocol, Traefik\'s s
   }
 });
 
+t.test('appProtocol on a copy with a shared IngressRoute: its hook adds the rule with scheme h2c for h2c and grpc', async (t) => {
+  const shared = { sharedIngressRoute: { enabled: true, name: 'web-shared', host: 'shop.example.com' } };
+  const addArgs = ['ingressroute', 'add', '--name', 'web-shared', '--host', 'shop.example.com', '--key', 'feature1', '--service', 'web-feature1', '--port', '80', '--traefik', 'v3', '--api-group', 'traefik.io', '--key-name', 'uber-ctx-key'];
+  const argsOf = (objects: K8sObject[], name: string) => (find(objects, 'Job', name).spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0]!.args;
+  const cases = [
+    { appProtocol: undefined, scheme: [] },
+    { appProtocol: 'http', scheme: [] },
+    { appProtocol: 'h2c', scheme: ['--scheme', 'h2c'] },
+    { appProtocol: 'grpc', scheme: ['--scheme', 'h2c'] },
+  ];
+  const rendered = await Promise.all(cases.map((c) => render('web-feature1', { values: base({ feature: 'feature1', hooks: shared }, c.appProtocol === undefined ? {} : { appProtocol: c.appProtocol }) })));
+  const roleOf = (objects: K8sObject[]) => find(objects, 'Role', 'web-feature1-hooks')['rules'];
+  for (const [i, c] of cases.entries()) {
+    const objects = rendered[i]!;
+    const what = `appProtocol ${c.appProtocol ?? '(unset)'}`;
+    t.same(invalid(objects), [], `${what}: every object valid against its schema`);
+    t.same(argsOf(objects, 'web-feature1-hooks-route'), [...addArgs, ...c.scheme, '--namespace', 'shop'], `${what}: ingressroute add ${c.scheme.length ? 'with --scheme h2c' : 'without --scheme'}`);
+    t.same(argsOf(objects, 'web-feature1-hooks-route-delete'), ['ingressroute', 'remove', '--name', 'web-shared', '--key', 'feature1', '--api-group', 'traefik.io', '--namespace', 'shop'], `${what}: remove finds the route by its rule, whatever its scheme`);
+    t.same(roleOf(objects), [{ apiGroups: ['traefik.io'], resourceNames: ['web-shared'], resources: ['ingressroutes'], verbs: ['get', 'update'] }], `${what}: the same RBAC`);
+  }
+  const sharedBase = await render('web', { values: base({ hooks: shared }, { appProtocol: 'grpc' }) });
+  t.notOk(sharedBase.some((o) => o.kind === 'Job'), 'the same values on base: no hook');
+});
+
 t.test('bad values are refused at render time, with the value named', async (t) => {
   const refused = async (values: Record<string, unknown>, pattern: RegExp, what: string, kubeVersion?: string) => {
     const error = await render('x', { values, ...(kubeVersion ? { kubeVersion } : {}) }).then(() => 'rendered', (e: Error) => e.message);
@@ -234,10 +258,7 @@ t.test('bad values are refused at render time, with the value named', async (t) 
     refused({ service: 'a'.repeat(40), image: IMAGE, devstack: { feature: 'b'.repeat(30) } }, /longer than 63 characters/, 'a copy name too long for a Service'),
     refused({ ...base(), appProtocol: 'http2' }, /at '\/appProtocol': value must be one of 'http', 'h2c', 'grpc'/, 'an app protocol the chart does not know'),
     refused({ ...base(), appProtocol: 'GRPC' }, /at '\/appProtocol'/, 'an app protocol in the wrong case'),
-    refused(base({ feature: 'f1', hooks: { sharedIngressRoute: { enabled: true, name: 'web-shared' } } }, { appProtocol: 'grpc' }), /sharedIngressRoute: the rule devstack-hooks adds has no scheme/, 'a shared route to a gRPC copy, which Traefik would reach over HTTP/1.1'),
   ]);
-  const sharedBase = await render('x', { values: base({ hooks: { sharedIngressRoute: { enabled: true, name: 'web-shared' } } }, { appProtocol: 'grpc' }) });
-  t.notOk(sharedBase.some((o) => o.kind === 'Job'), 'the same values on base: no hook, so nothing to refuse');
   const unchecked = await run(tools().helm, ['template', 'x', SERVICE_CHART, '--skip-schema-validation', '--set', 'service=web,image.repository=r,appProtocol=http2']).then(() => 'rendered', (e: { stderr: string }) => e.stderr);
   t.match(unchecked, /appProtocol: "http2" is not one of http, h2c, grpc/, 'without the schema (the library chart in another chart) the templates refuse an unknown app protocol');
   const native129 = await render('x', { values: base({ sidecar: { native: true } }), kubeVersion: '1.29.0' });

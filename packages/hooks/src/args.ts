@@ -13,7 +13,7 @@ interface CommandFlags {
 const KUBE = ['namespace', 'kubeconfig'] as const;
 
 export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
-  'ingressroute add': { strings: ['name', 'host', 'key', 'service', 'port', 'traefik', 'api-group', 'key-name', 'priority', ...KUBE], booleans: ['create'], required: ['name', 'host', 'key', 'service'] },
+  'ingressroute add': { strings: ['name', 'host', 'key', 'service', 'port', 'traefik', 'api-group', 'key-name', 'priority', 'scheme', ...KUBE], booleans: ['create'], required: ['name', 'host', 'key', 'service'] },
   'ingressroute remove': { strings: ['name', 'key', 'api-group', ...KUBE], required: ['name', 'key'] },
   'secret clone': { strings: ['from', 'to', 'key', 'service', 'ttl', ...KUBE], pairs: ['set'], required: ['from', 'to', 'key'] },
   'secret update': { strings: ['name', ...KUBE], pairs: ['set'], required: ['name', 'set'] },

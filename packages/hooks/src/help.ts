@@ -30,6 +30,8 @@ once all end up in the route, each once. Already there: nothing changes.
   --api-group GROUP         traefik.io (default) or traefik.containo.us (older Traefik CRDs)
   --key-name NAME           the header the key travels in (default uber-ctx-key)
   --priority N              the route's priority (default: Traefik's, the rule's length)
+  --scheme http|https|h2c   how Traefik reaches SVC: h2c for an HTTP/2 cleartext or gRPC app
+                            (default: none written; Traefik then uses http, https on port 443)
   --create                  create the IngressRoute when it does not exist (default: fail)
 `,
   'ingressroute remove': `Usage: devstack-hooks ingressroute remove --name ROUTE --key KEY [options]

@@ -1,10 +1,10 @@
-import { ConfigError } from '@devstack/core';
+import { ConfigError, describeUntrusted } from '@devstack/core';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { NotFoundError, NotOwnedError } from './errors.js';
 import { classifyKube, ingressRouteStore, TRAEFIK_API_GROUPS, type KubeObject, type Store, type TraefikApiGroup } from './kube.js';
 import { SILENT, type Logger } from './log.js';
 import { withRetries, type RetryOptions } from './retry.js';
-import { addRoute, removeRoute, ROUTES_ANNOTATION, type AddChange, type RemoveChange, type RouteSpec, type RuleSyntax } from './routes.js';
+import { addRoute, removeRoute, ROUTES_ANNOTATION, SERVICE_SCHEMES, type AddChange, type RemoveChange, type RouteSpec, type RuleSyntax, type ServiceScheme } from './routes.js';
 import { dnsLabel, dnsSubdomain, headerName, portRef, problemsOf, routingKey, serviceName } from './validate.js';
 
 export const DEFAULT_KEY_HEADER = 'uber-ctx-key';
@@ -26,6 +26,11 @@ export interface AddIngressRouteOptions extends Common {
   traefik?: RuleSyntax | undefined;
   keyName?: string | undefined;
   priority?: number | undefined;
+  /**
+   * The `scheme` Traefik uses to reach the Service (`h2c` for an HTTP/2 cleartext or gRPC app);
+   * undefined writes none, and a rerun without it takes an earlier one away.
+   */
+  scheme?: ServiceScheme | undefined;
   /** Create the IngressRoute when it does not exist, instead of failing. */
   create?: boolean | undefined;
 }
@@ -60,6 +65,7 @@ export function checkAddOptions(options: AddIngressRouteOptions): void {
     ]),
   ];
   if (options.traefik !== undefined && options.traefik !== 'v3' && options.traefik !== 'v2') problems.push('--traefik: expected v3 or v2');
+  if (options.scheme !== undefined && !SERVICE_SCHEMES.includes(options.scheme)) problems.push(`--scheme: ${describeUntrusted(options.scheme)} is not one of ${SERVICE_SCHEMES.join(', ')}`);
   if (options.priority !== undefined && !(Number.isInteger(options.priority) && options.priority >= 0 && options.priority <= 2 ** 31 - 1)) problems.push('--priority: expected a whole number from 0 to 2147483647');
   if (problems.length > 0) throw new ConfigError(problems);
 }
@@ -78,6 +84,7 @@ function spec(options: AddIngressRouteOptions): RouteSpec {
     service: options.service,
     port: typeof port === 'string' && /^[0-9]+$/.test(port) ? Number(port) : port,
     priority: options.priority,
+    scheme: options.scheme,
     syntax: options.traefik ?? 'v3',
   };
 }

@@ -6,10 +6,19 @@ import type { KubeObject } from './kube.js';
  * pruned), so the mark lives beside the routes, in the same object: one write updates both.
  * `remove` deletes only routes whose rule is exactly the one recorded for its key, so a route that
  * another team wrote by hand, even with the same header, is never touched.
+ *
+ * The rule alone is a route's identity: Traefik routes by it, one key has one rule, and what the
+ * route forwards to (Service, port, scheme) may change under it. So a new scheme updates the
+ * route in place without touching the annotation, and annotations written before schemes existed
+ * still identify their routes.
  */
 export const ROUTES_ANNOTATION = 'devstack.io/hook-routes';
 
 export type RuleSyntax = 'v3' | 'v2';
+
+/** What Traefik accepts as an IngressRoute service's `scheme` (anything else fails the route). */
+export const SERVICE_SCHEMES = ['http', 'https', 'h2c'] as const;
+export type ServiceScheme = (typeof SERVICE_SCHEMES)[number];
 
 export interface RouteSpec {
   host: string;
@@ -18,6 +27,8 @@ export interface RouteSpec {
   service: string;
   port: number | string;
   priority?: number | undefined;
+  /** The services[] entry's `scheme`; undefined writes none (Traefik's default: http, https on port 443). */
+  scheme?: ServiceScheme | undefined;
   syntax: RuleSyntax;
 }
 
@@ -25,7 +36,7 @@ export interface Route {
   kind?: string;
   match?: string;
   priority?: number;
-  services?: { name?: string; port?: number | string; [field: string]: unknown }[];
+  services?: { name?: string; port?: number | string; scheme?: string; [field: string]: unknown }[];
   [field: string]: unknown;
 }
 
@@ -36,7 +47,8 @@ export function ruleFor(spec: Pick<RouteSpec, 'host' | 'key' | 'keyName' | 'synt
 }
 
 export function routeFor(spec: RouteSpec): Route {
-  return { kind: 'Rule', match: ruleFor(spec), ...(spec.priority === undefined ? {} : { priority: spec.priority }), services: [{ name: spec.service, port: spec.port }] };
+  const service = { name: spec.service, port: spec.port, ...(spec.scheme === undefined ? {} : { scheme: spec.scheme }) };
+  return { kind: 'Rule', match: ruleFor(spec), ...(spec.priority === undefined ? {} : { priority: spec.priority }), services: [service] };
 }
 
 /** The recorded rules; an unreadable annotation records nothing (nothing is then ours to remove). */
@@ -113,6 +125,8 @@ function sameRoute(have: Route, want: Route): boolean {
     have.priority === want.priority &&
     service !== undefined &&
     service.name === want.services![0]!.name &&
-    String(service.port) === String(want.services![0]!.port)
+    String(service.port) === String(want.services![0]!.port) &&
+    // No scheme and `http` may mean the same to Traefik, but the route holds what the flags asked for.
+    service.scheme === want.services![0]!.scheme
   );
 }

@@ -7,7 +7,7 @@ import { NoCredentialsError } from './errors.js';
 import { addIngressRoute, checkAddOptions, checkRemoveOptions, removeIngressRoute, type AddIngressRouteOptions } from './ingressroute.js';
 import type { TraefikApiGroup } from './kube.js';
 import { createLogger, type Logger } from './log.js';
-import type { RuleSyntax } from './routes.js';
+import type { RuleSyntax, ServiceScheme } from './routes.js';
 import { checkCloneOptions, checkUpdateOptions, cloneSecret, updateSecret } from './secret.js';
 import { checkCreateQueueOptions, checkDeleteQueueOptions, createQueue, deleteQueue, type CreateQueueOptions } from './sqs.js';
 
@@ -62,7 +62,7 @@ function plan(inv: Invocation, problems: string[]): Plan {
       const options = (namespace: string): AddIngressRouteOptions => ({
         name: v['name']!, namespace, key, host: v['host']!, service: v['service']!, port: v['port'],
         traefik: v['traefik'] as RuleSyntax | undefined, apiGroup: v['api-group'] as TraefikApiGroup | undefined,
-        keyName: v['key-name'], priority: number('priority', v['priority'], problems), create: inv.booleans['create'],
+        keyName: v['key-name'], priority: number('priority', v['priority'], problems), scheme: v['scheme'] as ServiceScheme | undefined, create: inv.booleans['create'],
       });
       return { needsKube: true, check: () => checkAddOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await addIngressRoute(kc!, { ...options(ns), log })) }) };
     }

@@ -94,7 +94,7 @@ export function sharedRoute(api: FakeApiServer, apiVersion = 'traefik.io/v1alpha
   });
 }
 
-export type Routes = { match: string; priority?: number; services: { name: string; port: number | string }[] }[];
+export type Routes = { match: string; priority?: number; services: { name: string; port: number | string; scheme?: string }[] }[];
 
 export function routesOf(api: FakeApiServer, ref = ROUTE_REF): Routes {
   return (api.get(ref) as { spec: { routes: Routes } }).spec.routes;

@@ -3,12 +3,12 @@
  * command for exit codes and output, the library functions for concurrency.
  */
 import t from 'tap';
-import { addIngressRoute, removeIngressRoute, ROUTES_ANNOTATION, RetriesExhaustedError } from '@devstack/hooks';
+import { addIngressRoute, addRoute, removeIngressRoute, ROUTES_ANNOTATION, RetriesExhaustedError, type KubeObject } from '@devstack/hooks';
 import { done, fake, NS, ROUTE_REF, routesOf, run, sharedRoute, spawnCli, writes } from './helpers.ts';
 
 const HOST = 'shop.example.com';
-const add = (kubeconfig: string, key: string, extra: string[] = [], cli = run) =>
-  cli(['ingressroute', 'add', '--kubeconfig', kubeconfig, '--namespace', NS, '--name', 'edge', '--host', HOST, '--key', key, '--service', `web-${key}`, ...extra]);
+const add = (kubeconfig: string, key: string, extra: string[] = [], cli = run, env: Record<string, string> = {}) =>
+  cli(['ingressroute', 'add', '--kubeconfig', kubeconfig, '--namespace', NS, '--name', 'edge', '--host', HOST, '--key', key, '--service', `web-${key}`, ...extra], env);
 const remove = (kubeconfig: string, key: string) => run(['ingressroute', 'remove', '--kubeconfig', kubeconfig, '--namespace', NS, '--name', 'edge', '--key', key]);
 const FAST = { baseMs: 1, capMs: 20 };
 
@@ -58,6 +58,68 @@ t.test('remove takes out only its own routes; a rerun is a no-op', async (t) => 
   t.equal(conflict.code, 1, 'adding over a hand-written route with the same rule is refused');
   t.match(conflict.lines.find((l) => l['level'] === 'error'), { code: 'DEVSTACK_HOOK_NOT_OWNED' });
   t.equal(routesOf(api).length, 3);
+});
+
+t.test('--scheme goes into the route\'s service entry; the same scheme again changes nothing, another one updates it in place', async (t) => {
+  const { api, kubeconfig } = await fake(t);
+  sharedRoute(api);
+  const rule = 'Host(`shop.example.com`) && Header(`uber-ctx-key`, `feature1`)';
+  const annotation = () => (api.get(ROUTE_REF) as { metadata: { annotations: Record<string, string> } }).metadata.annotations[ROUTES_ANNOTATION];
+  const version = () => (api.get(ROUTE_REF) as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+
+  const added = await add(kubeconfig, 'feature1', ['--scheme', 'h2c'], spawnCli);
+  t.equal(added.code, 0, added.stderr);
+  t.match(done(added), { change: 'added' });
+  t.same(routesOf(api)[1], { kind: 'Rule', match: rule, services: [{ name: 'web-feature1', port: 80, scheme: 'h2c' }] });
+  t.same(JSON.parse(annotation()!), { feature1: rule }, 'the rule is the route\'s identity; the scheme is not recorded');
+
+  const before = { writes: writes(api).length, version: version() };
+  t.match(done(await add(kubeconfig, 'feature1', ['--scheme', 'h2c'])), { change: 'unchanged' });
+  t.same({ writes: writes(api).length, version: version() }, before, 'the rerun wrote nothing');
+
+  t.match(done(await add(kubeconfig, 'feature1', ['--scheme', 'https'])), { change: 'updated' });
+  t.same(routesOf(api).map((r) => r.services), [[{ name: 'web', port: 80 }], [{ name: 'web-feature1', port: 80, scheme: 'https' }]], 'updated in place, not beside it');
+  t.match(done(await add(kubeconfig, 'feature1', ['--scheme', 'http'])), { change: 'updated' }, 'an explicit http is written too');
+  t.same(routesOf(api)[1]!.services, [{ name: 'web-feature1', port: 80, scheme: 'http' }]);
+  t.match(done(await add(kubeconfig, 'feature1')), { change: 'updated' }, 'without --scheme the route has none');
+  t.same(routesOf(api)[1]!.services, [{ name: 'web-feature1', port: 80 }]);
+  t.match(done(await add(kubeconfig, 'feature1', [], spawnCli)), { change: 'unchanged' });
+  t.match(done(await add(kubeconfig, 'feature1', [], spawnCli, { DEVSTACK_SCHEME: 'h2c' })), { change: 'updated' }, 'DEVSTACK_SCHEME sets it like the flag');
+  t.same(routesOf(api)[1]!.services, [{ name: 'web-feature1', port: 80, scheme: 'h2c' }]);
+  t.same(JSON.parse(annotation()!), { feature1: rule }, 'the recorded rule never changed');
+
+  t.equal((await add(kubeconfig, 'feature2', ['--scheme', 'h2c'])).code, 0);
+  const removed = await remove(kubeconfig, 'feature1');
+  t.match(done(removed), { change: 'removed', removed: 1 });
+  t.same(routesOf(api), [
+    { kind: 'Rule', match: 'Host(`shop.example.com`)', services: [{ name: 'web', port: 80 }] },
+    { kind: 'Rule', match: 'Host(`shop.example.com`) && Header(`uber-ctx-key`, `feature2`)', services: [{ name: 'web-feature2', port: 80, scheme: 'h2c' }] },
+  ], 'the h2c route it added is gone, the others stay');
+  t.match(done(await remove(kubeconfig, 'feature2')), { change: 'removed', removed: 1 });
+  t.same(routesOf(api).length, 1);
+  t.equal(annotation(), undefined);
+});
+
+t.test('a route recorded before --scheme existed gets a scheme in place, and remove still finds it', (t) => {
+  const rule = 'Host(`shop.example.com`) && Header(`uber-ctx-key`, `feature1`)';
+  const old: KubeObject = {
+    apiVersion: 'traefik.io/v1alpha1',
+    kind: 'IngressRoute',
+    metadata: { name: 'edge', namespace: NS, annotations: { [ROUTES_ANNOTATION]: JSON.stringify({ feature1: rule }) } },
+    spec: { routes: [{ kind: 'Rule', match: rule, services: [{ name: 'web-feature1', port: 80 }] }, { kind: 'Rule', match: 'Host(`shop.example.com`)', services: [{ name: 'web', port: 80 }] }] },
+  };
+  const spec = { host: HOST, key: 'feature1', keyName: 'uber-ctx-key', service: 'web-feature1', port: 80, syntax: 'v3' as const };
+  t.match(addRoute(old, spec), { change: 'unchanged', object: old }, 'the same flags without a scheme: nothing to do');
+  const next = addRoute(old, { ...spec, scheme: 'h2c' });
+  if (!('object' in next)) throw new Error('refused');
+  t.equal(next.change, 'updated');
+  t.same((next.object['spec'] as { routes: unknown[] }).routes, [
+    { kind: 'Rule', match: rule, services: [{ name: 'web-feature1', port: 80, scheme: 'h2c' }] },
+    { kind: 'Rule', match: 'Host(`shop.example.com`)', services: [{ name: 'web', port: 80 }] },
+  ], 'in its place, with the scheme');
+  t.equal(next.object.metadata?.annotations?.[ROUTES_ANNOTATION], old.metadata?.annotations?.[ROUTES_ANNOTATION], 'the annotation text is unchanged');
+  t.match(addRoute(next.object, { ...spec, scheme: 'h2c' }), { change: 'unchanged' });
+  t.end();
 });
 
 t.test('twenty concurrent adds for different keys end with exactly twenty routes', async (t) => {
@@ -139,6 +201,9 @@ t.test('a bad key or value is refused with exit 2 before any request', async (t)
     [['--key', 'ok', '--key-name', 'x`y'], /--key-name: .* is not a lower-case header name/],
     [['--key', 'ok', '--priority=-1'], /--priority: expected a whole number/],
     [['--key', 'ok', '--traefik', 'v4'], /--traefik: expected v3 or v2/],
+    [['--key', 'ok', '--scheme', 'grpc'], /--scheme: "grpc" is not one of http, https, h2c/],
+    [['--key', 'ok', '--scheme', 'H2C'], /--scheme: "H2C" is not one of http, https, h2c/],
+    [['--key', 'ok', '--scheme', 'h2c://'], /--scheme: .* is not one of/],
   ] as const) {
     const r = await run(['ingressroute', 'add', '--kubeconfig', kubeconfig, '--name', 'edge', '--host', HOST, '--service', 'web', ...args]);
     t.equal(r.code, 2, args.join(' '));
