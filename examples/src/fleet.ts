@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { DOMAIN, ENTRY, makePlan, portsNeeded, registryDocument, type Instance, type Plan } from './plan.ts';
+import { DOMAIN, ENTRY, GRPC, GRPC_DOWNSTREAM, makePlan, portsNeeded, registryDocument, type Instance, type Plan } from './plan.ts';
 
 export type FleetErrorCode = 'DEVSTACK_DEMO_PORT_IN_USE' | 'DEVSTACK_DEMO_START_FAILED' | 'DEVSTACK_DEMO_BAD_OPTION';
 
@@ -45,6 +45,8 @@ export interface FleetProcess {
   pid: number;
   ports: number[];
   log: string;
+  /** Resolves when the process has exited, whoever ended it. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 export interface Fleet {
@@ -135,6 +137,8 @@ function specs(plan: Plan, registry: string): Spec[] {
     const env: Record<string, string> = { PORT: String(i.appPort), HOST: h, DEVSTACK_LANE: i.lane };
     if (i.sidecar === undefined) env['DEVSTACK_REGISTRY'] = registry;
     else env['HTTP_PROXY'] = `http://${h}:${i.sidecar.outbound}`;
+    // orders calls inventory only when INVENTORY names it (a registry name, routed like a Host).
+    if (GRPC_DOWNSTREAM[i.service] === 'inventory') env['INVENTORY'] = 'inventory';
     list.push({ name, args: [join(SERVICE_DIR, `${i.service}.ts`)], env, ports: [i.appPort], ready: (line) => line['msg'] === 'listening' });
     if (i.sidecar === undefined) continue;
     const s = i.sidecar;
@@ -144,6 +148,7 @@ function specs(plan: Plan, registry: string): Spec[] {
         'inbound-port': s.inbound, 'inbound-host': h, 'app-port': i.appPort, 'app-host': h,
         'outbound-port': s.outbound, 'outbound-host': h, 'admin-port': s.admin, 'admin-host': h,
         'default-key': i.lane === 'base' ? undefined : i.lane,
+        'app-protocol': GRPC.has(i.service) ? 'h2c' : undefined,
       }),
       env: {},
       ports: [s.inbound, s.outbound, s.admin],
@@ -288,7 +293,7 @@ async function startOnce(options: FleetOptions, host: string, port: number): Pro
     dir,
     registryPath,
     edgeUrl: `http://${DOMAIN}:${plan.edge.port}`,
-    processes: children.map((c) => ({ name: c.spec.name, pid: c.proc.pid ?? -1, ports: c.spec.ports, log: c.log })),
+    processes: children.map((c) => ({ name: c.spec.name, pid: c.proc.pid ?? -1, ports: c.spec.ports, log: c.log, exited: c.exited })),
     failure,
     stop,
   };

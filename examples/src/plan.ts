@@ -4,11 +4,15 @@
  * The launcher (fleet.ts) starts exactly this; the end-to-end test checks against it.
  */
 
-export const SERVICES = ['web', 'orders', 'payments'] as const;
+export const SERVICES = ['web', 'orders', 'inventory', 'payments'] as const;
 export type ServiceName = (typeof SERVICES)[number];
 
-/** What each service calls next: web -> orders -> payments. */
-export const DOWNSTREAM: Readonly<Record<ServiceName, ServiceName | undefined>> = { web: 'orders', orders: 'payments', payments: undefined };
+/** What each service calls next over HTTP: web -> orders -> payments. */
+export const DOWNSTREAM: Readonly<Record<ServiceName, ServiceName | undefined>> = { web: 'orders', orders: 'payments', inventory: undefined, payments: undefined };
+/** What each service calls over gRPC (before its HTTP call): orders asks inventory. */
+export const GRPC_DOWNSTREAM: Readonly<Record<ServiceName, ServiceName | undefined>> = { web: undefined, orders: 'inventory', inventory: undefined, payments: undefined };
+/** Services that serve gRPC: their registry targets are `protocol: h2c`, and their sidecars speak HTTP/2 to the app. */
+export const GRPC: ReadonlySet<ServiceName> = new Set(['inventory']);
 
 /** The service the edge sends every request to. */
 export const ENTRY: ServiceName = 'web';
@@ -18,7 +22,7 @@ export const BASE = 'base';
 
 /** The demo lanes: the services each routing key has a feature copy of. */
 export const FEATURES: Readonly<Record<string, readonly ServiceName[]>> = {
-  feature1: ['web', 'payments'],
+  feature1: ['web', 'inventory', 'payments'],
   feature2: ['orders'],
 };
 
@@ -72,13 +76,18 @@ export function instanceUrl(plan: Plan, instance: Instance): string {
   return `http://${plan.host}:${instance.sidecar?.inbound ?? instance.appPort}`;
 }
 
-/** The registry file's content: `services: { name: { base, features: { key: url } } }`. */
-export function registryDocument(plan: Plan): { services: Record<string, { base: string; features: Record<string, string> }> } {
-  const services: Record<string, { base: string; features: Record<string, string> }> = {};
+/** A registry target: a URL, or a URL and its protocol for gRPC services (HTTP/2 with prior knowledge). */
+export type RegistryTarget = string | { url: string; protocol: 'h2c' };
+
+/** The registry file's content: `services: { name: { base, features: { key: target } } }`. */
+export function registryDocument(plan: Plan): { services: Record<string, { base: RegistryTarget; features: Record<string, RegistryTarget> }> } {
+  const services: Record<string, { base: RegistryTarget; features: Record<string, RegistryTarget> }> = {};
   for (const instance of plan.instances) {
     const entry = (services[instance.service] ??= { base: '', features: {} });
-    if (instance.lane === BASE) entry.base = instanceUrl(plan, instance);
-    else entry.features[instance.lane] = instanceUrl(plan, instance);
+    const url = instanceUrl(plan, instance);
+    const target: RegistryTarget = GRPC.has(instance.service) ? { url, protocol: 'h2c' } : url;
+    if (instance.lane === BASE) entry.base = target;
+    else entry.features[instance.lane] = target;
   }
   return { services };
 }
@@ -92,19 +101,23 @@ export function expectedLane(service: ServiceName, key: string | undefined): str
 export interface Hop {
   service: string;
   lane: string;
+  /** The gRPC call's answer. */
+  grpc?: Hop;
+  /** The HTTP call's answer. */
   downstream?: Hop;
 }
 
 export function expectedReply(key: string | undefined, service: ServiceName = ENTRY): Hop {
-  const next = DOWNSTREAM[service];
   const hop: Hop = { service, lane: expectedLane(service, key) };
+  const grpc = GRPC_DOWNSTREAM[service];
+  const next = DOWNSTREAM[service];
+  if (grpc !== undefined) hop.grpc = expectedReply(key, grpc);
   if (next !== undefined) hop.downstream = expectedReply(key, next);
   return hop;
 }
 
-/** `web@feature1 -> orders@base -> payments@feature1`: one line for the banner. */
-export function describePath(key: string | undefined): string {
-  const parts: string[] = [];
-  for (let hop: Hop | undefined = expectedReply(key); hop; hop = hop.downstream) parts.push(`${hop.service}@${hop.lane}`);
-  return parts.join(' -> ');
+/** `web@feature1 -> orders@base -> inventory@feature1 (gRPC) + payments@feature1`: one line for the banner. */
+export function describePath(key: string | undefined, hop: Hop = expectedReply(key)): string {
+  const calls = [...(hop.grpc ? [`${describePath(key, hop.grpc)} (gRPC)`] : []), ...(hop.downstream ? [describePath(key, hop.downstream)] : [])];
+  return `${hop.service}@${hop.lane}${calls.length > 0 ? ` -> ${calls.join(' + ')}` : ''}`;
 }

@@ -8,9 +8,10 @@ import { DOMAIN, FEATURES, describePath } from './plan.ts';
 
 const HELP = `Usage: npm start [-- --port N]
 
-Starts the devstack demo: web -> orders -> payments, base copies and the feature copies
-${Object.entries(FEATURES).map(([key, services]) => `${key} (${services.join(', ')})`).join(' and ')}, a sidecar next to each
-(orders runs proxyless through the SDK), and an edge for ${DOMAIN} and <key>.${DOMAIN}.
+Starts the devstack demo: web -> orders -> payments over HTTP, and orders -> inventory over gRPC.
+Base copies and the feature copies ${Object.entries(FEATURES).map(([key, services]) => `${key} (${services.join(', ')})`).join(' and ')},
+a sidecar next to each (orders runs proxyless through the SDK), and an edge for ${DOMAIN}
+and <key>.${DOMAIN}.
 
   --port N     the edge's port (default 8080; 0 picks a free one)   DEVSTACK_DEMO_PORT
   -h, --help   this text
@@ -46,6 +47,7 @@ function banner(fleet: Fleet): string {
     [`curl -s -H 'baggage: uber-ctx-key=feature2' ${url()}`, 'the same, W3C baggage carrier'],
     [`curl -s -H 'uberctx-uber-ctx-key: feature1' ${url()}`, 'feature1, Jaeger baggage carrier'],
     [`curl -s -H 'uber-ctx-key: nope' ${url()}`, 'unknown key: base everywhere'],
+    [`curl -s ${url('feature1')} | grep -o '"grpc":{[^}]*}'`, "the gRPC hop alone: inventory's copy that answered orders"],
     [`curl -si ${url('feature2')}`, 'x-devstack-lane: the lane that answered'],
   ];
   const h = fleet.plan.host;

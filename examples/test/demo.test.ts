@@ -7,9 +7,11 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { FleetError, startFleet } from '../src/fleet.ts';
 import { DOMAIN, expectedReply } from '../src/plan.ts';
+import { Inventory, type InventoryClient, type ReserveReply } from '../src/services/inventory-api.ts';
 
 // The subtest type: the last overload of t.test is `(cb)`.
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -54,9 +56,22 @@ function alive(pid: number): boolean {
   }
 }
 
-const F1 = { service: 'web', lane: 'feature1', downstream: { service: 'orders', lane: 'base', downstream: { service: 'payments', lane: 'feature1' } } };
-const F2 = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'feature2', downstream: { service: 'payments', lane: 'base' } } };
-const BASE = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'base', downstream: { service: 'payments', lane: 'base' } } };
+/** A gRPC call the way an app behind a sidecar makes it: to the outbound listener, naming the service in the authority. */
+function reserveVia(outbound: number, metadata: Record<string, string>): Promise<{ reply?: ReserveReply; error?: grpc.ServiceError; lanes: string[] }> {
+  const client = new Inventory(`127.0.0.1:${outbound}`, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'inventory', 'grpc.enable_http_proxy': 0 }) as unknown as InventoryClient;
+  const md = new grpc.Metadata();
+  for (const [name, value] of Object.entries(metadata)) md.set(name, value);
+  let lanes: string[] = [];
+  return new Promise<{ reply?: ReserveReply; error?: grpc.ServiceError; lanes: string[] }>((resolve) => {
+    const call = client.Reserve({ item: 'test' }, md, { deadline: Date.now() + 5_000 }, (error, reply) => resolve(error ? { error, lanes } : { reply, lanes }));
+    call.on('metadata', (m: grpc.Metadata) => (lanes = m.get('x-devstack-lane').map(String)));
+  }).finally(() => client.close());
+}
+
+// orders asks inventory over gRPC (`grpc`) and calls payments over HTTP (`downstream`).
+const F1 = { service: 'web', lane: 'feature1', downstream: { service: 'orders', lane: 'base', grpc: { service: 'inventory', lane: 'feature1' }, downstream: { service: 'payments', lane: 'feature1' } } };
+const F2 = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'feature2', grpc: { service: 'inventory', lane: 'base' }, downstream: { service: 'payments', lane: 'base' } } };
+const BASE = { service: 'web', lane: 'base', downstream: { service: 'orders', lane: 'base', grpc: { service: 'inventory', lane: 'base' }, downstream: { service: 'payments', lane: 'base' } } };
 
 t.test('the demo fleet, through the edge', async (t) => {
   const fleet = await startFleet({ port: 0 });
@@ -93,6 +108,27 @@ t.test('the demo fleet, through the edge', async (t) => {
     await expect(t, host('feature2'), F2, 'feature2 leaves its lane after its copy');
   });
 
+  t.test('the gRPC hop: orders (proxyless) -> inventory (a sidecar in front, h2c to the app)', async (t) => {
+    const inventoryOf = async (headers: Record<string, string>) => ((await get(port, headers)).body as typeof F1).downstream.grpc;
+    // orders has no feature1 copy: its base routes the call by the key it received over HTTP.
+    t.same(await inventoryOf(host('feature1')), { service: 'inventory', lane: 'feature1' }, 'feature1 crosses the gRPC hop into the inventory copy');
+    t.same(await inventoryOf({ ...host(), baggage: 'uber-ctx-key=feature1' }), { service: 'inventory', lane: 'feature1' }, 'by baggage as well');
+    // orders@feature2 is a copy, inventory has none for feature2.
+    t.same(await inventoryOf(host('feature2')), { service: 'inventory', lane: 'base' }, 'feature2: base inventory after the orders copy');
+    t.same(await inventoryOf(host()), { service: 'inventory', lane: 'base' }, 'no key: base');
+    t.same(await inventoryOf({ ...host(), 'uber-ctx-key': 'feature9' }), { service: 'inventory', lane: 'base' }, 'unknown key: base');
+
+    // The same routing by a sidecar: web@base's outbound listener takes gRPC as well.
+    const outbound = fleet.plan.instances.find((i) => i.service === 'web' && i.lane === 'base')!.sidecar!.outbound;
+    const f1 = await reserveVia(outbound, { 'uber-ctx-key': 'feature1' });
+    t.same(f1.reply, { service: 'inventory', lane: 'feature1' }, 'a sidecar routes a gRPC call with feature1 to the copy');
+    // Each hop replaces the lane header of the one behind it: the routing sidecar's is the one left.
+    t.same(f1.lanes, ['feature1'], 'x-devstack-lane in the response metadata');
+    const base = await reserveVia(outbound, {});
+    t.same(base.reply, { service: 'inventory', lane: 'base' }, 'and without a key to base');
+    t.same(base.lanes, ['base']);
+  });
+
   t.test('every carrier', async (t) => {
     await expect(t, { ...host(), 'uber-ctx-key': 'feature2' }, F2, 'plain header');
     await expect(t, { ...host(), baggage: 'userId=42,uber-ctx-key=feature1;p=1,other=x' }, F1, 'W3C baggage entry');
@@ -117,7 +153,20 @@ t.test('the demo fleet, through the edge', async (t) => {
     t.match(a.body, {
       service: 'web',
       lane: 'feature1',
-      downstream: { service: 'orders', lane: 'base', status: 502, downstream: { status: 502, error: 'DEVSTACK_UPSTREAM_UNREACHABLE' } },
+      downstream: { service: 'orders', lane: 'base', status: 502, grpc: { service: 'inventory', lane: 'feature1' }, downstream: { status: 502, error: 'DEVSTACK_UPSTREAM_UNREACHABLE' } },
+    });
+
+    // The app behind inventory@feature1's sidecar goes; the sidecar answers the gRPC call itself.
+    const inventory = fleet.processes.find((p) => p.name === 'inventory@feature1');
+    t.ok(inventory);
+    process.kill(inventory!.pid, 'SIGTERM');
+    await inventory!.exited;
+    const b = await get(port, host('feature1'));
+    t.equal(b.status, 502);
+    t.match(b.body, {
+      service: 'web',
+      lane: 'feature1',
+      downstream: { service: 'orders', lane: 'base', status: 502, grpc: { status: null, grpc: 'UNAVAILABLE', error: 'DEVSTACK_UPSTREAM_UNREACHABLE' } },
     });
     await expect(t, host(), BASE, 'other lanes still answer');
   });

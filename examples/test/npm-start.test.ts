@@ -84,8 +84,8 @@ async function stopBySignal(t: Test, signal: NodeJS.Signals): Promise<void> {
   t.ok(ready, `the demo started${ready ? '' : `: ${stdout}${stderr}`}`);
   if (!ready) return;
   pids = descendants(npm.pid!);
-  // npm -> start.ts (the script's shell execs it) -> six apps, four sidecars and the edge.
-  t.ok(pids.length >= 12, `the fleet runs under npm (${pids.length} processes)`);
+  // npm -> start.ts (the script's shell execs it) -> eight apps, six sidecars and the edge.
+  t.ok(pids.length >= 16, `the fleet runs under npm (${pids.length} processes)`);
   const ports = [...stdout.matchAll(/http:\/\/(?:[\w.-]+):(\d+)\//g)].map((m) => Number(m[1]));
   t.ok(ports.length >= 5, 'the edge and admin ports are printed');
 

@@ -1,6 +1,7 @@
 /*
- * What the three example services share: settings from the environment, the sidecar hook-up, the
- * downstream call and the JSON answer. Each service file shows its own use of the SDK.
+ * What the example services share: settings from the environment, the sidecar hook-up, the
+ * downstream call, the JSON answer and the start and stop. Each service file shows its own use of
+ * the SDK; inventory-api.ts holds the gRPC side.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,12 +43,17 @@ export interface Reply {
   lane: string;
   /** Present only when the downstream call failed: the HTTP status, or null without a response. */
   status?: number | null;
+  /** What the gRPC call returned (orders -> inventory). */
+  grpc?: Reply | Failure;
   downstream?: Reply | Failure;
 }
 
 export interface Failure {
+  /** The HTTP status, or null without an HTTP response (a gRPC call's answer included). */
   status: number | null;
-  /** A stable code: the sidecar's or SDK's error code, a socket error code, or `HTTP_<status>`. */
+  /** A failed gRPC call: its status name, such as `UNAVAILABLE`. */
+  grpc?: string;
+  /** A stable code: the sidecar's or SDK's error code, a socket error code, `HTTP_<status>` or `GRPC_<status>`. */
   error: string;
   message?: string;
 }
@@ -97,32 +103,42 @@ export function isHealthCheck(req: IncomingMessage): boolean {
   return req.url === '/healthz';
 }
 
+/** A port that cannot be bound ends the process at once, with one line saying why. */
+export function cannotListen(s: Settings, error: NodeJS.ErrnoException): never {
+  const why = error.code === 'EADDRINUSE' || /EADDRINUSE/.test(error.message) ? `port ${s.port} is already in use` : error.message;
+  process.stderr.write(`${s.service}: cannot listen on ${s.host}:${s.port}: ${why}\n`);
+  process.exit(1);
+}
+
 /**
- * Listens, logs one JSON line the demo launcher waits for, and stops cleanly on SIGTERM/SIGINT:
- * no new connections, in-flight requests finish, then the SDK lets go and the process exits 0.
+ * Logs the one JSON line the demo launcher waits for, and stops cleanly on SIGTERM/SIGINT: `close`
+ * lets in-flight requests finish, then the SDK lets go and the process exits 0.
  */
-export async function listen(server: Server, s: Settings, sdk: DevstackSdk): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(s.port, s.host, () => resolve());
-  }).catch((error: NodeJS.ErrnoException) => {
-    const why = error.code === 'EADDRINUSE' ? `port ${s.port} is already in use` : error.message;
-    process.stderr.write(`${s.service}: cannot listen on ${s.host}:${s.port}: ${why}\n`);
-    process.exit(1);
-  });
-  const { port } = server.address() as AddressInfo;
-  const mode = sdk.proxyless ? 'proxyless' : 'sidecar';
-  console.log(JSON.stringify({ msg: 'listening', service: s.service, lane: s.lane, mode, port }));
+export function announce(s: Settings, sdk: DevstackSdk, port: number, close: (done: () => void) => void): void {
   let stopping = false;
   const stop = () => {
     if (stopping) return;
     stopping = true;
+    close(() => void sdk.close().finally(() => process.exit(0)));
+  };
+  // Before the line: whoever waits for it may signal at once.
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  const mode = sdk.proxyless ? 'proxyless' : 'sidecar';
+  console.log(JSON.stringify({ msg: 'listening', service: s.service, lane: s.lane, mode, port }));
+}
+
+/** An HTTP service: no new connections on stop, idle keep-alive ones closed, in-flight requests finish. */
+export async function listen(server: Server, s: Settings, sdk: DevstackSdk): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(s.port, s.host, () => resolve());
+  }).catch((error: NodeJS.ErrnoException) => cannotListen(s, error));
+  announce(s, sdk, (server.address() as AddressInfo).port, (done) => {
     const idle = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearInterval(idle);
-      void sdk.close().finally(() => process.exit(0));
+      done();
     });
-  };
-  process.on('SIGTERM', stop);
-  process.on('SIGINT', stop);
+  });
 }

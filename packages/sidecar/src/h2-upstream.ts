@@ -189,7 +189,9 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
       res.destroy(error);
       return;
     }
-    ex.fail(known.code, `upstream ${ex.target?.origin ?? ''} failed: ${known.code === 'DEVSTACK_UPSTREAM_ERROR' ? error.message : (error.code ?? error.message)}`);
+    // A stream that never left a session which could not connect: the connection's error says why.
+    const cause = error.code === 'ERR_HTTP2_STREAM_CANCEL' && (error as { cause?: unknown }).cause instanceof Error ? ((error as { cause: Error & { code?: string } }).cause) : error;
+    ex.fail(known.code, `upstream ${ex.target?.origin ?? ''} failed: ${known.code === 'DEVSTACK_UPSTREAM_ERROR' ? cause.message : (cause.code ?? cause.message)}`);
   };
 
   if (timed) {
