@@ -123,7 +123,8 @@ t.test('grpc-timeout: the upstream stream is cancelled and the client gets DEADL
   tt.equal(await upstreamClosed, constants.NGHTTP2_CANCEL, 'the upstream stream was reset with CANCEL');
 });
 
-t.test('a client cancel (RST_STREAM) cancels the upstream stream', async (tt) => {
+/** A streaming call held open by its upstream after one message; resolves once that message reached the client. */
+async function openStream(tt: Tap) {
   let closed!: Promise<number | undefined>;
   const holding = await h2Upstream(tt, 'holding', (stream) => {
     closed = new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
@@ -136,28 +137,22 @@ t.test('a client cancel (RST_STREAM) cancels the upstream stream', async (tt) =>
   call.on('error', () => undefined);
   call.write(grpcFrame('{}'));
   await new Promise<void>((resolve) => call.once('data', () => resolve()));
+  return { port: s.addresses.outbound!.port, session, call, upstreamClosed: () => closed };
+}
+
+t.test('a client cancel (RST_STREAM) cancels the upstream stream', async (tt) => {
+  const { session, call, upstreamClosed } = await openStream(tt);
   call.close(constants.NGHTTP2_CANCEL);
-  tt.equal(await closed, constants.NGHTTP2_CANCEL, 'the upstream saw the cancel');
+  tt.equal(await upstreamClosed(), constants.NGHTTP2_CANCEL, 'the upstream saw the cancel');
   const after = await h2Send(session, { ':authority': 'nowhere' });
   tt.equal(after.status, 404, 'the session serves on');
 });
 
 t.test('a client that disconnects mid-stream takes the upstream stream with it', async (tt) => {
-  let closed!: Promise<number | undefined>;
-  const holding = await h2Upstream(tt, 'holding', (stream) => {
-    closed = new Promise((resolve) => stream.on('close', () => resolve(stream.rstCode)));
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
-    stream.write(grpcFrame('first'));
-  });
-  const s = await sidecar(tt, writeRegistry(tt.testdir(), { inventory: { base: [{ url: holding.origin, protocol: 'h2c' }] } }));
-  const session = h2Client(tt, s.addresses.outbound!.port);
-  const call = session.request({ ':method': 'POST', ':path': '/x.Inventory/Watch', ':authority': 'inventory', ...GRPC });
-  call.on('error', () => undefined);
-  call.write(grpcFrame('{}'));
-  await new Promise<void>((resolve) => call.once('data', () => resolve()));
+  const { port, session, upstreamClosed } = await openStream(tt);
   session.destroy();
-  tt.equal(await closed, constants.NGHTTP2_CANCEL, 'the upstream stream was cancelled');
-  const again = await h2Send(h2Client(tt, s.addresses.outbound!.port), { ':authority': 'nowhere' });
+  tt.equal(await upstreamClosed(), constants.NGHTTP2_CANCEL, 'the upstream stream was cancelled');
+  const again = await h2Send(h2Client(tt, port), { ':authority': 'nowhere' });
   tt.equal(again.status, 404, 'the listener serves on');
 });
 

@@ -1,5 +1,6 @@
 import t from 'tap';
 import { connect } from 'node:net';
+import http2 from 'node:http2';
 import { raw, send, spawnSidecar, upstream, writeRegistry } from './helpers.ts';
 
 interface Answer {
@@ -138,4 +139,56 @@ t.test('clients that reset right after CONNECT or an upgrade request do not end 
     t.equal(child.proc.exitCode, null, 'the process is still running');
   }
   t.equal((await send(port, { headers: { host: 'a' } })).status, 200, 'and still serving');
+});
+
+const PREFACE = 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n';
+
+t.test('hostile HTTP/2 on every listener: resets, garbage frames, rapid stream resets, CONNECT', async (t) => {
+  const dir = t.testdir();
+  const a = await upstream(t, 'a');
+  const child = await spawnSidecar(t, [
+    '--registry', writeRegistry(dir, { a: { base: a.origin, features: { f: a.origin } } }),
+    '--outbound-port', '0',
+    '--inbound-port', '0', '--inbound-host', '127.0.0.1', '--app-port', String(a.port),
+    '--edge-port', '0', '--edge-host', '127.0.0.1', '--domain', 'example.com', '--entry', 'a',
+    '--admin-port', '0', '--admin-host', '127.0.0.1',
+  ]);
+  const authority = { outbound: 'a', inbound: 'a', edge: 'f.example.com' } as const;
+  for (const listener of ['outbound', 'inbound', 'edge'] as const) {
+    const port = child.ports[listener]!;
+    t.equal(await resets(port, PREFACE.slice(0, 10), 100), 100, `${listener}: 100 resets in the middle of the preface`);
+    t.equal(await resets(port, PREFACE, 100), 100, `${listener}: 100 resets right after the preface`);
+    const garbage = await raw(port, `${PREFACE}${'\u0000\u0000\u0004\u0008\u0000\u0000\u0000\u0000\u0000'.repeat(50)}\u00ff\u00ff\u00ff`);
+    t.type(garbage, 'string', `${listener}: a preface and garbage frames: that connection ends`);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    // Rapid reset: streams opened and cancelled at once, many times over.
+    for (let i = 0; i < 300; i++) {
+      const stream = session.request({ ':authority': authority[listener], ':path': '/' });
+      stream.on('error', () => undefined);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+    }
+    const connectStatus = await new Promise<number | string>((resolve) => {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': 'a:80' });
+      stream.on('error', (e: Error & { code?: string }) => resolve(e.code ?? 'error'));
+      stream.once('response', (h) => resolve(Number(h[':status'])));
+    });
+    t.equal(connectStatus, 405, `${listener}: CONNECT over HTTP/2 is refused`);
+    session.destroy();
+    t.equal(child.proc.exitCode, null, `${listener}: the process is still running`);
+    const after = http2.connect(`http://127.0.0.1:${port}`);
+    after.on('error', () => undefined);
+    const status = await new Promise<number>((resolve, reject) => {
+      const stream = after.request({ ':authority': authority[listener], ':path': '/' });
+      stream.on('error', reject);
+      stream.once('response', (h) => resolve(Number(h[':status'])));
+      stream.resume();
+    });
+    after.destroy();
+    t.equal(status, 200, `${listener}: HTTP/2 still served`);
+  }
+  const admin = parse(await raw(child.ports['admin']!, PREFACE));
+  t.equal(admin.status, 400, 'admin: no HTTP/2 there, the preface is a malformed HTTP/1.1 request');
+  t.equal(admin.code, 'DEVSTACK_BAD_REQUEST');
+  t.equal((await send(child.ports['outbound']!, { headers: { host: 'a' } })).status, 200, 'HTTP/1.1 still served');
 });
