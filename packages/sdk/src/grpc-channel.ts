@@ -7,7 +7,7 @@
 import type * as grpcTypes from '@grpc/grpc-js';
 import type { ChannelCredentials, ChannelInterface, ClientOptions, InterceptingListener, Metadata, StatusObject } from '@grpc/grpc-js';
 import { diag } from '@opentelemetry/api';
-import { LANE_HEADER, NO_LANE, REFUSALS, type KeyCodec, type MutableHeaderBag, type Refusal, type Snapshot } from '@devstack/core';
+import { LANE_HEADER, NO_LANE, REFUSALS, upstreamFailure, type KeyCodec, type MutableHeaderBag, type Refusal, type Snapshot } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey } from './headers.js';
@@ -63,9 +63,29 @@ interface Decoration {
   readonly lane?: string | undefined;
   /** Runs once, when the call's status arrives (every grpc-js call ends with exactly one). */
   readonly onEnd?: (() => void) | undefined;
+  /** A routed call's target: a call that could not reach it is reported as the sidecar reports it. */
+  readonly origin?: string | undefined;
 }
 
-function observed(listener: InterceptingListener, lane: string | undefined, onEnd: (() => void) | undefined): InterceptingListener {
+/** gRPC's status code for it (the spec's number: the SDK holds no grpc-js module here). */
+const UNAVAILABLE = 14;
+
+/**
+ * A routed call that never reached its target (grpc-js's "No connection established. Last error:
+ * Error: connect ECONNREFUSED ...") gets the details the sidecar gives the same failure, the
+ * devstack code first (core's table of upstream failures), so an app branches on one code whichever
+ * does the routing. Any other status, an upstream's own UNAVAILABLE included, is left as it is.
+ */
+export function unreachableDetails(status: StatusObject, origin: string): string | undefined {
+  if (status.code !== UNAVAILABLE || !status.details.startsWith('No connection established')) return undefined;
+  const cause = /\b(E[A-Z]{3,})\b/.exec(status.details)?.[1];
+  const failure = upstreamFailure({ code: cause });
+  const code = failure.code === 'DEVSTACK_UPSTREAM_ERROR' ? 'DEVSTACK_UPSTREAM_UNREACHABLE' : failure.code;
+  return `${code}: upstream ${origin} failed: ${cause ?? status.details}`;
+}
+
+function observed(listener: InterceptingListener, d: Decoration): InterceptingListener {
+  const { lane, onEnd, origin } = d;
   let headers = false;
   let ended = false;
   return {
@@ -80,6 +100,8 @@ function observed(listener: InterceptingListener, lane: string | undefined, onEn
     onReceiveStatus(status: StatusObject) {
       // A trailers-only answer has no response headers: the lane goes where its headers went.
       if (lane !== undefined && !headers) setQuietly(status.metadata, LANE_HEADER, lane);
+      const details = origin === undefined || headers ? undefined : unreachableDetails(status, origin);
+      if (details !== undefined) status = { ...status, details };
       if (!ended) {
         ended = true;
         onEnd?.();
@@ -114,7 +136,7 @@ export function decorate(call: GrpcCall, d: Decoration): GrpcCall {
         diag.error(`devstack: could not set the routing key on a gRPC call: ${(error as Error).message}`);
       }
     }
-    const l = d.lane === undefined && d.onEnd === undefined ? listener : observed(listener, d.lane, d.onEnd);
+    const l = d.lane === undefined && d.onEnd === undefined ? listener : observed(listener, d);
     Reflect.apply(start, this, [md, l]);
   };
   return call;
@@ -278,7 +300,7 @@ export class RoutingChannel implements ChannelInterface {
     // Counted from creation, not start: a call created but never started keeps its channel open
     // (until the client or the SDK closes) rather than risk closing one a call is about to use.
     d.active++;
-    return decorate(call, { codec, key: plan.key, lane: plan.lane, onEnd: () => this.#ended(d) });
+    return decorate(call, { codec, key: plan.key, lane: plan.lane, onEnd: () => this.#ended(d), origin: d.origin });
   }
 
   close(): void {
