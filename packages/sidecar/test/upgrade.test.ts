@@ -1,41 +1,11 @@
 import t from 'tap';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { trace, type Span, type TracerProvider } from '@opentelemetry/api';
 import { blackholePort, raw, send, sidecar, upstream, writeRegistry, type Tap } from './helpers.ts';
+import { recordSpans, spanEnded, spans, type Recorded } from './spans.ts';
 
-/** Spans recorded in memory: the sidecar's tracer comes from the global provider. */
-interface Recorded {
-  name: string;
-  attributes: Record<string, unknown>;
-  status: number | undefined;
-  ended: boolean;
-}
-const spans: Recorded[] = [];
-const spanEnded = new EventEmitter();
-trace.setGlobalTracerProvider({
-  getTracer: () => ({
-    startSpan(name: string, options?: { attributes?: Record<string, unknown> }) {
-      const recorded: Recorded = { name, attributes: { ...options?.attributes }, status: undefined, ended: false };
-      spans.push(recorded);
-      const span = {
-        setAttribute: (key: string, value: unknown) => ((recorded.attributes[key] = value), span),
-        setStatus: (status: { code: number }) => ((recorded.status = status.code), span),
-        end: () => {
-          recorded.ended = true;
-          spanEnded.emit('end', recorded);
-        },
-        spanContext: () => ({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 }),
-        isRecording: () => true,
-      };
-      return span as unknown as Span;
-    },
-    startActiveSpan: () => {
-      throw new Error('not used');
-    },
-  }),
-} as unknown as TracerProvider);
+recordSpans();
 
 /** A raw TCP upstream; `onSocket` decides what it does with each connection. */
 async function tcpUpstream(t: Tap, onSocket: (socket: Socket) => void): Promise<string> {
