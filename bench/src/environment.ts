@@ -7,21 +7,39 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Binding, Skipped } from './configs.ts';
-import { findNginx, runSetup, startNginx } from './nginx.ts';
+import { nginxAvailability, startNginx } from './nginx.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import { ask, startNodeChild, type Target } from './processes.ts';
 import { memory } from './procstat.ts';
 import { parseRuntime, type Runtime } from './runtime.ts';
 import { sidecarCli, sidecarMissing, startSidecar, writeRegistry, type RegistryLayout } from './sidecar.ts';
 
+/** A measured process with its RSS (and the private part of it) once started, before any load. */
+export interface IdleProcess {
+  role: string;
+  pid: number;
+  idleRssKiB: number;
+  idleAnonKiB: number;
+}
+
 export interface Environment {
   bindings: Binding[];
   skipped: Skipped[];
   software: Record<string, string>;
   sidecar: { target: Target; registry: string; layout: RegistryLayout; runtime: Runtime } | undefined;
-  /** Every measured process with its RSS (and the private part of it) once started, before any load. */
-  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
+  /** Every measured process. */
+  processes: IdleProcess[];
   stop(): Promise<void>;
+}
+
+/** A process that several bindings measure (the upstream, the sidecar) is read once. */
+export function idleProcesses(bindings: readonly { procs: readonly { role: string; pid: number }[] }[]): IdleProcess[] {
+  const seen = new Map<number, string>();
+  for (const b of bindings) for (const p of b.procs) seen.set(p.pid, p.role);
+  return [...seen].map(([pid, role]) => {
+    const m = memory(pid);
+    return { role, pid, idleRssKiB: m.rssKiB, idleAnonKiB: m.anonKiB };
+  });
 }
 
 const KEY_HEADER = 'uber-ctx-key';
@@ -69,19 +87,11 @@ export async function startEnvironment(o: BenchOptions, log: (line: string) => v
     }
 
     if (wanted('nginx')) {
-      let bin = o.nginx ? findNginx() : undefined;
-      let reason = o.nginx ? undefined : 'disabled with --no-nginx';
-      if (o.nginx && !bin && o.setup) {
-        log('nginx not found: running bench/setup.sh to install it from Debian packages');
-        const failed = runSetup();
-        bin = findNginx();
-        if (!bin) reason = `nginx not installed and bench/setup.sh could not install it (${failed ?? 'unknown reason'})`;
-      } else if (o.nginx && !bin) {
-        reason = 'nginx not installed (run bench/setup.sh, or drop --no-setup)';
-      }
-      if (bin) {
+      const found = nginxAvailability(o, log);
+      let reason = 'missing' in found ? found.missing : undefined;
+      if ('bin' in found) {
         try {
-          const nginx = await startNginx(bin, { base: basePort, features: { [o.key]: featurePort }, keyHeader: KEY_HEADER });
+          const nginx = await startNginx(found.bin, { base: basePort, features: { [o.key]: featurePort }, keyHeader: KEY_HEADER });
           targets.push(nginx);
           software['nginx'] = nginx.version;
           bindings.push({ id: 'nginx', port: nginx.ports['proxy']!, headers: keyed('upstream'), expectUpstream: o.key, expectLane: o.key, procs: [{ role: 'nginx-worker', pid: nginx.workerPid }, up] });
@@ -129,11 +139,5 @@ export async function startEnvironment(o: BenchOptions, log: (line: string) => v
   }
   // Keep the configurations in the canonical order whatever order they started in.
   bindings.sort((a, b) => o.configs.indexOf(a.id) - o.configs.indexOf(b.id));
-  const seen = new Map<number, string>();
-  for (const b of bindings) for (const p of b.procs) seen.set(p.pid, p.role);
-  const processes = [...seen].map(([pid, role]) => {
-    const m = memory(pid);
-    return { role, pid, idleRssKiB: m.rssKiB, idleAnonKiB: m.anonKiB };
-  });
-  return { bindings, skipped, software, sidecar, processes, stop };
+  return { bindings, skipped, software, sidecar, processes: idleProcesses(bindings), stop };
 }

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { H2Binding } from './h2-check.ts';
 import { nginxH2Config } from './h2-nginx.ts';
 import type { H2Options, H2PathId } from './h2-options.ts';
-import { findNginx, nginxVersion, runSetup, startNginxWith } from './nginx.ts';
+import { idleProcesses, type IdleProcess } from './environment.ts';
+import { nginxAvailability, nginxVersion, startNginxWith } from './nginx.ts';
 import { startNodeChild, type Target } from './processes.ts';
-import { memory } from './procstat.ts';
 import { parseRuntime } from './runtime.ts';
 import { sidecarCli, sidecarMissing, startSidecar } from './sidecar.ts';
 
@@ -30,7 +30,7 @@ export interface H2Environment {
   bindings: H2Binding[];
   failed: H2PathFailure[];
   software: Record<string, string>;
-  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
+  processes: IdleProcess[];
   /** The registry file given to the sidecar, for the report. */
   registryYaml: string | undefined;
   stop(): Promise<void>;
@@ -66,21 +66,13 @@ export async function startH2Environment(o: H2Options, log: (line: string) => vo
     if (wanted('direct')) bindings.push({ id: 'direct', port: featurePort, authority: H2_SERVICE, headers, expectUpstream: o.key, procs: [up] });
 
     if (wanted('nginx')) {
-      let bin = o.nginx ? findNginx() : undefined;
-      let reason = o.nginx ? undefined : 'disabled with --no-nginx';
-      if (o.nginx && !bin && o.setup) {
-        log('nginx not found: running bench/setup.sh to install it from Debian packages');
-        const why = runSetup();
-        bin = findNginx();
-        if (!bin) reason = `nginx not installed and bench/setup.sh could not install it (${why ?? 'unknown reason'})`;
-      } else if (o.nginx && !bin) {
-        reason = 'nginx not installed (run bench/setup.sh, or drop --no-setup)';
-      }
-      if (bin) {
+      const found = nginxAvailability(o, log);
+      let reason = 'missing' in found ? found.missing : undefined;
+      if ('bin' in found) {
         try {
-          const version = nginxVersion(bin);
+          const version = nginxVersion(found.bin);
           const routes = { base: basePort, features: { [o.key]: featurePort }, keyHeader: KEY_HEADER };
-          const nginx = await startNginxWith(bin, (dir, port) => nginxH2Config(dir, port, routes, version));
+          const nginx = await startNginxWith(found.bin, (dir, port) => nginxH2Config(dir, port, routes, version));
           targets.push(nginx);
           software['nginx'] = version;
           bindings.push({ id: 'nginx', port: nginx.ports['proxy']!, authority: H2_SERVICE, headers, expectUpstream: o.key, procs: [{ role: 'nginx-worker', pid: nginx.workerPid }, up] });
@@ -116,11 +108,5 @@ export async function startH2Environment(o: H2Options, log: (line: string) => vo
     throw error;
   }
   bindings.sort((a, b) => o.paths.indexOf(a.id) - o.paths.indexOf(b.id));
-  const seen = new Map<number, string>();
-  for (const b of bindings) for (const p of b.procs) seen.set(p.pid, p.role);
-  const processes = [...seen].map(([pid, role]) => {
-    const m = memory(pid);
-    return { role, pid, idleRssKiB: m.rssKiB, idleAnonKiB: m.anonKiB };
-  });
-  return { bindings, failed, software, processes, registryYaml, stop };
+  return { bindings, failed, software, processes: idleProcesses(bindings), registryYaml, stop };
 }

@@ -3,8 +3,7 @@
  * (flags win). The defaults take about a minute on two cores: 3 paths x 2 calls x 3 rounds x 3 s,
  * plus warm-up and the checks.
  */
-import { parseArgs } from 'node:util';
-import { parseRuntime } from './runtime.ts';
+import { int, oneOf, optionSource, routingKey, runtimeSpec, seconds } from './options.ts';
 
 export const H2_PATHS = ['direct', 'sidecar', 'nginx'] as const;
 export type H2PathId = (typeof H2_PATHS)[number];
@@ -96,45 +95,12 @@ first run and after the last. A path that cannot start or fails its check is rep
   --help
 `;
 
-function int(name: string, raw: string, min: number): number {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function seconds(name: string, raw: string, min: number): number {
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: expected seconds >= ${min}, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T[] {
-  const ids = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
-  const bad = ids.filter((id) => !(allowed as readonly string[]).includes(id));
-  if (bad.length > 0 || ids.length === 0) throw new Error(`--${name}: unknown ${bad.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
-  return ids as T[];
-}
-
 export function parseH2Options(argv: string[], env: NodeJS.ProcessEnv = process.env): H2Options | 'help' {
   const names = ['connections', 'streams', 'threads', 'duration', 'warmup', 'rounds', 'get-body', 'paths', 'scenarios', 'key', 'sidecar', 'sidecar-runtime', 'out'] as const;
-  const { values: parsed } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
-      'no-nginx': { type: 'boolean' },
-      'no-setup': { type: 'boolean' },
-      help: { type: 'boolean' },
-    },
-  });
-  const values = parsed as Record<string, string | boolean | undefined>;
-  if (values['help']) return 'help';
+  const given = optionSource(argv, env, 'BENCH_H2_', names, ['no-nginx', 'no-setup'] as const);
+  if (given.help) return 'help';
   const o: H2Options = { ...H2_DEFAULTS, paths: [...H2_DEFAULTS.paths], scenarios: [...H2_DEFAULTS.scenarios] };
-  const v = (name: (typeof names)[number], apply: (raw: string) => void) => {
-    const flag = values[name];
-    const raw = typeof flag === 'string' ? flag : env[`BENCH_H2_${name.toUpperCase().replace(/-/g, '_')}`];
-    if (raw !== undefined && raw !== '') apply(raw);
-  };
+  const v = given.value;
   v('connections', (r) => (o.connections = int('connections', r, 1)));
   v('streams', (r) => (o.streams = int('streams', r, 1)));
   v('threads', (r) => (o.threads = int('threads', r, 1)));
@@ -144,19 +110,13 @@ export function parseH2Options(argv: string[], env: NodeJS.ProcessEnv = process.
   v('get-body', (r) => (o.getBody = int('get-body', r, 0)));
   v('paths', (r) => (o.paths = oneOf('paths', r, H2_PATHS)));
   v('scenarios', (r) => (o.scenarios = oneOf('scenarios', r, H2_SCENARIOS)));
-  v('key', (r) => {
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(r)) throw new Error(`--key: ${JSON.stringify(r)} is not a DNS-1123 label`);
-    o.key = r;
-  });
+  v('key', (r) => (o.key = routingKey(r)));
   v('sidecar', (r) => (o.sidecar = r));
-  v('sidecar-runtime', (r) => {
-    parseRuntime(r, () => ({})); // throws on a malformed spec; the image is read when the sidecar starts
-    o.sidecarRuntime = r;
-  });
+  v('sidecar-runtime', (r) => (o.sidecarRuntime = runtimeSpec(r)));
   v('out', (r) => (o.out = r));
   // h2load refuses more threads than connections.
   if (o.threads > o.connections) throw new Error(`--threads ${o.threads} is more than --connections ${o.connections}`);
-  if (values['no-nginx'] || env['BENCH_H2_NO_NGINX'] === '1') o.nginx = false;
-  if (values['no-setup'] || env['BENCH_H2_NO_SETUP'] === '1') o.setup = false;
+  if (given.on('no-nginx')) o.nginx = false;
+  if (given.on('no-setup')) o.setup = false;
   return o;
 }

@@ -7,13 +7,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkH2, grpcJsCall, h2Scenarios, type H2Binding, type H2Scenario } from './h2-check.ts';
+import type { IdleProcess } from './environment.ts';
 import { startH2Environment, type H2PathFailure } from './h2-environment.ts';
 import { bodyFiles, h2loadAvailability, h2Spec, runH2load } from './h2load.ts';
 import type { H2Options, H2PathId } from './h2-options.ts';
 import { summarizeH2, type H2RunRecord, type H2Summary } from './h2-summary.ts';
-import { machineInfo, type MachineInfo } from './machine.ts';
-import type { ProcUsage } from './measure.ts';
-import { cpuTime, MemorySampler, resetPeak } from './procstat.ts';
+import { machineInfo, runStamp, type RunStamp } from './machine.ts';
+import { watchUsage } from './measure.ts';
+import { rotate } from './suite.ts';
 
 export const H2_PATH_INFO: Record<H2PathId, { title: string; path: string }> = {
   direct: { title: 'direct', path: 'h2load -> upstream stub (h2c)' },
@@ -36,17 +37,10 @@ async function grpcJsOutcome(b: H2Binding): Promise<GrpcJsOutcome> {
   return reason === undefined ? { ok: true } : { ok: false, reason };
 }
 
-export interface H2SuiteResult {
-  startedAt: string;
-  finishedAt: string;
-  seconds: number;
-  machine: MachineInfo;
-  loadavgAfter: number[];
-  parameters: H2Options;
-  software: Record<string, string>;
+export interface H2SuiteResult extends RunStamp<H2Options> {
   paths: { id: H2PathId; title: string; path: string }[];
   scenarios: { id: H2Scenario['id']; label: string }[];
-  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
+  processes: IdleProcess[];
   /** Paths that could not be measured at all, with the reason (h2load missing fails them all). */
   failed: H2PathFailure[];
   registryYaml: string | undefined;
@@ -55,44 +49,21 @@ export interface H2SuiteResult {
   summary: H2Summary[];
 }
 
-function rotate<T>(list: readonly T[], by: number): T[] {
-  const n = list.length;
-  return n === 0 ? [] : list.map((_, i) => list[(i + by) % n]!);
-}
-
 async function measureH2(bin: string, b: H2Binding, s: H2Scenario, o: H2Options, bodyFile: string | undefined, round: number, position: number): Promise<H2RunRecord> {
   const base = { round, scenario: s.id, path: b.id, position, loadavg1: loadavg()[0]! };
   const before = await checkH2(b, s);
   if (before) return { ...base, load: undefined, failure: `check before the run: ${before}`, checks: { made: 1, passed: 0 }, usage: {}, clientCpuPct: Number.NaN };
-  const cpuBefore = b.procs.map((p) => {
-    resetPeak(p.pid);
-    return cpuTime(p.pid);
-  });
-  const samplers = b.procs.map((p) => new MemorySampler(p.pid));
+  const watch = watchUsage(b.procs);
   const started = performance.now();
   let result;
   try {
     result = await runH2load(bin, h2Spec(b, s, o, bodyFile, o.duration));
   } catch (error) {
-    for (const sampler of samplers) sampler.stop();
+    watch.cancel();
     return { ...base, load: undefined, failure: (error as Error).message, checks: { made: 1, passed: 1 }, usage: {}, clientCpuPct: Number.NaN };
   }
   const wall = (performance.now() - started) / 1000;
-  const usage: Record<string, ProcUsage> = {};
-  b.procs.forEach((p, i) => {
-    const after = cpuTime(p.pid);
-    const mem = samplers[i]!.stop();
-    const system = after.system - cpuBefore[i]!.system;
-    const cpu = after.user - cpuBefore[i]!.user + system;
-    usage[p.role] = {
-      pid: p.pid,
-      cpuPct: (cpu / wall) * 100,
-      systemPct: (system / wall) * 100,
-      cpuUsPerRequest: result.load.requests > 0 ? (cpu * 1e6) / result.load.requests : Number.NaN,
-      peakRssKiB: mem.peakKiB,
-      peakAnonKiB: mem.peakAnonKiB,
-    };
-  });
+  const usage = watch.finish(wall, result.load.requests);
   const after = await checkH2(b, s);
   return {
     ...base,
@@ -113,13 +84,7 @@ export async function runH2Suite(o: H2Options, log: (line: string) => void = () 
   const grpcJs: GrpcJsCheck[] = [];
   const h2load = h2loadAvailability(o, log);
   const result = (extra: Pick<H2SuiteResult, 'processes' | 'failed' | 'registryYaml'>): H2SuiteResult => ({
-    startedAt: new Date(started).toISOString(),
-    finishedAt: new Date().toISOString(),
-    seconds: (Date.now() - started) / 1000,
-    machine,
-    loadavgAfter: machineInfo().loadavg,
-    parameters: o,
-    software,
+    ...runStamp(started, machine, o, software),
     paths: o.paths.map((id) => ({ id, ...H2_PATH_INFO[id] })),
     scenarios: list.map((s) => ({ id: s.id, label: s.label })),
     grpcJs,

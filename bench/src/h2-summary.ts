@@ -2,7 +2,8 @@
 import type { ProcUsage } from './measure.ts';
 import type { H2LoadResult } from './h2load.ts';
 import type { H2PathId, H2ScenarioId } from './h2-options.ts';
-import { maxOf, median, spread, type Spread } from './stats.ts';
+import { median } from './stats.ts';
+import { loadMedians, ownProcess, type LoadMedians, type ProcSummary } from './summary.ts';
 
 export interface H2RunRecord {
   round: number;
@@ -20,23 +21,18 @@ export interface H2RunRecord {
   loadavg1: number;
 }
 
-export interface H2Summary {
+export interface H2Summary extends LoadMedians {
   scenario: H2ScenarioId;
   path: H2PathId;
   /** Runs that count. */
   rounds: number;
   failures: string[];
-  rps: Spread;
-  /** Medians across rounds, milliseconds. */
-  p50: number;
-  p90: number;
-  p99: number;
   errors: number;
   /** Median req/s of this path over that of another (same call, same run). */
   rpsRatio: Partial<Record<'direct' | 'nginx', number>>;
   /** Median p99 of this path over that of another. */
   p99Ratio: Partial<Record<'direct' | 'nginx', number>>;
-  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number } | undefined;
+  proc: ProcSummary | undefined;
   clientCpuPct: number;
   checks: { made: number; passed: number };
 }
@@ -48,28 +44,16 @@ export function summarizeH2(runs: H2RunRecord[], paths: H2PathId[], scenarios: H
       const mine = runs.filter((r) => r.scenario === scenario && r.path === path);
       const ok = mine.filter((r) => r.load !== undefined && r.failure === undefined);
       const loads = ok.map((r) => r.load!);
-      const role = ok[0] ? Object.keys(ok[0].usage)[0] : undefined;
       return {
         scenario,
         path,
         rounds: ok.length,
         failures: mine.filter((r) => r.failure).map((r) => r.failure!),
-        rps: spread(loads.map((l) => l.rps)),
-        p50: median(loads.map((l) => l.p50)),
-        p90: median(loads.map((l) => l.p90)),
-        p99: median(loads.map((l) => l.p99)),
+        ...loadMedians(loads),
         errors: loads.reduce((n, l) => n + l.errors, 0),
         rpsRatio: {},
         p99Ratio: {},
-        proc: role
-          ? {
-              role,
-              cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
-              systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
-              cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
-              peakRssKiB: maxOf(ok.map((r) => r.usage[role]!.peakRssKiB)),
-            }
-          : undefined,
+        proc: ownProcess(ok),
         clientCpuPct: median(ok.map((r) => r.clientCpuPct)),
         checks: { made: mine.reduce((n, r) => n + r.checks.made, 0), passed: mine.reduce((n, r) => n + r.checks.passed, 0) },
       };

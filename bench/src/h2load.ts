@@ -3,16 +3,16 @@
  * knowledge on http:// URLs, so the same client loads the upstream, the sidecar and nginx. Each
  * run writes its per-request log to a temporary file, the only place h2load gives percentiles.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { H2Binding, H2Scenario } from './h2-check.ts';
 import { parseH2load, parseH2loadLog, type H2loadOutput } from './h2load-output.ts';
 import type { H2Options } from './h2-options.ts';
-import { findExecutable, runSetup } from './nginx.ts';
-import { tail, track } from './processes.ts';
-import { exitedChildrenCpuSeconds } from './procstat.ts';
+import type { LoadFigures } from './load.ts';
+import { runClient } from './native-client.ts';
+import { findExecutable, findOrInstall } from './nginx.ts';
 
 export function findH2load(): string | undefined {
   return findExecutable('h2load', process.env['BENCH_H2LOAD'], ['/usr/bin/h2load', '/usr/local/bin/h2load']);
@@ -27,15 +27,8 @@ export type H2loadAvailability = { bin: string; version: string } | { missing: s
 
 /** h2load, installing it with bench/setup.sh when allowed. */
 export function h2loadAvailability(o: Pick<H2Options, 'setup'>, log: (line: string) => void, find: () => string | undefined = findH2load): H2loadAvailability {
-  let bin = find();
-  if (!bin && o.setup) {
-    log('h2load not found: running bench/setup.sh to install it (Debian nghttp2-client)');
-    const failed = runSetup();
-    bin = find();
-    if (!bin) return { missing: `h2load not installed and bench/setup.sh could not install it (${failed ?? 'it finished, yet no executable h2load is on PATH'})` };
-  }
-  if (!bin) return { missing: 'h2load not installed (apt-get install nghttp2-client, or run bench/setup.sh, or drop --no-setup)' };
-  return { bin, version: h2loadVersion(bin) };
+  const h2load = findOrInstall({ name: 'h2load', find, from: '(Debian nghttp2-client)', apt: 'nghttp2-client' }, o.setup, log);
+  return 'missing' in h2load ? h2load : { bin: h2load.bin, version: h2loadVersion(h2load.bin) };
 }
 
 export interface H2LoadSpec {
@@ -69,15 +62,8 @@ export function h2loadArgs(spec: H2LoadSpec, logFile: string | undefined): strin
   ];
 }
 
-export interface H2LoadResult {
-  requests: number;
-  seconds: number;
-  rps: number;
-  /** Milliseconds, from the per-request log. */
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
+/** The percentiles come from the per-request log. */
+export interface H2LoadResult extends LoadFigures {
   /** Failed (4xx/5xx or broken streams) + timed out requests; no request completed counts as a failure, not as zero errors. */
   errors: number;
   output: H2loadOutput;
@@ -108,21 +94,7 @@ export async function runH2load(bin: string, spec: H2LoadSpec, withLog = true): 
   const logFile = dir ? join(dir, 'requests.tsv') : undefined;
   try {
     const args = h2loadArgs(spec, logFile);
-    const cpuBefore = exitedChildrenCpuSeconds();
-    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    track(child);
-    // Bounded even if h2load hangs: its own duration and some slack.
-    const timer = setTimeout(() => child.kill('SIGKILL'), (spec.duration + 20) * 1000);
-    let stdout = '';
-    const stderr: string[] = [];
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    tail(child, stderr);
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('close', (c, s) => resolve([c, s]));
-    }).finally(() => clearTimeout(timer));
-    const clientCpuSeconds = exitedChildrenCpuSeconds() - cpuBefore;
-    if (code !== 0) throw new Error(`h2load exited (${signal ?? code}): ${stderr.slice(-4).join(' | ') || stdout.trim().split('\n').pop() || 'no output'}`);
+    const { stdout, clientCpuSeconds } = await runClient('h2load', bin, args, spec.duration);
     const output = parseH2load(stdout);
     if (output.requests.done === 0) {
       const why = output.protocol === undefined ? 'no connection negotiated h2c' : `protocol ${output.protocol}`;

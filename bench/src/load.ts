@@ -22,7 +22,8 @@ export interface LoadSpec {
   expectUpstream: string;
 }
 
-export interface LoadResult {
+/** What one load run achieved, whichever client made it. */
+export interface LoadFigures {
   requests: number;
   seconds: number;
   rps: number;
@@ -31,6 +32,11 @@ export interface LoadResult {
   p90: number;
   p99: number;
   max: number;
+  /** Requests that went wrong; what counts as wrong is up to the client (see each result). */
+  errors: number;
+}
+
+export interface LoadResult extends LoadFigures {
   /** Socket errors + timeouts + non-2xx answers + answers from the wrong lane. */
   errors: number;
   errorDetail: { socket: number; timeouts: number; non2xx: number; wrongLane: number };

@@ -39,3 +39,28 @@ export function machineInfo(): MachineInfo {
     cpuQuota: cpuQuota(),
   };
 }
+
+/** What every results file starts with: when the run was, on what, with which parameters and software. */
+export interface RunStamp<P> {
+  startedAt: string;
+  finishedAt: string;
+  seconds: number;
+  /** Read before the run: its load average is the one the run started under. */
+  machine: MachineInfo;
+  loadavgAfter: number[];
+  parameters: P;
+  software: Record<string, string>;
+}
+
+/** Taken at the end of the run. */
+export function runStamp<P>(started: number, machine: MachineInfo, parameters: P, software: Record<string, string>): RunStamp<P> {
+  return {
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    seconds: (Date.now() - started) / 1000,
+    machine,
+    loadavgAfter: machineInfo().loadavg,
+    parameters,
+    software,
+  };
+}

@@ -80,40 +80,63 @@ export const autocannonRunner: Runner = async (spec) => {
   return { load, clientCpuSeconds: (used.user + used.system) / 1e6 };
 };
 
+/** The CPU and memory of a run's processes, from just before its load to just after it. */
+export interface UsageWatch {
+  /** False when a process's peak could not be reset: its peak then counts from its start. */
+  peakIsPerRun: boolean;
+  /** The load failed: stop sampling, nothing to report. */
+  cancel(): void;
+  finish(wallSeconds: number, requests: number): Record<string, ProcUsage>;
+}
+
+export function watchUsage(procs: readonly { role: string; pid: number }[]): UsageWatch {
+  let peakIsPerRun = true;
+  const before = procs.map((p) => {
+    peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
+    return cpuTime(p.pid);
+  });
+  const samplers = procs.map((p) => new MemorySampler(p.pid));
+  return {
+    peakIsPerRun,
+    cancel: () => {
+      for (const sampler of samplers) sampler.stop();
+    },
+    finish: (wall, requests) => {
+      const usage: Record<string, ProcUsage> = {};
+      procs.forEach((p, i) => {
+        const after = cpuTime(p.pid);
+        const mem = samplers[i]!.stop();
+        const system = after.system - before[i]!.system;
+        const cpu = after.user - before[i]!.user + system;
+        usage[p.role] = {
+          pid: p.pid,
+          cpuPct: (cpu / wall) * 100,
+          systemPct: (system / wall) * 100,
+          cpuUsPerRequest: requests > 0 ? (cpu * 1e6) / requests : Number.NaN,
+          peakRssKiB: mem.peakKiB,
+          peakAnonKiB: mem.peakAnonKiB,
+        };
+      });
+      return usage;
+    },
+  };
+}
+
 export async function measure(b: Binding, s: Scenario, o: BenchOptions, round: number, position: number, run: Runner = autocannonRunner, duration = o.duration): Promise<RunRecord> {
   const base = { round, scenario: s.id, config: b.id, position, loadavg1: loadavg()[0]! };
   const failure = await check(b, s);
   if (failure) return { ...base, load: undefined, failure, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
-  let peakIsPerRun = true;
-  const before = b.procs.map((p) => {
-    peakIsPerRun = resetPeak(p.pid) && peakIsPerRun;
-    return cpuTime(p.pid);
-  });
-  const samplers = b.procs.map((p) => new MemorySampler(p.pid));
+  const watch = watchUsage(b.procs);
   const started = performance.now();
   let result;
   try {
     result = await run(loadSpec(b, s, o, duration));
   } catch (error) {
-    for (const sampler of samplers) sampler.stop();
+    watch.cancel();
     return { ...base, load: undefined, failure: (error as Error).message, usage: {}, clientCpuPct: Number.NaN, peakIsPerRun: false };
   }
   const { load, clientCpuSeconds } = result;
   const wall = (performance.now() - started) / 1000;
-  const usage: Record<string, ProcUsage> = {};
-  b.procs.forEach((p, i) => {
-    const after = cpuTime(p.pid);
-    const mem = samplers[i]!.stop();
-    const system = after.system - before[i]!.system;
-    const cpu = after.user - before[i]!.user + system;
-    usage[p.role] = {
-      pid: p.pid,
-      cpuPct: (cpu / wall) * 100,
-      systemPct: (system / wall) * 100,
-      cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN,
-      peakRssKiB: mem.peakKiB,
-      peakAnonKiB: mem.peakAnonKiB,
-    };
-  });
-  return { ...base, load, failure: undefined, usage, clientCpuPct: (clientCpuSeconds / wall) * 100, peakIsPerRun };
+  const usage = watch.finish(wall, load.requests);
+  return { ...base, load, failure: undefined, usage, clientCpuPct: (clientCpuSeconds / wall) * 100, peakIsPerRun: watch.peakIsPerRun };
 }

@@ -104,13 +104,13 @@ HTTP/2 and gRPC (h2c through the sidecar, direct and nginx grpc_pass, loaded by 
 separate run: npm run bench:h2 -- --help (in bench/: npm run h2 -- --help).
 `;
 
-function int(name: string, raw: string, min: number): number {
+export function int(name: string, raw: string, min: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
 }
 
-function seconds(name: string, raw: string, min: number): number {
+export function seconds(name: string, raw: string, min: number): number {
   const n = Number(raw);
   if (!Number.isFinite(n) || n < min) throw new Error(`--${name}: expected seconds >= ${min}, got ${JSON.stringify(raw)}`);
   return n;
@@ -120,32 +120,66 @@ function list(raw: string): string[] {
   return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
-export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
-  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'wrk-duration', 'wrk-threads', 'key', 'sidecar', 'sidecar-runtime', 'cpu-prof', 'out'] as const;
+/** A comma list of at least one id, every one of them among `allowed`. */
+export function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T[] {
+  const ids = list(raw);
+  const bad = ids.filter((id) => !(allowed as readonly string[]).includes(id));
+  if (bad.length > 0 || ids.length === 0) throw new Error(`--${name}: unknown ${bad.join(', ') || '(empty)'}; choose from ${allowed.join(', ')}`);
+  return ids as T[];
+}
+
+/** A routing key, held to the DNS-1123 label form routing keys take. */
+export function routingKey(raw: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(raw)) throw new Error(`--key: ${JSON.stringify(raw)} is not a DNS-1123 label`);
+  return raw;
+}
+
+/** A --sidecar-runtime spec, refused now when malformed rather than once targets are up; the image it may name is read when the sidecar starts. */
+export function runtimeSpec(raw: string): string {
+  parseRuntime(raw, () => ({}));
+  return raw;
+}
+
+/** One command's flags and environment variables: `<prefix><NAME>`, dashes as underscores; a flag wins over its variable. */
+export interface OptionSource<V extends string, S extends string> {
+  help: boolean;
+  /** Calls `apply` with the option's value unless it is unset or empty. */
+  value(name: V, apply: (raw: string) => void): void;
+  /** The switch given on the command line. */
+  flag(name: S): boolean;
+  /** The switch given on the command line or by its variable set to 1. */
+  on(name: S): boolean;
+}
+
+export function optionSource<V extends string, S extends string>(argv: string[], env: NodeJS.ProcessEnv, prefix: string, values: readonly V[], switches: readonly S[]): OptionSource<V, S> {
   const { values: parsed } = parseArgs({
     args: argv,
     strict: true,
     options: {
-      ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
-      'no-nginx': { type: 'boolean' },
-      wrk: { type: 'boolean' },
-      'no-wrk': { type: 'boolean' },
-      'no-setup': { type: 'boolean' },
-      help: { type: 'boolean' },
+      ...Object.fromEntries(values.map((n) => [n, { type: 'string' as const }])),
+      ...Object.fromEntries([...switches, 'help'].map((n) => [n, { type: 'boolean' as const }])),
     },
   });
-  const values = parsed as Record<string, string | boolean | undefined>;
-  if (values['help']) return 'help';
-  const get = (name: (typeof names)[number]): string | undefined => {
-    const v = values[name];
-    if (typeof v === 'string') return v;
-    return env[`BENCH_${name.toUpperCase().replace(/-/g, '_')}`];
+  const given = parsed as Record<string, string | boolean | undefined>;
+  const variable = (name: string) => env[`${prefix}${name.toUpperCase().replace(/-/g, '_')}`];
+  return {
+    help: given['help'] === true,
+    value: (name, apply) => {
+      const flag = given[name];
+      const raw = typeof flag === 'string' ? flag : variable(name);
+      if (raw !== undefined && raw !== '') apply(raw);
+    },
+    flag: (name) => given[name] === true,
+    on: (name) => given[name] === true || variable(name) === '1',
   };
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): BenchOptions | 'help' {
+  const names = ['connections', 'duration', 'warmup', 'pipelining', 'rounds', 'small-body', 'large-body', 'post-body', 'configs', 'scenarios', 'registry-sizes', 'reload-iterations', 'wrk-duration', 'wrk-threads', 'key', 'sidecar', 'sidecar-runtime', 'cpu-prof', 'out'] as const;
+  const given = optionSource(argv, env, 'BENCH_', names, ['no-nginx', 'wrk', 'no-wrk', 'no-setup'] as const);
+  if (given.help) return 'help';
   const o: BenchOptions = { ...DEFAULTS, configs: [...DEFAULTS.configs], scenarios: [...DEFAULTS.scenarios], registrySizes: [...DEFAULTS.registrySizes] };
-  const v = (name: (typeof names)[number], apply: (raw: string) => void) => {
-    const raw = get(name);
-    if (raw !== undefined && raw !== '') apply(raw);
-  };
+  const v = given.value;
   v('connections', (r) => (o.connections = int('connections', r, 1)));
   v('duration', (r) => (o.duration = seconds('duration', r, 0.2)));
   v('warmup', (r) => (o.warmup = seconds('warmup', r, 0)));
@@ -157,34 +191,18 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv = process.en
   v('reload-iterations', (r) => (o.reloadIterations = int('reload-iterations', r, 0)));
   v('wrk-duration', (r) => (o.wrkDuration = int('wrk-duration', r, 1)));
   v('wrk-threads', (r) => (o.wrkThreads = int('wrk-threads', r, 1)));
-  v('key', (r) => {
-    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(r)) throw new Error(`--key: ${JSON.stringify(r)} is not a DNS-1123 label`);
-    o.key = r;
-  });
-  v('configs', (r) => {
-    const ids = list(r);
-    const bad = ids.filter((id) => !(CONFIG_IDS as readonly string[]).includes(id));
-    if (bad.length > 0 || ids.length === 0) throw new Error(`--configs: unknown ${bad.join(', ') || '(empty)'}; choose from ${CONFIG_IDS.join(', ')}`);
-    o.configs = ids as ConfigId[];
-  });
-  v('scenarios', (r) => {
-    const ids = list(r);
-    const bad = ids.filter((id) => !DEFAULTS.scenarios.includes(id));
-    if (bad.length > 0 || ids.length === 0) throw new Error(`--scenarios: unknown ${bad.join(', ') || '(empty)'}; choose from small, large, post`);
-    o.scenarios = ids;
-  });
+  v('key', (r) => (o.key = routingKey(r)));
+  v('configs', (r) => (o.configs = oneOf('configs', r, CONFIG_IDS)));
+  v('scenarios', (r) => (o.scenarios = oneOf('scenarios', r, DEFAULTS.scenarios)));
   v('registry-sizes', (r) => (o.registrySizes = r === '0' ? [] : list(r).map((s) => int('registry-sizes', s, 1))));
   v('sidecar', (r) => (o.sidecar = r));
-  v('sidecar-runtime', (r) => {
-    parseRuntime(r, () => ({})); // throws on a malformed spec; the image is read when the sidecar starts
-    o.sidecarRuntime = r;
-  });
+  v('sidecar-runtime', (r) => (o.sidecarRuntime = runtimeSpec(r)));
   v('cpu-prof', (r) => (o.cpuProf = r));
   v('out', (r) => (o.out = r));
-  if (values['no-nginx'] || env['BENCH_NO_NGINX'] === '1') o.nginx = false;
-  if (values['no-setup'] || env['BENCH_NO_SETUP'] === '1') o.setup = false;
-  if (values['wrk'] && values['no-wrk']) throw new Error('--wrk and --no-wrk together');
+  if (given.on('no-nginx')) o.nginx = false;
+  if (given.on('no-setup')) o.setup = false;
+  if (given.flag('wrk') && given.flag('no-wrk')) throw new Error('--wrk and --no-wrk together');
   // A flag wins over the environment either way.
-  if (values['no-wrk'] || (!values['wrk'] && env['BENCH_NO_WRK'] === '1')) o.wrk = false;
+  if (given.flag('no-wrk') || (!given.flag('wrk') && given.on('no-wrk'))) o.wrk = false;
   return o;
 }

@@ -7,9 +7,9 @@
  */
 import { createRequire } from 'node:module';
 import { CONFIG_INFO, type Skipped } from './configs.ts';
-import { startEnvironment } from './environment.ts';
+import { startEnvironment, type IdleProcess } from './environment.ts';
 import { runLoad } from './load.ts';
-import { machineInfo, type MachineInfo } from './machine.ts';
+import { machineInfo, runStamp, type RunStamp } from './machine.ts';
 import { check, loadSpec, measure, type RunRecord, type Runner } from './measure.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import { runRegistryScale, type ScaleResult } from './registry.ts';
@@ -26,15 +26,8 @@ export type WrkSection =
   | { skipped: string }
   | { bin: string; version: string; threads: number; duration: number; runs: RunRecord[]; summary: Summary[]; bars: Bar[] };
 
-export interface SuiteResult {
-  startedAt: string;
-  finishedAt: string;
-  seconds: number;
-  machine: MachineInfo;
-  loadavgAfter: number[];
-  parameters: BenchOptions;
-  software: Record<string, string>;
-  processes: { role: string; pid: number; idleRssKiB: number; idleAnonKiB: number }[];
+export interface SuiteResult extends RunStamp<BenchOptions> {
+  processes: IdleProcess[];
   configurations: { id: ConfigId; title: string; path: string }[];
   scenarios: { id: string; label: string }[];
   skipped: Skipped[];
@@ -48,7 +41,8 @@ export interface SuiteResult {
   reload: (ReloadResult & { summary: Spread }) | { error: string } | { skipped: string } | undefined;
 }
 
-function rotate<T>(list: readonly T[], by: number): T[] {
+/** The order shifts by one every round, so that a slow minute on a shared machine is spread over every entry rather than landing on one. */
+export function rotate<T>(list: readonly T[], by: number): T[] {
   const n = list.length;
   return n === 0 ? [] : list.map((_, i) => list[(i + by) % n]!);
 }
@@ -146,13 +140,7 @@ export async function runSuite(o: BenchOptions, log: (line: string) => void = ()
     wrkSection = { ...wrk, threads: o.wrkThreads, duration: o.wrkDuration, runs: wrkRuns, summary: wrkSummary, bars: wrkBars };
   }
   return {
-    startedAt: new Date(started).toISOString(),
-    finishedAt: new Date().toISOString(),
-    seconds: (Date.now() - started) / 1000,
-    machine,
-    loadavgAfter: machineInfo().loadavg,
-    parameters: o,
-    software,
+    ...runStamp(started, machine, o, software),
     processes: env.processes,
     configurations: o.configs.map((id) => ({ id, ...CONFIG_INFO[id] })),
     scenarios: list.map((s: Scenario) => ({ id: s.id, label: s.label })),

@@ -1,21 +1,26 @@
 /** Medians across rounds, ratios between configurations, the sidecar's footprint, and the bars. */
+import type { LoadFigures } from './load.ts';
 import type { ScaleResult } from './registry.ts';
-import type { RunRecord } from './measure.ts';
+import type { ProcUsage, RunRecord } from './measure.ts';
 import type { BenchOptions, ConfigId } from './options.ts';
 import type { ReloadResult } from './reload.ts';
 import type { Scenario } from './scenarios.ts';
 import { maxOf, median, spread, type Spread } from './stats.ts';
 
-export interface Summary {
+/** Medians across the rounds that count. */
+export interface LoadMedians {
+  rps: Spread;
+  /** Milliseconds. */
+  p50: number;
+  p90: number;
+  p99: number;
+}
+
+export interface Summary extends LoadMedians {
   scenario: Scenario['id'];
   config: ConfigId;
   rounds: number;
   failures: string[];
-  rps: Spread;
-  /** Medians across rounds, milliseconds. */
-  p50: number;
-  p90: number;
-  p99: number;
   p99Spread: Spread;
   errors: number;
   /** Median req/s of this configuration over that of another (same body, same run). */
@@ -23,8 +28,42 @@ export interface Summary {
   /** Median p99 over nginx's median p99. */
   p99VsNginx: number | undefined;
   /** The configuration's own process (the proxy), medians across rounds. */
-  proc: { role: string; cpuPct: number; systemPct: number; cpuUsPerRequest: number; peakRssKiB: number; peakAnonKiB: number } | undefined;
+  proc: (ProcSummary & { peakAnonKiB: number }) | undefined;
   clientCpuPct: number;
+}
+
+export function loadMedians(loads: readonly LoadFigures[]): LoadMedians {
+  return {
+    rps: spread(loads.map((l) => l.rps)),
+    p50: median(loads.map((l) => l.p50)),
+    p90: median(loads.map((l) => l.p90)),
+    p99: median(loads.map((l) => l.p99)),
+  };
+}
+
+export interface ProcSummary {
+  role: string;
+  cpuPct: number;
+  systemPct: number;
+  cpuUsPerRequest: number;
+  peakRssKiB: number;
+}
+
+/**
+ * The process a row is about, the first of its runs' usage (the proxy, or the upstream when
+ * there is none): CPU as medians across rounds, memory as the highest peak, since a limit must
+ * hold the worst round.
+ */
+export function ownProcess(ok: readonly { usage: Record<string, ProcUsage> }[]): ProcSummary | undefined {
+  const role = ok[0] ? Object.keys(ok[0].usage)[0] : undefined;
+  if (!role) return undefined;
+  return {
+    role,
+    cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
+    systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
+    cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
+    peakRssKiB: maxOf(ok.map((r) => r.usage[role]!.peakRssKiB)),
+  };
 }
 
 export function summarize(runs: RunRecord[], configs: ConfigId[], list: Scenario[]): Summary[] {
@@ -35,30 +74,18 @@ export function summarize(runs: RunRecord[], configs: ConfigId[], list: Scenario
       const mine = runs.filter((r) => r.scenario === s.id && r.config === config);
       const ok = mine.filter((r) => r.load !== undefined);
       const loads = ok.map((r) => r.load!);
-      const role = ok[0] ? Object.keys(ok[0].usage)[0] : undefined;
+      const proc = ownProcess(ok);
       rows.push({
         scenario: s.id,
         config,
         rounds: ok.length,
         failures: mine.filter((r) => r.failure).map((r) => r.failure!),
-        rps: spread(loads.map((l) => l.rps)),
-        p50: median(loads.map((l) => l.p50)),
-        p90: median(loads.map((l) => l.p90)),
-        p99: median(loads.map((l) => l.p99)),
+        ...loadMedians(loads),
         p99Spread: spread(loads.map((l) => l.p99)),
         errors: loads.reduce((n, l) => n + l.errors, 0) + (mine.length - ok.length),
         ratio: {},
         p99VsNginx: undefined,
-        proc: role
-          ? {
-              role,
-              cpuPct: median(ok.map((r) => r.usage[role]!.cpuPct)),
-              systemPct: median(ok.map((r) => r.usage[role]!.systemPct)),
-              cpuUsPerRequest: median(ok.map((r) => r.usage[role]!.cpuUsPerRequest)),
-              peakRssKiB: maxOf(ok.map((r) => r.usage[role]!.peakRssKiB)),
-              peakAnonKiB: maxOf(ok.map((r) => r.usage[role]!.peakAnonKiB)),
-            }
-          : undefined,
+        proc: proc && { ...proc, peakAnonKiB: maxOf(ok.map((r) => r.usage[proc.role]!.peakAnonKiB)) },
         clientCpuPct: median(ok.map((r) => r.clientCpuPct)),
       });
     }

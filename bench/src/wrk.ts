@@ -3,12 +3,11 @@
  * process and takes a large share of two cores; wrk is native and far cheaper per request, so if
  * the ranking and the ratios hold under wrk too, they are not an artefact of the client.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { LoadResult, LoadSpec } from './load.ts';
-import { findExecutable, runSetup } from './nginx.ts';
+import { runClient } from './native-client.ts';
+import { findExecutable, findOrInstall } from './nginx.ts';
 import type { BenchOptions } from './options.ts';
-import { tail, track } from './processes.ts';
-import { exitedChildrenCpuSeconds } from './procstat.ts';
 import { parseWrk, type WrkOutput } from './wrk-output.ts';
 
 export function findWrk(): string | undefined {
@@ -29,15 +28,9 @@ export function wrkAvailability(o: BenchOptions, log: (line: string) => void): W
   if (!o.scenarios.includes('small')) return { skipped: 'wrk cross-checks the small GET only, and it is not among --scenarios' };
   // Without a Lua script wrk sends one request at a time per connection.
   if (o.pipelining !== 1) return { skipped: `wrk does not pipeline; --pipelining ${o.pipelining} would not compare` };
-  let bin = findWrk();
-  if (!bin && o.setup) {
-    log('wrk not found: running bench/setup.sh to install it from Debian packages');
-    const failed = runSetup();
-    bin = findWrk();
-    if (!bin) return { skipped: `wrk not installed and bench/setup.sh could not install it (${failed ?? 'it finished, yet no executable wrk is on PATH'})` };
-  }
-  if (!bin) return { skipped: 'wrk not installed (apt-get install wrk, or run bench/setup.sh, or drop --no-setup)' };
-  return { bin, version: wrkVersion(bin) };
+  const wrk = findOrInstall({ name: 'wrk', find: findWrk, from: 'from Debian packages', apt: 'wrk' }, o.setup, log);
+  if ('missing' in wrk) return { skipped: wrk.missing };
+  return { bin: wrk.bin, version: wrkVersion(wrk.bin) };
 }
 
 /** wrk's header table is case-sensitive: a lowercase `host` would go out next to its own `Host`. */
@@ -70,21 +63,7 @@ export interface WrkLoadResult extends LoadResult {
 export async function runWrk(bin: string, spec: LoadSpec, threads: number, duration: number): Promise<{ load: WrkLoadResult; clientCpuSeconds: number }> {
   if (spec.method !== 'GET' || spec.body) throw new Error('the wrk cross-check sends GETs without a body only');
   const args = wrkArgs(spec, threads, duration);
-  const cpuBefore = exitedChildrenCpuSeconds();
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
-  // Bounded even if wrk hangs: its own duration plus its request timeout and some slack.
-  const timer = setTimeout(() => child.kill('SIGKILL'), (duration + 20) * 1000);
-  let stdout = '';
-  const stderr: string[] = [];
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-  tail(child, stderr);
-  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (c, s) => resolve([c, s]));
-  }).finally(() => clearTimeout(timer));
-  const clientCpuSeconds = exitedChildrenCpuSeconds() - cpuBefore;
-  if (code !== 0) throw new Error(`wrk exited (${signal ?? code}): ${stderr.slice(-4).join(' | ') || stdout.trim().split('\n').pop() || 'no output'}`);
+  const { stdout, clientCpuSeconds } = await runClient('wrk', bin, args, duration);
   const out = parseWrk(stdout);
   const socket = out.errors.connect + out.errors.read + out.errors.write;
   const errorDetail = { socket, timeouts: out.errors.timeout, non2xx: out.errors.status, wrongLane: 0 };

@@ -10,22 +10,12 @@
  */
 import { constants, createServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import { GRPC_CONTENT_TYPE, GRPC_METHOD, GRPC_REQUEST, GRPC_RESPONSE_FRAME, unframe } from '../grpc-message.ts';
+import { body, requestedSize } from './bodies.ts';
 import { announce, exitWithParent, listen, settings } from './ipc.ts';
 
 const { lanes = ['base', 'feature1'], maxStreams = 1000 } = settings<{ lanes?: string[]; maxStreams?: number }>();
-const bodies = new Map<number, Buffer>();
-const MAX_BODY = 64 * 1024 * 1024;
 const MAX_GRPC_REQUEST = 64 * 1024;
 const { HTTP2_HEADER_STATUS: STATUS, HTTP2_HEADER_CONTENT_TYPE: CONTENT_TYPE, HTTP2_HEADER_CONTENT_LENGTH: CONTENT_LENGTH } = constants;
-
-function body(size: number): Buffer {
-  let buf = bodies.get(size);
-  if (!buf) {
-    buf = Buffer.alloc(size, 'x');
-    bodies.set(size, buf);
-  }
-  return buf;
-}
 
 /** A gRPC error goes as a trailers-only answer: one HEADERS frame with the status, no body. */
 function grpcError(stream: ServerHttp2Stream, lane: string, code: number, message: string): void {
@@ -75,9 +65,8 @@ function handler(lane: string) {
       }
       return unary(stream, lane);
     }
-    const match = /^\/bytes\/(\d+)$/.exec(path);
-    const size = match ? Number(match[1]) : -1;
-    if (method !== 'GET' || size < 0 || size > MAX_BODY) {
+    const size = requestedSize(path);
+    if (method !== 'GET' || size === undefined) {
       stream.resume();
       stream.respond({ [STATUS]: 404, [CONTENT_TYPE]: 'text/plain', [CONTENT_LENGTH]: 9, 'x-upstream': lane });
       stream.end('not found');

@@ -7,20 +7,10 @@
  * Every answer names its lane in `x-upstream`, which is how the harness checks the routing.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { body, requestedSize } from './bodies.ts';
 import { announce, exitWithParent, listen, settings, tuneServer } from './ipc.ts';
 
 const { lanes = ['base', 'feature1'] } = settings<{ lanes?: string[] }>();
-const bodies = new Map<number, Buffer>();
-const MAX_BODY = 64 * 1024 * 1024;
-
-function body(size: number): Buffer {
-  let buf = bodies.get(size);
-  if (!buf) {
-    buf = Buffer.alloc(size, 'x');
-    bodies.set(size, buf);
-  }
-  return buf;
-}
 
 function handler(lane: string) {
   return (req: IncomingMessage, res: ServerResponse) => {
@@ -36,9 +26,8 @@ function handler(lane: string) {
       });
       return;
     }
-    const match = /^\/bytes\/(\d+)$/.exec(req.url ?? '');
-    const size = match ? Number(match[1]) : -1;
-    if (size < 0 || size > MAX_BODY) {
+    const size = requestedSize(req.url ?? '');
+    if (size === undefined) {
       res.writeHead(404, { 'content-type': 'text/plain', 'content-length': 9, 'x-upstream': lane });
       res.end('not found');
       return;
