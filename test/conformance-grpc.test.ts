@@ -22,6 +22,7 @@ import { Sidecar, createLogger } from '@devstack/sidecar';
 import { init } from '@devstack/sdk';
 import { grpcClientOptions, grpcServerInterceptor } from '@devstack/sdk/grpc';
 import { rows as httpRows, type Row } from './helpers/conformance-rows.ts';
+import { unaryMethod } from './helpers/grpc-json.ts';
 
 const LANE = 'x-devstack-lane';
 const KEY = 'uber-ctx-key';
@@ -54,19 +55,6 @@ interface Outcome {
   baggage: string[];
 }
 
-const json = {
-  serialize: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
-  deserialize: (bytes: Buffer): unknown => JSON.parse(bytes.toString('utf8')),
-};
-const unaryMethod = (path: string) => ({
-  path,
-  requestStream: false,
-  responseStream: false,
-  requestSerialize: json.serialize,
-  requestDeserialize: json.deserialize,
-  responseSerialize: json.serialize,
-  responseDeserialize: json.deserialize,
-});
 const UPSTREAM = { call: unaryMethod('/devstack.conformance.Upstream/Call') } satisfies grpc.ServiceDefinition;
 const FRONT = { call: unaryMethod('/devstack.conformance.Front/Call') } satisfies grpc.ServiceDefinition;
 const UpstreamClient = grpc.makeGenericClientConstructor(UPSTREAM, 'Upstream');

@@ -32,6 +32,7 @@ import { LANE_HEADER, StaticSource, baggageValues, buildSnapshot, type RegistryI
 import { Sidecar, createLogger } from '@devstack/sidecar';
 import { getRoutingKey, init, withRouting } from '@devstack/sdk';
 import { grpcClientOptions, grpcInterceptor, grpcServerInterceptor } from '@devstack/sdk/grpc';
+import { unaryMethod } from './helpers/grpc-json.ts';
 
 const KEY = 'uber-ctx-key';
 type Service = 'a' | 'b' | 'c' | 'd';
@@ -94,21 +95,7 @@ const insecure = grpc.credentials.createInsecure();
 // The test's own clients are made through these: no proxy from the environment, ever.
 const NO_PROXY: grpc.ChannelOptions = { 'grpc.enable_http_proxy': 0 };
 
-const json = {
-  serialize: (value: unknown): Buffer => Buffer.from(JSON.stringify(value)),
-  deserialize: (buffer: Buffer): unknown => JSON.parse(buffer.toString('utf8')),
-};
-const CHAIN = {
-  call: {
-    path: '/devstack.test.Chain/Call',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  },
-} satisfies grpc.ServiceDefinition;
+const CHAIN = { call: unaryMethod('/devstack.test.Chain/Call') } satisfies grpc.ServiceDefinition;
 const ChainClient = grpc.makeGenericClientConstructor(CHAIN, 'Chain');
 type Chain = InstanceType<typeof ChainClient>;
 
