@@ -11,8 +11,8 @@ RUN sh docker/build.sh sidecar /out
 FROM node:24-slim
 # Memory: a sidecar runs in every pod. A 1 MiB young generation (V8 grows it to 32 MiB per
 # semi-space under load) and a capped old generation (a smaller heap growing factor) keep the
-# garbage between collections, and with it the peak RSS, small (about 250 -> 150 MiB at 50
-# connections), for about a fifth more CPU per request; two malloc arenas instead of one per GC
+# garbage between collections, and with it the peak RSS, small (about 355 -> 155 MiB at 50
+# connections), for 1.3-1.9x the CPU per request; two malloc arenas instead of one per GC
 # thread. Measured with `npm run footprint` and `npm run bench` (bench/README.md); the numbers
 # and the pod resources are in packages/sidecar/README.md, "Footprint". Raise
 # --max-old-space-size, and the memory limit, for registries over about 20 000 (service, key)

@@ -21,6 +21,12 @@ export interface FootprintOptions {
   scenarios: string[];
   sidecar: string | undefined;
   out: string | undefined;
+  /**
+   * `HARNESS/SIDECAR` CPU lists for taskset: the load generator and upstream on the first, every
+   * sidecar on the second. Unpinned, the three processes share two cores as the scheduler likes
+   * and the paired CPU ratio of two identical settings moves by a third from round to round.
+   */
+  pin: string | undefined;
 }
 
 export const FOOTPRINT_DEFAULTS: FootprintOptions = {
@@ -36,6 +42,7 @@ export const FOOTPRINT_DEFAULTS: FootprintOptions = {
   scenarios: ['small', 'large', 'post'],
   sidecar: undefined,
   out: undefined,
+  pin: undefined,
 };
 
 export const FOOTPRINT_HELP = `Usage: npm run footprint -- [options]     (each option also reads BENCH_FOOTPRINT_<NAME>)
@@ -56,6 +63,8 @@ and reads its peak RSS, req/s and CPU µs per request. Medians and spread over t
   --scenarios LIST       comma list of small, large, post (default all)
   --sidecar PATH         sidecar CLI (default packages/sidecar/dist/cli.js)
   --out DIR              results directory (default bench/results)
+  --pin HARNESS/SIDECAR  CPU lists for taskset, e.g. 0/1: this process (load generator) and the
+                         upstream on the first, every sidecar (all its threads) on the second
   --help
 `;
 
@@ -75,7 +84,7 @@ export function parseVariant(raw: string): Variant {
 }
 
 export function parseFootprintOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): FootprintOptions | 'help' {
-  const names = ['rounds', 'duration', 'warmup', 'settle', 'connections', 'scenarios', 'sidecar', 'out'] as const;
+  const names = ['rounds', 'duration', 'warmup', 'settle', 'connections', 'scenarios', 'sidecar', 'out', 'pin'] as const;
   const { values } = parseArgs({
     args: argv,
     strict: true,
@@ -117,5 +126,9 @@ export function parseFootprintOptions(argv: string[], env: NodeJS.ProcessEnv = p
   });
   raw('sidecar', (r) => (o.sidecar = r));
   raw('out', (r) => (o.out = r));
+  raw('pin', (r) => {
+    if (!/^[0-9][0-9,-]*\/[0-9][0-9,-]*$/.test(r)) throw new Error(`--pin: expected HARNESS/SIDECAR CPU lists such as 0/1, got ${JSON.stringify(r)}`);
+    o.pin = r;
+  });
   return o;
 }

@@ -14,6 +14,8 @@ export interface BodySummary {
   cpuVsBaseline: Spread;
   peakRssKiB: number;
   errors: number;
+  /** Other processes' share of the machine's CPU during the measurement, over the rounds. */
+  otherCpu: Spread;
 }
 
 export interface VariantSummary {
@@ -60,6 +62,7 @@ export function summarizeFootprint(runs: VariantRun[], variants: Variant[], scen
           cpuVsBaseline: paired(id, (b) => b.cpuUsPerRequest),
           peakRssKiB: maxOf(bs.map((b) => b.peakRssKiB)),
           errors: bs.reduce((n, b) => n + b.errors, 0),
+          otherCpu: spread(bs.flatMap((b) => (b.otherCpu === undefined ? [] : [b.otherCpu]))),
         };
       }),
     };
@@ -78,7 +81,9 @@ export function footprintMarkdown(r: FootprintResult, summary: VariantSummary[])
   out.push(
     `Machine: ${m.cpuModel}, ${m.cpus} CPUs, ${m.memGiB} GiB, Linux ${m.kernel}; Node ${m.node}. Load average ${m.loadavg.join(' ')} before, ${r.loadavgAfter.join(' ')} after. ` +
       `${o.rounds} interleaved rounds (a fresh sidecar per variant and round, order rotated), ${o.connections} connections to the outbound listener with a key, ` +
-      `per body ${o.warmup} s warm-up + ${o.duration} s measured. Took ${Math.round(r.seconds)} s. Baseline: ${o.variants[0]!.name}.`,
+      `per body ${o.warmup} s warm-up + ${o.duration} s measured. ` +
+      (o.pin ? `Pinned (taskset): load generator and upstream on CPU ${o.pin.split('/')[0]}, each sidecar on CPU ${o.pin.split('/')[1]}. ` : '') +
+      `Took ${Math.round(r.seconds)} s. Baseline: ${o.variants[0]!.name}.`,
     '',
     '| Variant | runtime | idle RSS MiB | idle private MiB | peak RSS MiB, median (min-max) | peak private MiB, median (min-max) |',
     '|---|---|--:|--:|--:|--:|',
@@ -88,16 +93,20 @@ export function footprintMarkdown(r: FootprintResult, summary: VariantSummary[])
   }
   out.push('');
   for (const id of o.scenarios) {
-    out.push(`### ${labels[id] ?? id}`, '', '| Variant | req/s, median (min-max) | p99 ms | CPU µs/req, median (min-max) | req/s / baseline, same round | CPU µs/req / baseline, same round | peak RSS MiB (max) | errors |', '|---|--:|--:|--:|--:|--:|--:|--:|');
+    out.push(`### ${labels[id] ?? id}`, '', '| Variant | req/s, median (min-max) | p99 ms | CPU µs/req, median (min-max) | req/s / baseline, same round | CPU µs/req / baseline, same round | peak RSS MiB (max) | errors | other load, % of the machine (max) |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const v of summary) {
       const b = v.bodies.find((x) => x.scenario === id)!;
-      out.push(`| ${v.name} | ${range(b.rps, (x) => Math.round(x).toLocaleString('en-US'))} | ${b.p99.n === 0 ? '–' : b.p99.median.toFixed(2)} | ${range(b.cpuUsPerRequest, (x) => x.toFixed(0))} | ${range(b.rpsVsBaseline, ratio)} | ${range(b.cpuVsBaseline, ratio)} | ${mib(b.peakRssKiB)} | ${b.errors} |`);
+      out.push(`| ${v.name} | ${range(b.rps, (x) => Math.round(x).toLocaleString('en-US'))} | ${b.p99.n === 0 ? '–' : b.p99.median.toFixed(2)} | ${range(b.cpuUsPerRequest, (x) => x.toFixed(0))} | ${range(b.rpsVsBaseline, ratio)} | ${range(b.cpuVsBaseline, ratio)} | ${mib(b.peakRssKiB)} | ${b.errors} | ${b.otherCpu.n === 0 ? '–' : `${(b.otherCpu.median * 100).toFixed(0)} (${(b.otherCpu.max * 100).toFixed(0)})`} |`);
     }
     out.push('');
   }
   const failed = summary.filter((v) => v.failures.length > 0);
   for (const v of failed) out.push(`${v.name} failed ${v.failures.length} time(s): ${v.failures[0]}`, '');
-  out.push('Peak RSS is VmHWM over the process life (start, idle, every body). Private is RssAnon, sampled every 50 ms.');
+  out.push(
+    'Peak RSS is VmHWM over the process life (start, idle, every body). Private is RssAnon, sampled every 50 ms. ' +
+      'Other load: CPU that processes other than the sidecar, this harness and the upstream (and the hypervisor\'s steal) took while a body was measured; a paired ratio from a round with much of it is noise. ' +
+        'A busy host can still slow every process of a VM without showing here: only repeated runs tell.',
+  );
   return out.join('\n');
 }
 

@@ -4,8 +4,9 @@
  * variant gets the same minutes. A fresh sidecar per variant and round, so that idle and peak RSS
  * are those of a process's whole life, as a pod's memory limit sees them.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Binding } from './configs.ts';
 import type { FootprintOptions, Variant } from './footprint-options.ts';
@@ -30,6 +31,11 @@ export interface BodyRun {
   /** VmHWM over this body's warm-up and measured load. */
   peakRssKiB: number;
   peakAnonKiB: number;
+  /**
+   * Share of the machine's CPU (0-1) that other processes (and the hypervisor's steal) used while
+   * this body was measured: how disturbed the figure is. Absent where /proc/stat cannot be read.
+   */
+  otherCpu?: number;
 }
 
 export interface VariantRun {
@@ -59,6 +65,29 @@ export interface FootprintResult {
 
 const KEY = 'feature1';
 
+let clockTicks: number | undefined;
+
+/** CPU seconds the whole machine has been busy (steal included), from /proc/stat; NaN if unreadable. */
+function machineBusySeconds(): number {
+  try {
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / clockTicks;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Binds every thread of a process to CPUs; threads it starts later inherit the binding. */
+function pinProcess(pid: number, cpus: string): void {
+  try {
+    execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
+  } catch (error) {
+    throw new Error(`--pin: taskset -a -cp ${cpus} ${pid} failed: ${(error as Error).message}`);
+  }
+}
+
 export async function runFootprint(o: FootprintOptions, log: (line: string) => void = () => undefined): Promise<FootprintResult> {
   const started = Date.now();
   const machine = machineInfo();
@@ -67,6 +96,9 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
   if (missing) throw new Error(missing);
   const runtimes = new Map(o.variants.map((v) => [v.name, parseRuntime(v.spec)]));
   const list = scenarios({ ...DEFAULTS, scenarios: o.scenarios });
+  const [harnessCpus, sidecarCpus] = o.pin?.split('/') ?? [];
+  // Before the upstream starts, so that it inherits the harness's CPUs.
+  if (harnessCpus !== undefined) pinProcess(process.pid, harnessCpus);
   const tmp = mkdtempSync(join(tmpdir(), 'devstack-footprint-'));
   const upstream = await startNodeChild('upstream', 'upstream.ts', { lanes: ['base', KEY] });
   const runs: VariantRun[] = [];
@@ -81,6 +113,7 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
         // The inbound listener is not loaded here; any port satisfies --app-port.
         const sidecar = await startSidecar({ cli, registry, appPort: upstream.ports['base']!, runtime: runtimes.get(variant.name)! });
         try {
+          if (sidecarCpus !== undefined) pinProcess(sidecar.pid, sidecarCpus);
           await new Promise((r) => setTimeout(r, o.settle * 1000));
           const idle = memory(sidecar.pid);
           const binding: Binding = { id: 'sidecar-key', port: sidecar.ports['outbound']!, headers: { host: 'upstream', 'uber-ctx-key': KEY }, expectUpstream: KEY, expectLane: KEY, procs: [] };
@@ -92,12 +125,20 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
             resetPeak(sidecar.pid);
             const sampler = new MemorySampler(sidecar.pid);
             if (o.warmup > 0) await runLoad(loadSpec(binding, s, bench, o.warmup));
+            // The first reading starts getconf, which must not count as other load.
+            machineBusySeconds();
+            const start = { at: performance.now(), busy: machineBusySeconds(), harness: process.cpuUsage(), upstream: cpuTime(upstream.pid) };
             const before = cpuTime(sidecar.pid);
             const load = await runLoad(loadSpec(binding, s, bench, o.duration));
             const after = cpuTime(sidecar.pid);
+            const harness = process.cpuUsage(start.harness);
+            const up = cpuTime(upstream.pid);
+            const busy = machineBusySeconds() - start.busy;
             const mem = sampler.stop();
             const cpu = after.user + after.system - before.user - before.system;
-            bodies.push({ scenario: s.id, rps: load.rps, p99: load.p99, cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN, errors: load.errors, peakRssKiB: mem.peakKiB, peakAnonKiB: mem.peakAnonKiB });
+            const own = cpu + (harness.user + harness.system) / 1e6 + (up.user + up.system - start.upstream.user - start.upstream.system);
+            const otherCpu = Math.min(1, Math.max(0, (busy - own) / (((performance.now() - start.at) / 1000) * availableParallelism())));
+            bodies.push({ scenario: s.id, rps: load.rps, p99: load.p99, cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN, errors: load.errors, peakRssKiB: mem.peakKiB, peakAnonKiB: mem.peakAnonKiB, ...(Number.isFinite(otherCpu) ? { otherCpu } : {}) });
           }
           const run: VariantRun = {
             ...base,
@@ -111,7 +152,7 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
           runs.push(run);
           log(
             `round ${round} ${variant.name}: idle ${(run.idleRssKiB / 1024).toFixed(0)} MiB, peak ${(run.peakRssKiB / 1024).toFixed(0)} MiB; ` +
-              (failure ?? bodies.map((b) => `${b.scenario} ${Math.round(b.rps)} req/s ${b.cpuUsPerRequest.toFixed(0)} µs/req ${(b.peakRssKiB / 1024).toFixed(0)} MiB`).join(', ')),
+              (failure ?? bodies.map((b) => `${b.scenario} ${Math.round(b.rps)} req/s ${b.cpuUsPerRequest.toFixed(0)} µs/req ${(b.peakRssKiB / 1024).toFixed(0)} MiB${b.otherCpu === undefined ? '' : ` (other ${(b.otherCpu * 100).toFixed(0)}%)`}`).join(', ')),
           );
         } finally {
           await sidecar.stop();
