@@ -92,12 +92,18 @@ export class H2Sessions {
 
 const RESET = upstreamFailure({ code: 'ECONNRESET' });
 
+type H2Error = Error & { code?: string; cause?: unknown };
+
+/** A stream queued on a session that never connected carries the connection's error as its cause: that says why. */
+function rootCause(error: H2Error): H2Error {
+  return error.code === 'ERR_HTTP2_STREAM_CANCEL' && error.cause instanceof Error ? (error.cause as H2Error) : error;
+}
+
 /** How a failed HTTP/2 upstream stream is reported, in the terms of the contract's table. */
-export function h2Failure(error: Error & { code?: string; cause?: unknown }): UpstreamFailure {
-  // A stream queued on a session that never connected carries the connection's error as its cause.
-  if (error.code === 'ERR_HTTP2_STREAM_CANCEL' && error.cause instanceof Error) return upstreamFailure(error.cause);
-  if (typeof error.code === 'string' && error.code.startsWith('ERR_HTTP2_')) return RESET;
-  return upstreamFailure(error);
+export function h2Failure(error: H2Error): UpstreamFailure {
+  const cause = rootCause(error);
+  if (cause === error && typeof error.code === 'string' && error.code.startsWith('ERR_HTTP2_')) return RESET;
+  return upstreamFailure(cause);
 }
 
 export interface H2ForwardOptions {
@@ -189,8 +195,7 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
       res.destroy(error);
       return;
     }
-    // A stream that never left a session which could not connect: the connection's error says why.
-    const cause = error.code === 'ERR_HTTP2_STREAM_CANCEL' && (error as { cause?: unknown }).cause instanceof Error ? ((error as { cause: Error & { code?: string } }).cause) : error;
+    const cause = rootCause(error);
     ex.fail(known.code, `upstream ${ex.target?.origin ?? ''} failed: ${known.code === 'DEVSTACK_UPSTREAM_ERROR' ? cause.message : (cause.code ?? cause.message)}`);
   };
 

@@ -4,7 +4,7 @@ import { describeUntrusted } from '@devstack/core';
 import { ListenError, sendError } from './errors.js';
 import type { Guard } from './guard.js';
 import type { Listener, SidecarMetrics } from './metrics.js';
-import { hasRequestBody } from './upgrade.js';
+import { requestHasBody } from './downstream.js';
 
 export interface ListenerDeps {
   guard: Guard;
@@ -38,7 +38,7 @@ export async function openListener(
       connectionsCheckingInterval: Math.min(1000, Math.max(5, Math.floor(headersTimeoutMs / 4))),
       // A request with a body is not taken as an upgrade (`Upgrade: h2c` on a POST): it is forwarded
       // as an ordinary request, the offer declined on the upstream's behalf, so its body arrives.
-      shouldUpgradeCallback: (req) => server.listenerCount('upgrade') > 0 && !hasRequestBody(req),
+      shouldUpgradeCallback: (req) => server.listenerCount('upgrade') > 0 && !requestHasBody(req),
     },
     guard.request(name, handler),
   );

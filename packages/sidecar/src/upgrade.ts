@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { LANE_HEADER } from '@devstack/core';
-import { h1 } from './downstream.js';
+import { h1, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { endToEndHeaders } from './headers.js';
@@ -17,12 +17,6 @@ export interface UpgradeOptions {
   onOpen?: (ex: Exchange) => void;
   /** Called when the upstream could not be reached or did not answer, as for ordinary requests. */
   onUpstreamError?: (ex: Exchange, code: ProxyErrorCode) => void;
-}
-
-/** True when a request says it carries a body: such a request is not taken as an upgrade (see sidecar.ts). */
-export function hasRequestBody(req: IncomingMessage): boolean {
-  const h = req.headers;
-  return h['transfer-encoding'] !== undefined || (h['content-length'] !== undefined && h['content-length'] !== '0');
 }
 
 function statusLine(res: IncomingMessage, lane: string): string {
@@ -90,7 +84,7 @@ export function forwardUpgrade(socket: Duplex, head: Buffer, options: UpgradeOpt
   return (ex) => {
     // Only HTTP/1.1 has upgrades: the server's 'upgrade' event is this stage's only caller.
     const http1 = h1(ex.req, ex.res)!;
-    if (hasRequestBody(http1.req)) {
+    if (requestHasBody(http1.req)) {
       // Only a Node without `shouldUpgradeCallback` hands such a request here, with its body unparsed.
       ex.fail('DEVSTACK_BAD_REQUEST', 'an Upgrade request with a body needs the sidecar on Node 22.21 or 24.9 or newer');
       return;

@@ -288,3 +288,13 @@ t.test('hostile HTTP/2 openings: each connection alone pays, the listener serves
   tt.equal((await h2Send(h2Client(tt, port), { ':authority': 'inventory' })).status, 200, 'and the listener serves on');
 });
 
+
+t.test('an HTTP/2 session with no traffic for --idle-timeout is sent GOAWAY', async (tt) => {
+  const { port } = await fleet(tt, { idleTimeoutMs: 100 });
+  const session = h2Client(tt, port);
+  const first = await h2Send(session, { ':authority': 'inventory' });
+  tt.equal(first.status, 200);
+  const goaway = await new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
+  tt.equal(goaway, constants.NGHTTP2_NO_ERROR, 'a graceful GOAWAY once the session went quiet');
+  tt.equal((await h2Send(h2Client(tt, port), { ':authority': 'inventory' })).status, 200, 'a new session is served');
+});
