@@ -27,6 +27,11 @@ export interface FootprintOptions {
    * and the paired CPU ratio of two identical settings moves by a third from round to round.
    */
   pin: string | undefined;
+  /**
+   * Runs every sidecar with `--trace-gc-nvp` and reports what its GC cost per request: main-thread
+   * pauses plus the CPU of V8's worker threads, and that against the baseline's CPU per request.
+   */
+  gc: boolean;
 }
 
 export const FOOTPRINT_DEFAULTS: FootprintOptions = {
@@ -43,6 +48,7 @@ export const FOOTPRINT_DEFAULTS: FootprintOptions = {
   sidecar: undefined,
   out: undefined,
   pin: undefined,
+  gc: false,
 };
 
 export const FOOTPRINT_HELP = `Usage: npm run footprint -- [options]     (each option also reads BENCH_FOOTPRINT_<NAME>)
@@ -65,6 +71,10 @@ and reads its peak RSS, req/s and CPU µs per request. Medians and spread over t
   --out DIR              results directory (default bench/results)
   --pin HARNESS/SIDECAR  CPU lists for taskset, e.g. 0/1: this process (load generator) and the
                          upstream on the first, every sidecar (all its threads) on the second
+  --gc                   run each sidecar with --trace-gc-nvp and report its GC per request (main-
+                         thread pauses + V8 worker threads' CPU) and the extra over the baseline as
+                         a share of the baseline's CPU: the cost of a heap setting, with less noise
+                         than whole-process CPU
   --help
 `;
 
@@ -91,6 +101,7 @@ export function parseFootprintOptions(argv: string[], env: NodeJS.ProcessEnv = p
     options: {
       ...Object.fromEntries(names.map((n) => [n, { type: 'string' as const }])),
       variant: { type: 'string', multiple: true },
+      gc: { type: 'boolean' },
       help: { type: 'boolean' },
     },
   });
@@ -124,6 +135,14 @@ export function parseFootprintOptions(argv: string[], env: NodeJS.ProcessEnv = p
     if (bad.length > 0 || ids.length === 0) throw new Error(`--scenarios: unknown ${bad.join(', ') || '(empty)'}; choose from small, large, post`);
     o.scenarios = ids;
   });
+  if (v['gc'] === true) o.gc = true;
+  else {
+    const gc = env['BENCH_FOOTPRINT_GC'];
+    if (gc !== undefined && gc !== '') {
+      if (!['0', '1', 'true', 'false'].includes(gc)) throw new Error(`BENCH_FOOTPRINT_GC: expected 1 or 0, got ${JSON.stringify(gc)}`);
+      o.gc = gc === '1' || gc === 'true';
+    }
+  }
   raw('sidecar', (r) => (o.sidecar = r));
   raw('out', (r) => (o.out = r));
   raw('pin', (r) => {

@@ -1,5 +1,5 @@
 /** Medians over the rounds of `npm run footprint`, each variant against the first, and the report. */
-import type { FootprintResult, VariantRun } from './footprint.ts';
+import type { BodyGc, FootprintResult, VariantRun } from './footprint.ts';
 import type { Variant } from './footprint-options.ts';
 import { formatBytes } from './scenarios.ts';
 import { maxOf, spread, type Spread } from './stats.ts';
@@ -16,6 +16,12 @@ export interface BodySummary {
   errors: number;
   /** Other processes' share of the machine's CPU during the measurement, over the rounds. */
   otherCpu: Spread;
+  /** With --gc: GC µs per request (main-thread pauses + V8 worker threads), and collections per run. */
+  gcUsPerRequest: Spread;
+  youngGcs: Spread;
+  fullGcs: Spread;
+  /** (this variant's GC - the baseline's GC) / the baseline's CPU, per request, same round. */
+  extraGcVsBaselineCpu: Spread;
 }
 
 export interface VariantSummary {
@@ -35,14 +41,17 @@ export function summarizeFootprint(runs: VariantRun[], variants: Variant[], scen
   return variants.map((v) => {
     const mine = runs.filter((r) => r.variant === v.name);
     const ok = mine.filter((r) => r.failure === undefined);
-    const paired = (id: string, pick: (b: NonNullable<ReturnType<typeof body>>) => number) =>
+    type Body = NonNullable<ReturnType<typeof body>>;
+    const pairs = (id: string, value: (own: Body, base: Body) => number | undefined) =>
       spread(
         ok.flatMap((r) => {
           const own = body(r, id);
           const base = body(runs.find((b) => b.variant === baseline && b.round === r.round && b.failure === undefined), id);
-          return own && base ? [pick(own) / pick(base)] : [];
+          const v = own && base ? value(own, base) : undefined;
+          return v === undefined ? [] : [v];
         }),
       );
+    const paired = (id: string, pick: (b: Body) => number) => pairs(id, (own, base) => pick(own) / pick(base));
     return {
       name: v.name,
       rounds: ok.length,
@@ -63,11 +72,17 @@ export function summarizeFootprint(runs: VariantRun[], variants: Variant[], scen
           peakRssKiB: maxOf(bs.map((b) => b.peakRssKiB)),
           errors: bs.reduce((n, b) => n + b.errors, 0),
           otherCpu: spread(bs.flatMap((b) => (b.otherCpu === undefined ? [] : [b.otherCpu]))),
+          gcUsPerRequest: spread(bs.flatMap((b) => (b.gc === undefined ? [] : [gcCost(b.gc)]))),
+          youngGcs: spread(bs.flatMap((b) => (b.gc === undefined ? [] : [b.gc.young]))),
+          fullGcs: spread(bs.flatMap((b) => (b.gc === undefined ? [] : [b.gc.full]))),
+          extraGcVsBaselineCpu: pairs(id, (own, base) => (own.gc && base.gc ? (gcCost(own.gc) - gcCost(base.gc)) / base.cpuUsPerRequest : undefined)),
         };
       }),
     };
   });
 }
+
+const gcCost = (gc: BodyGc) => gc.pauseUsPerRequest + gc.workerUsPerRequest;
 
 const mib = (kib: number) => (Number.isFinite(kib) ? `${(kib / 1024).toFixed(0)}` : '–');
 const range = (s: Spread, f: (v: number) => string) => (s.n === 0 ? '–' : `${f(s.median)} (${f(s.min)}-${f(s.max)})`);
@@ -93,10 +108,12 @@ export function footprintMarkdown(r: FootprintResult, summary: VariantSummary[])
   }
   out.push('');
   for (const id of o.scenarios) {
-    out.push(`### ${labels[id] ?? id}`, '', '| Variant | req/s, median (min-max) | p99 ms | CPU µs/req, median (min-max) | req/s / baseline, same round | CPU µs/req / baseline, same round | peak RSS MiB (max) | errors | other load, % of the machine (max) |', '|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    const gcHead = o.gc ? ' GC µs/req, median (min-max) | young / full GCs per run | extra GC, % of baseline CPU, same round |' : '';
+    out.push(`### ${labels[id] ?? id}`, '', `| Variant | req/s, median (min-max) | p99 ms | CPU µs/req, median (min-max) | req/s / baseline, same round | CPU µs/req / baseline, same round | peak RSS MiB (max) | errors | other load, % of the machine (max) |${gcHead}`, `|---|--:|--:|--:|--:|--:|--:|--:|--:|${o.gc ? '--:|--:|--:|' : ''}`);
     for (const v of summary) {
       const b = v.bodies.find((x) => x.scenario === id)!;
-      out.push(`| ${v.name} | ${range(b.rps, (x) => Math.round(x).toLocaleString('en-US'))} | ${b.p99.n === 0 ? '–' : b.p99.median.toFixed(2)} | ${range(b.cpuUsPerRequest, (x) => x.toFixed(0))} | ${range(b.rpsVsBaseline, ratio)} | ${range(b.cpuVsBaseline, ratio)} | ${mib(b.peakRssKiB)} | ${b.errors} | ${b.otherCpu.n === 0 ? '–' : `${(b.otherCpu.median * 100).toFixed(0)} (${(b.otherCpu.max * 100).toFixed(0)})`} |`);
+      const gc = o.gc ? ` ${range(b.gcUsPerRequest, (x) => x.toFixed(1))} | ${b.youngGcs.n === 0 ? '–' : `${b.youngGcs.median} / ${b.fullGcs.median}`} | ${range(b.extraGcVsBaselineCpu, (x) => (x * 100).toFixed(1))} |` : '';
+      out.push(`| ${v.name} | ${range(b.rps, (x) => Math.round(x).toLocaleString('en-US'))} | ${b.p99.n === 0 ? '–' : b.p99.median.toFixed(2)} | ${range(b.cpuUsPerRequest, (x) => x.toFixed(0))} | ${range(b.rpsVsBaseline, ratio)} | ${range(b.cpuVsBaseline, ratio)} | ${mib(b.peakRssKiB)} | ${b.errors} | ${b.otherCpu.n === 0 ? '–' : `${(b.otherCpu.median * 100).toFixed(0)} (${(b.otherCpu.max * 100).toFixed(0)})`} |${gc}`);
     }
     out.push('');
   }
@@ -105,7 +122,10 @@ export function footprintMarkdown(r: FootprintResult, summary: VariantSummary[])
   out.push(
     'Peak RSS is VmHWM over the process life (start, idle, every body). Private is RssAnon, sampled every 50 ms. ' +
       'Other load: CPU that processes other than the sidecar, this harness and the upstream (and the hypervisor\'s steal) took while a body was measured; a paired ratio from a round with much of it is noise. ' +
-        'A busy host can still slow every process of a VM without showing here: only repeated runs tell.',
+        'A busy host can still slow every process of a VM without showing here: only repeated runs tell.' +
+      (o.gc
+        ? ' GC: main-thread pauses from --trace-gc-nvp plus the CPU of V8\'s worker threads, during the measured seconds; the extra GC over the baseline\'s, as a share of the baseline\'s CPU per request in the same round, is what a heap setting costs a saturated sidecar in throughput, with less noise than the whole-process ratio.'
+        : ''),
   );
   return out.join('\n');
 }

@@ -15,8 +15,9 @@ import { machineInfo, type MachineInfo } from './machine.ts';
 import { check, loadSpec } from './measure.ts';
 import { DEFAULTS } from './options.ts';
 import { startNodeChild } from './processes.ts';
-import { cpuTime, memory, MemorySampler, resetPeak } from './procstat.ts';
-import { describeRuntime, parseRuntime } from './runtime.ts';
+import { GcWindow } from './gc-trace.ts';
+import { cpuTime, memory, MemorySampler, resetPeak, threadCpuSeconds } from './procstat.ts';
+import { describeRuntime, parseRuntime, type Runtime } from './runtime.ts';
 import { scenarios, type Scenario } from './scenarios.ts';
 import { maxOf } from './stats.ts';
 import { sidecarCli, sidecarMissing, startSidecar, writeRegistry } from './sidecar.ts';
@@ -36,6 +37,17 @@ export interface BodyRun {
    * this body was measured: how disturbed the figure is. Absent where /proc/stat cannot be read.
    */
   otherCpu?: number;
+  /** With --gc: collections during the measured seconds and their cost per request. */
+  gc?: BodyGc;
+}
+
+export interface BodyGc {
+  young: number;
+  full: number;
+  /** Main-thread GC pauses, µs per request. */
+  pauseUsPerRequest: number;
+  /** CPU of V8's worker threads, µs per request. */
+  workerUsPerRequest: number;
 }
 
 export interface VariantRun {
@@ -80,6 +92,11 @@ function machineBusySeconds(): number {
 }
 
 /** Binds every thread of a process to CPUs; threads it starts later inherit the binding. */
+/** The variant's runtime with V8's GC trace on node's command line, when asked for. */
+export function withGcTrace(runtime: Runtime, on: boolean): Runtime {
+  return on && !runtime.nodeArgs.includes('--trace-gc-nvp') ? { ...runtime, nodeArgs: [...runtime.nodeArgs, '--trace-gc-nvp'] } : runtime;
+}
+
 function pinProcess(pid: number, cpus: string): void {
   try {
     execFileSync('taskset', ['-a', '-cp', cpus, String(pid)], { stdio: 'ignore' });
@@ -94,7 +111,7 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
   const cli = o.sidecar ?? sidecarCli();
   const missing = sidecarMissing(cli);
   if (missing) throw new Error(missing);
-  const runtimes = new Map(o.variants.map((v) => [v.name, parseRuntime(v.spec)]));
+  const runtimes = new Map(o.variants.map((v) => [v.name, withGcTrace(parseRuntime(v.spec), o.gc)]));
   const list = scenarios({ ...DEFAULTS, scenarios: o.scenarios });
   const [harnessCpus, sidecarCpus] = o.pin?.split('/') ?? [];
   // Before the upstream starts, so that it inherits the harness's CPUs.
@@ -111,7 +128,8 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
         const variant: Variant = o.variants[(position + round - 1) % o.variants.length]!;
         const base = { variant: variant.name, round, position, loadavg1: loadavg()[0]! };
         // The inbound listener is not loaded here; any port satisfies --app-port.
-        const sidecar = await startSidecar({ cli, registry, appPort: upstream.ports['base']!, runtime: runtimes.get(variant.name)! });
+        const gcWindow = new GcWindow();
+        const sidecar = await startSidecar({ cli, registry, appPort: upstream.ports['base']!, runtime: runtimes.get(variant.name)!, onLine: (line) => gcWindow.line(line) });
         try {
           if (sidecarCpus !== undefined) pinProcess(sidecar.pid, sidecarCpus);
           await new Promise((r) => setTimeout(r, o.settle * 1000));
@@ -129,8 +147,14 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
             machineBusySeconds();
             const start = { at: performance.now(), busy: machineBusySeconds(), harness: process.cpuUsage(), upstream: cpuTime(upstream.pid) };
             const before = cpuTime(sidecar.pid);
+            const workersBefore = o.gc ? threadCpuSeconds(sidecar.pid) : 0;
+            gcWindow.open();
             const load = await runLoad(loadSpec(binding, s, bench, o.duration));
             const after = cpuTime(sidecar.pid);
+            const workers = o.gc ? threadCpuSeconds(sidecar.pid) - workersBefore : 0;
+            // The trace line of a collection that ended just before the load did may still be on its way.
+            await new Promise((r) => setTimeout(r, 50));
+            const collected = gcWindow.close();
             const harness = process.cpuUsage(start.harness);
             const up = cpuTime(upstream.pid);
             const busy = machineBusySeconds() - start.busy;
@@ -138,7 +162,9 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
             const cpu = after.user + after.system - before.user - before.system;
             const own = cpu + (harness.user + harness.system) / 1e6 + (up.user + up.system - start.upstream.user - start.upstream.system);
             const otherCpu = Math.min(1, Math.max(0, (busy - own) / (((performance.now() - start.at) / 1000) * availableParallelism())));
-            bodies.push({ scenario: s.id, rps: load.rps, p99: load.p99, cpuUsPerRequest: load.requests > 0 ? (cpu * 1e6) / load.requests : Number.NaN, errors: load.errors, peakRssKiB: mem.peakKiB, peakAnonKiB: mem.peakAnonKiB, ...(Number.isFinite(otherCpu) ? { otherCpu } : {}) });
+            const perRequest = (seconds: number) => (load.requests > 0 ? (seconds * 1e6) / load.requests : Number.NaN);
+            const gc: BodyGc | undefined = o.gc ? { young: collected.young, full: collected.full, pauseUsPerRequest: perRequest(collected.pauseMs / 1000), workerUsPerRequest: perRequest(workers) } : undefined;
+            bodies.push({ scenario: s.id, rps: load.rps, p99: load.p99, cpuUsPerRequest: perRequest(cpu), errors: load.errors, peakRssKiB: mem.peakKiB, peakAnonKiB: mem.peakAnonKiB, ...(Number.isFinite(otherCpu) ? { otherCpu } : {}), ...(gc ? { gc } : {}) });
           }
           const run: VariantRun = {
             ...base,

@@ -19,6 +19,7 @@ import { parseArgs } from 'node:util';
 import { buildSnapshot } from '@devstack/core';
 import { Fleet, buildModel, type EndpointSliceObject, type ServiceObject } from '@devstack/registry-kubernetes';
 import { startFakeApiServer } from '@devstack/kube-fake';
+import { describeRuntime, imageRuntimeEnv, runtimeEnv, type Runtime } from './runtime.ts';
 
 const { values } = parseArgs({ options: { services: { type: 'string', default: '1000' }, copies: { type: 'string', default: '10' }, events: { type: 'string', default: '40' } } });
 const S = Number(values.services);
@@ -26,8 +27,8 @@ const C = Number(values.copies);
 const EVENTS = Number(values.events);
 const NS = 'bench';
 const CLI = fileURLToPath(new URL('../../packages/sidecar/bin/devstack-sidecar.cjs', import.meta.url));
-// The image's heap settings (docker/sidecar.Dockerfile).
-const IMAGE_NODE_OPTIONS = '--max-semi-space-size=1 --max-old-space-size=128';
+// The image's runtime settings (docker/sidecar.Dockerfile).
+const IMAGE: Runtime = { spec: 'image', env: imageRuntimeEnv(), nodeArgs: [] };
 
 function objects(service: string, key: string | undefined, port: number): [ServiceObject & { apiVersion: string; kind: string }, EndpointSliceObject & { apiVersion: string; kind: string }] {
   const name = key === undefined ? service : `${service}-${key}`;
@@ -109,7 +110,7 @@ async function main(): Promise<void> {
   const kubeconfig = await api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'devstack-kube-')), 'kubeconfig'));
   const started = performance.now();
   const child = spawn(process.execPath, [CLI, '--registry', 'k8s', '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--outbound-port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'], {
-    env: { ...process.env, NODE_OPTIONS: IMAGE_NODE_OPTIONS },
+    env: runtimeEnv(IMAGE),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const ports: Record<string, number> = {};
@@ -128,7 +129,7 @@ async function main(): Promise<void> {
     child.once('exit', (code) => reject(new Error(`sidecar exited ${code}`)));
   });
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]) / 1024;
-  console.log(`sidecar: first full sync and ready in ${fmt(performance.now() - started)}; RSS ${rss().toFixed(0)} MiB (NODE_OPTIONS="${IMAGE_NODE_OPTIONS}")`);
+  console.log(`sidecar: first full sync and ready in ${fmt(performance.now() - started)}; RSS ${rss().toFixed(0)} MiB (the image's ${describeRuntime(IMAGE)})`);
 
   // 3. Watch event -> first request routed by it: a new copy appears; requests with its key poll
   //    the sidecar until one is answered from the copy's lane.

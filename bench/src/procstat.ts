@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 let clockTicks: number | undefined;
 
 /** Kernel clock ticks per second (USER_HZ), in which /proc/<pid>/stat counts CPU time. */
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -132,4 +132,29 @@ export function childPids(pid: number): number[] {
     if (f && Number(f[1]) === pid) out.push(Number(name));
   }
   return out;
+}
+
+/** CPU seconds of the threads of `pid` whose name matches (Node names V8's workers `V8Worker`). */
+export function threadCpuSeconds(pid: number, name: RegExp = /^V8/): number {
+  let ticks = 0;
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return Number.NaN;
+  }
+  for (const tid of tasks) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended between the listing and the read
+    }
+    const open = stat.indexOf('(');
+    const close = stat.lastIndexOf(')');
+    if (!name.test(stat.slice(open + 1, close))) continue;
+    const f = stat.slice(close + 2).split(' ');
+    ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / ticksPerSecond();
 }

@@ -53,6 +53,8 @@ export interface SidecarOptions {
   runtime?: Runtime;
   extraArgs?: string[];
   timeoutMs?: number;
+  /** Every line the sidecar writes to stdout (its JSON log, and V8's traces when asked for). */
+  onLine?: (line: string) => void;
 }
 
 export async function startSidecar(options: SidecarOptions): Promise<Target> {
@@ -81,6 +83,7 @@ export async function startSidecar(options: SidecarOptions): Promise<Target> {
     while ((nl = buffered.indexOf('\n')) >= 0) {
       const line = buffered.slice(0, nl);
       buffered = buffered.slice(nl + 1);
+      options.onLine?.(line);
       try {
         const entry = JSON.parse(line) as { msg?: string; listener?: string; port?: number };
         if (entry.msg === 'listening' && typeof entry.listener === 'string' && typeof entry.port === 'number') ports[entry.listener] = entry.port;

@@ -9,8 +9,10 @@ import type { RunRecord } from '../src/measure.ts';
 import type { VariantRun } from '../src/footprint.ts';
 import { FOOTPRINT_DEFAULTS, parseFootprintOptions } from '../src/footprint-options.ts';
 import { footprintMarkdown, summarizeFootprint } from '../src/footprint-report.ts';
+import { withGcTrace } from '../src/footprint.ts';
+import { GcWindow, parseGcLine } from '../src/gc-trace.ts';
 import { DEFAULTS, parseOptions, type BenchOptions } from '../src/options.ts';
-import { memory, MemorySampler, parseStatus } from '../src/procstat.ts';
+import { memory, MemorySampler, parseStatus, threadCpuSeconds } from '../src/procstat.ts';
 import { markdown } from '../src/report.ts';
 import { describeRuntime, dockerfileEnv, imageRuntimeEnv, parseRuntime, runtimeEnv, words } from '../src/runtime.ts';
 import { scenarios } from '../src/scenarios.ts';
@@ -45,6 +47,35 @@ t.test('options: defaults, flags, environment and validation', async (t) => {
   t.throws(() => parseFootprintOptions(['--variant', 'a:none', '--variant', 'a:image'], {}), /must differ/);
   t.throws(() => parseFootprintOptions(['--variant', 'none', '--variant', 'b:image'], {}), /NAME:SPEC/);
   t.throws(() => parseFootprintOptions(['--rounds', '1'], {}), /rounds/);
+  t.same([parseFootprintOptions(['--gc'], {}), parseFootprintOptions([], { BENCH_FOOTPRINT_GC: '1' }), parseFootprintOptions([], { BENCH_FOOTPRINT_GC: '0' })].map((o) => o !== 'help' && o.gc), [true, true, false]);
+  t.throws(() => parseFootprintOptions([], { BENCH_FOOTPRINT_GC: 'yes' }), /BENCH_FOOTPRINT_GC: expected 1 or 0/);
+});
+
+// Captured from node 24.22 (V8 13.6) with --trace-gc-nvp, shortened after promoted=.
+const SCAVENGE = '[32177:0x3a400000:0]       82 ms: pause=1.6 mutator=26.1 gc=s reduce_memory=0 interleaved=0 time_to_safepoint=0.00 scavenge=1.57 allocated=1241088 promoted=410016';
+const MARK_COMPACT = '[32177:0x3a400000:0]     1203 ms: pause=6.1 mutator=30.2 gc=mc reduce_memory=0 time_to_safepoint=0.01 heap.prologue=0.00 mark=3.20';
+
+t.test('GC trace: --trace-gc-nvp lines counted while the window is open, V8 thread CPU from /proc', async (t) => {
+  t.same(parseGcLine(SCAVENGE), { kind: 's', pauseMs: 1.6 });
+  t.same(parseGcLine(MARK_COMPACT), { kind: 'mc', pauseMs: 6.1 });
+  t.equal(parseGcLine('{"msg":"listening","listener":"outbound","port":15001}'), undefined, 'a log line is not a collection');
+  const w = new GcWindow();
+  w.line(SCAVENGE);
+  w.open();
+  for (const line of [SCAVENGE, SCAVENGE, MARK_COMPACT, '{"msg":"x"}']) w.line(line);
+  const totals = w.close();
+  t.same([totals.young, totals.full], [2, 1], 'only what arrived while open');
+  t.equal(Math.round(totals.pauseMs * 10) / 10, 9.3);
+  w.line(SCAVENGE);
+  t.equal(w.close().young, 2, 'closed: nothing more counted');
+  t.same(withGcTrace({ spec: 'none', env: {}, nodeArgs: [] }, true).nodeArgs, ['--trace-gc-nvp']);
+  t.same(withGcTrace({ spec: 'x', env: {}, nodeArgs: ['--trace-gc-nvp'] }, true).nodeArgs, ['--trace-gc-nvp'], 'never twice');
+  t.same(withGcTrace({ spec: 'none', env: {}, nodeArgs: [] }, false).nodeArgs, []);
+  // This process has V8 worker threads (Node names them V8Worker); any work they did shows.
+  const own = threadCpuSeconds(process.pid);
+  t.ok(Number.isFinite(own) && own >= 0, `V8 worker threads of this process: ${own} s`);
+  t.ok(threadCpuSeconds(process.pid, /^no such thread$/) === 0, 'no matching thread: 0');
+  t.ok(Number.isNaN(threadCpuSeconds(2 ** 30)), 'no such process: NaN');
 });
 
 t.test('runtime specs: the image ENV, words, and what reaches the sidecar', async (t) => {
@@ -191,6 +222,16 @@ t.test('footprint: interleaved variants compared round by round', async (t) => {
   const md = footprintMarkdown({ startedAt: 'now', seconds: 1, machine: { node: 'v24', v8: '', platform: '', kernel: 'k', cpuModel: 'cpu', cpus: 2, memGiB: 1, freeMemGiB: 1, loadavg: [0], cpuQuota: 'max' }, loadavgAfter: [0], parameters: { ...FOOTPRINT_DEFAULTS, variants, scenarios: ['small'] }, runtimes: { a: 'Node defaults', b: 'X=1' }, runs }, [a!, b!]);
   t.match(md, /\| b \| `X=1` \| 80 \| 30 \| 123 \(120-125\) \|/);
   t.match(md, /b failed 1 time\(s\): check request failed/);
+  t.notMatch(md, /GC µs\/req/, 'no GC columns unless asked for');
+
+  // With --gc: b collects more (3 µs against 2 µs per request), 1 µs over a's CPU of 50 and 100 µs.
+  const gc = (young: number, pause: number, workers: number) => ({ young, full: 1, pauseUsPerRequest: pause, workerUsPerRequest: workers });
+  const withGc = runs.map((r) => ({ ...r, bodies: r.bodies.map((b) => ({ ...b, gc: r.variant === 'a' ? gc(50, 1, 1) : gc(120, 2, 1) })) }));
+  const [ga, gb] = summarizeFootprint(withGc, variants, ['small']);
+  t.same([ga!.bodies[0]!.gcUsPerRequest.median, ga!.bodies[0]!.extraGcVsBaselineCpu.median, gb!.bodies[0]!.gcUsPerRequest.median, gb!.bodies[0]!.youngGcs.median], [2, 0, 3, 120]);
+  t.same([gb!.bodies[0]!.extraGcVsBaselineCpu.min, gb!.bodies[0]!.extraGcVsBaselineCpu.max], [0.01, 0.02], 'per round, over the baseline CPU of that round (50 µs, then 100 µs)');
+  const gmd = footprintMarkdown({ startedAt: 'now', seconds: 1, machine: { node: 'v24', v8: '', platform: '', kernel: 'k', cpuModel: 'cpu', cpus: 2, memGiB: 1, freeMemGiB: 1, loadavg: [0], cpuQuota: 'max' }, loadavgAfter: [0], parameters: { ...FOOTPRINT_DEFAULTS, variants, scenarios: ['small'], gc: true }, runtimes: { a: 'Node defaults', b: 'X=1' }, runs: withGc }, [ga!, gb!]);
+  t.match(gmd, /\| b \| .* \| 3\.0 \(3\.0-3\.0\) \| 120 \/ 1 \| 1\.5 \(1\.0-2\.0\) \|$/m);
 });
 
 t.test('one short run through real processes: direct and the sidecar', async (t) => {
@@ -215,7 +256,7 @@ t.test('one short run through real processes: direct and the sidecar', async (t)
   for (const row of result.summary) {
     t.same([row.failures, row.rounds, row.errors], [[], 1, 0], `${row.config}: checked, measured, no errors`);
     t.ok(row.rps.median > 0 && row.p99 > 0 && row.p99 >= row.p50, `${row.config}: requests and latency`);
-    t.ok(row.proc && row.proc.cpuPct > 0 && row.proc.peakRssKiB > 0 && row.proc.peakAnonKiB > 0, `${row.config}: CPU and memory of its process`);
+    t.ok(row.proc && Number.isFinite(row.proc.cpuPct) && row.proc.cpuPct >= 0 && row.proc.peakRssKiB > 0 && row.proc.peakAnonKiB > 0, `${row.config}: CPU and memory of its process`);
   }
   t.same(result.summary.map((r) => r.config), noSidecar ? ['direct'] : ['direct', 'sidecar-key']);
   t.same(result.registry && 'length' in result.registry && result.registry.map((r) => [r.entries, r.fileReloadMs.length]), [[10, 1]]);
