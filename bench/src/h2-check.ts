@@ -159,7 +159,8 @@ export async function checkH2(b: H2Binding, s: H2Scenario): Promise<string | und
 
 /** One unary call with @grpc/grpc-js; undefined when it ended OK, from the expected lane, with the expected message. */
 export function grpcJsCall(b: H2Binding, timeoutMs = 5000): Promise<string | undefined> {
-  const client = new Client(`127.0.0.1:${b.port}`, credentials.createInsecure(), { 'grpc.default_authority': b.authority });
+  // The sidecar, nginx or the upstream is the target itself: no proxy from the environment in between.
+  const client = new Client(`127.0.0.1:${b.port}`, credentials.createInsecure(), { 'grpc.default_authority': b.authority, 'grpc.enable_http_proxy': 0 });
   const metadata = new Metadata();
   for (const [k, v] of Object.entries(b.headers)) metadata.set(k, v);
   return new Promise<string | undefined>((resolve) => {

@@ -107,7 +107,7 @@ function childEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) {
     // DEVSTACK_* are sidecar flags; proxies would catch the apps' calls; NODE_OPTIONS may carry a test runner's hooks.
-    if (/^(DEVSTACK_|NODE_OPTIONS$|NODE_USE_ENV_PROXY$|(HTTP|HTTPS|NO|ALL)_PROXY$)/i.test(name)) continue;
+    if (/^(DEVSTACK_|NODE_OPTIONS$|NODE_USE_ENV_PROXY$|(HTTP|HTTPS|NO|ALL|GRPC|NO_GRPC)_PROXY$)/i.test(name)) continue;
     env[name] = value;
   }
   return { ...env, ...extra };
