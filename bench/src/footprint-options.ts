@@ -89,7 +89,7 @@ export function parseVariant(raw: string): Variant {
   const name = colon > 0 ? raw.slice(0, colon).trim() : '';
   if (!/^[A-Za-z0-9][\w.-]*$/.test(name)) throw new Error(`--variant: expected NAME:SPEC, got ${JSON.stringify(raw)}`);
   const spec = raw.slice(colon + 1).trim();
-  parseRuntime(spec, () => ({}));
+  parseRuntime(spec, () => ({ env: {}, nodeArgs: [] }));
   return { name, spec };
 }
 

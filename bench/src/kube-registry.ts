@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { buildSnapshot } from '@devstack/core';
 import { Fleet, buildModel, type EndpointSliceObject, type ServiceObject } from '@devstack/registry-kubernetes';
 import { startFakeApiServer } from '@devstack/kube-fake';
-import { describeRuntime, imageRuntimeEnv, runtimeEnv, type Runtime } from './runtime.ts';
+import { describeRuntime, parseRuntime, runtimeEnv, type Runtime } from './runtime.ts';
 
 const { values } = parseArgs({ options: { services: { type: 'string', default: '1000' }, copies: { type: 'string', default: '10' }, events: { type: 'string', default: '40' } } });
 const S = Number(values.services);
@@ -28,7 +28,7 @@ const EVENTS = Number(values.events);
 const NS = 'bench';
 const CLI = fileURLToPath(new URL('../../packages/sidecar/bin/devstack-sidecar.cjs', import.meta.url));
 // The image's runtime settings (docker/sidecar.Dockerfile).
-const IMAGE: Runtime = { spec: 'image', env: imageRuntimeEnv(), nodeArgs: [] };
+const IMAGE: Runtime = parseRuntime('image');
 
 function objects(service: string, key: string | undefined, port: number): [ServiceObject & { apiVersion: string; kind: string }, EndpointSliceObject & { apiVersion: string; kind: string }] {
   const name = key === undefined ? service : `${service}-${key}`;
@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   }
   const kubeconfig = await api.kubeconfig(join(mkdtempSync(join(tmpdir(), 'devstack-kube-')), 'kubeconfig'));
   const started = performance.now();
-  const child = spawn(process.execPath, [CLI, '--registry', 'k8s', '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--outbound-port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'], {
+  const child = spawn(process.execPath, [...IMAGE.nodeArgs, CLI, '--registry', 'k8s', '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--outbound-port', '0', '--admin-port', '0', '--admin-host', '127.0.0.1'], {
     env: runtimeEnv(IMAGE),
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -136,7 +136,7 @@ export function routingKey(raw: string): string {
 
 /** A --sidecar-runtime spec, refused now when malformed rather than once targets are up; the image it may name is read when the sidecar starts. */
 export function runtimeSpec(raw: string): string {
-  parseRuntime(raw, () => ({}));
+  parseRuntime(raw, () => ({ env: {}, nodeArgs: [] }));
   return raw;
 }
 

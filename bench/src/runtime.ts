@@ -54,14 +54,46 @@ export function imageRuntimeEnv(dockerfile = readFileSync(SIDECAR_DOCKERFILE, 'u
   return Object.fromEntries(Object.entries(dockerfileEnv(dockerfile)).filter(([name]) => RUNTIME_VAR.test(name)));
 }
 
-export function parseRuntime(spec: string, image: () => Record<string, string> = imageRuntimeEnv): Runtime {
+/**
+ * The flags the image gives node itself, before the script: V8 flags that NODE_OPTIONS refuses
+ * live in the exec-form ENTRYPOINT (`["node", "--flag", "packages/sidecar/dist/cli.js"]`).
+ */
+export function entrypointNodeArgs(dockerfile: string): string[] {
+  const text = dockerfile.replace(/\\\r?\n/g, ' ');
+  const m = /^\s*ENTRYPOINT\s+(\[.*\])\s*$/im.exec(text);
+  if (!m) return [];
+  let argv: unknown;
+  try {
+    argv = JSON.parse(m[1]!);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(argv) || argv[0] !== 'node') return [];
+  const flags: string[] = [];
+  for (const a of argv.slice(1)) {
+    if (typeof a !== 'string' || !a.startsWith('--')) break;
+    flags.push(a);
+  }
+  return flags;
+}
+
+/** How the image runs node: its runtime variables and the flags on node's command line. */
+export function imageRuntime(dockerfile = readFileSync(SIDECAR_DOCKERFILE, 'utf8')): { env: Record<string, string>; nodeArgs: string[] } {
+  return { env: imageRuntimeEnv(dockerfile), nodeArgs: entrypointNodeArgs(dockerfile) };
+}
+
+export function parseRuntime(spec: string, image: () => { env: Record<string, string>; nodeArgs: string[] } = imageRuntime): Runtime {
   const trimmed = spec.trim();
   if (trimmed === 'none') return { spec: trimmed, env: {}, nodeArgs: [] };
   const env: Record<string, string> = {};
   const nodeArgs: string[] = [];
   for (const w of words(trimmed)) {
     const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(w);
-    if (w === 'image') Object.assign(env, image());
+    if (w === 'image') {
+      const i = image();
+      Object.assign(env, i.env);
+      nodeArgs.push(...i.nodeArgs);
+    }
     else if (m) env[m[1]!] = m[2]!;
     else if (w.startsWith('--')) nodeArgs.push(w);
     else throw new Error(`runtime spec: ${JSON.stringify(w)} is neither image, NAME=value nor a --flag (in ${JSON.stringify(spec)})`);

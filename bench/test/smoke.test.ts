@@ -14,7 +14,7 @@ import { GcWindow, parseGcLine } from '../src/gc-trace.ts';
 import { DEFAULTS, parseOptions, type BenchOptions } from '../src/options.ts';
 import { memory, MemorySampler, parseStatus, threadCpuSeconds } from '../src/procstat.ts';
 import { markdown } from '../src/report.ts';
-import { describeRuntime, dockerfileEnv, imageRuntimeEnv, parseRuntime, runtimeEnv, words } from '../src/runtime.ts';
+import { describeRuntime, dockerfileEnv, entrypointNodeArgs, imageRuntime, imageRuntimeEnv, parseRuntime, runtimeEnv, words } from '../src/runtime.ts';
 import { scenarios } from '../src/scenarios.ts';
 import { sidecarMissing } from '../src/sidecar.ts';
 import { maxOf, median, percentile, spread } from '../src/stats.ts';
@@ -84,9 +84,12 @@ t.test('runtime specs: the image ENV, words, and what reaches the sidecar', asyn
   t.same(dockerfileEnv(dockerfile), { NODE_ENV: 'production', NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128', MALLOC_ARENA_MAX: '2', LEGACY: 'some value' });
   t.same(imageRuntimeEnv(dockerfile), { NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128', MALLOC_ARENA_MAX: '2' }, 'only runtime tuning, never DEVSTACK_* or NODE_ENV');
 
+  t.same(entrypointNodeArgs(`${dockerfile}ENTRYPOINT ["node", "--no-concurrent-array-buffer-sweeping", "--x=1", "packages/sidecar/dist/cli.js", "--not-node's"]\n`), ['--no-concurrent-array-buffer-sweeping', '--x=1'], 'node\'s flags from the exec-form ENTRYPOINT, up to the script');
+  t.same([entrypointNodeArgs(dockerfile), entrypointNodeArgs('ENTRYPOINT node --x cli.js\n'), entrypointNodeArgs('ENTRYPOINT ["tini", "--", "node"]\n'), entrypointNodeArgs('ENTRYPOINT ["node", \n')], [[], [], [], []], 'none, shell form, not node, or not JSON: no flags');
+  t.same(imageRuntime(`${dockerfile}ENTRYPOINT ["node", "--y", "cli.js"]\n`), { env: { NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128', MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--y'] });
   t.same(parseRuntime('none'), { spec: 'none', env: {}, nodeArgs: [] });
-  t.same(parseRuntime(' image ', () => ({ MALLOC_ARENA_MAX: '2' })).env, { MALLOC_ARENA_MAX: '2' });
-  t.same(parseRuntime('image MALLOC_ARENA_MAX=1 --optimize-for-size', () => ({ MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--x' })), { spec: 'image MALLOC_ARENA_MAX=1 --optimize-for-size', env: { MALLOC_ARENA_MAX: '1', NODE_OPTIONS: '--x' }, nodeArgs: ['--optimize-for-size'] }, 'the image, then changes to it');
+  t.same(parseRuntime(' image ', () => ({ env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--no-concurrent-array-buffer-sweeping'] })), { spec: 'image', env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--no-concurrent-array-buffer-sweeping'] });
+  t.same(parseRuntime('image MALLOC_ARENA_MAX=1 --optimize-for-size', () => ({ env: { MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '--x' }, nodeArgs: [] })), { spec: 'image MALLOC_ARENA_MAX=1 --optimize-for-size', env: { MALLOC_ARENA_MAX: '1', NODE_OPTIONS: '--x' }, nodeArgs: ['--optimize-for-size'] }, 'the image, then changes to it');
   const r = parseRuntime('NODE_OPTIONS="--max-semi-space-size=2" --no-incremental-marking');
   t.same([r.env, r.nodeArgs], [{ NODE_OPTIONS: '--max-semi-space-size=2' }, ['--no-incremental-marking']]);
   t.equal(describeRuntime(r), 'NODE_OPTIONS=--max-semi-space-size=2 --no-incremental-marking');
@@ -95,9 +98,9 @@ t.test('runtime specs: the image ENV, words, and what reaches the sidecar', asyn
   t.same(env, { PATH: '/bin', MALLOC_ARENA_MAX: '2' }, "the harness's own tuning is not inherited");
 
   // Node refuses most V8 flags in NODE_OPTIONS: what the image sets must start a process.
-  const image = imageRuntimeEnv();
-  const node = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(require("v8").getHeapStatistics().total_available_size > 0))'], { env: runtimeEnv(parseRuntime('image')), encoding: 'utf8' });
-  t.equal(node.status, 0, `node starts with the image's ${JSON.stringify(image)}: ${node.stderr}`);
+  const image = parseRuntime('image');
+  const node = spawnSync(process.execPath, [...image.nodeArgs, '-e', 'process.stdout.write(String(require("v8").getHeapStatistics().total_available_size > 0))'], { env: runtimeEnv(image), encoding: 'utf8' });
+  t.equal(node.status, 0, `node starts with the image's ${describeRuntime(image)}: ${node.stderr}`);
   t.equal(node.stdout, 'true');
 });
 
