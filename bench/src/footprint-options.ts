@@ -57,9 +57,10 @@ Compares runtime tunings of the sidecar on memory and cost: every round starts a
 variant (order rotated each round), reads its idle RSS, loads its outbound listener with each body
 and reads its peak RSS, req/s and CPU µs per request. Medians and spread over the rounds.
 
-  --variant NAME:SPEC    repeatable; SPEC is image (docker/sidecar.Dockerfile's ENV), none (Node's
-                         defaults) or words: NAME=value sets a variable, --flag goes on node's command
-                         line, image the image's variables: e.g. 'lean:image --optimize-for-size'
+  --variant NAME:SPEC    repeatable; SPEC is image (docker/sidecar.Dockerfile's ENV and the node flags
+                         of its ENTRYPOINT), none (Node's defaults) or words: NAME=value sets a
+                         variable, --flag goes on node's command line, image the image's settings:
+                         e.g. 'lean:image --optimize-for-size'
                          (default: node-defaults:none and image:image; the first is the baseline)
   --rounds N             at least 2 (default ${FOOTPRINT_DEFAULTS.rounds})
   --duration S           measured seconds per body (default ${FOOTPRINT_DEFAULTS.duration})

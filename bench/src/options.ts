@@ -92,10 +92,10 @@ export const HELP = `Usage: npm run bench -- [options]       (each option also r
   --wrk-threads N        wrk threads (default ${DEFAULTS.wrkThreads})
   --no-setup             do not run bench/setup.sh when nginx or wrk is missing
   --sidecar PATH         sidecar CLI (default packages/sidecar/dist/cli.js)
-  --sidecar-runtime SPEC the sidecar's V8/malloc tuning: image (default: the ENV of
-                         docker/sidecar.Dockerfile), none (Node's defaults), or words such as
-                         'image MALLOC_ARENA_MAX=1 --optimize-for-size' (image: the image's
-                         variables, NAME=value sets one, --flag goes on node's command line)
+  --sidecar-runtime SPEC the sidecar's V8/malloc tuning: image (default: the ENV and ENTRYPOINT
+                         node flags of docker/sidecar.Dockerfile), none (Node's defaults), or words
+                         such as 'image MALLOC_ARENA_MAX=1 --optimize-for-size' (image: the image's
+                         settings, NAME=value sets one, --flag goes on node's command line)
   --cpu-prof DIR         run the sidecar with --cpu-prof, profiles written into DIR
   --out DIR              results directory (default bench/results)
   --help

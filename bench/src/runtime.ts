@@ -2,8 +2,9 @@
  * How the sidecar's Node runtime is tuned (V8 heap flags, glibc malloc settings), as a spec of
  * words: `NAME=value` sets an environment variable (NODE_OPTIONS, MALLOC_ARENA_MAX, ...), any
  * word starting with `--` is a flag on node's own command line (for V8 flags that NODE_OPTIONS
- * refuses), and `image` stands for what docker/sidecar.Dockerfile sets, read from its ENV lines:
- * by default the bench measures the sidecar the way the image runs it. `none` is Node's defaults.
+ * refuses), and `image` stands for what docker/sidecar.Dockerfile sets, read from its ENV lines
+ * and the node flags of its ENTRYPOINT: by default the bench measures the sidecar the way the image
+ * runs it. `none` is Node's defaults.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
