@@ -7,14 +7,13 @@
  * of the Role must be used.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { ListQueuesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
 import { startFakeApiServer, TRAEFIK_RESOURCES } from '@devstack/kube-fake';
 import { ROOT, SERVICE_CHART, find, lint, render, validate, type Container, type K8sObject } from './helpers/charts.ts';
+import type { Test } from './helpers/tap.ts';
 
 const CLI = join(ROOT, 'packages/hooks/bin/devstack-hooks.cjs');
 const NS = 'shop';
@@ -75,6 +74,14 @@ async function helmEvent(objects: K8sObject[], event: string, kubeconfig: string
   return runs;
 }
 /** `<job>: <exit code> <the done line's change, or the error's code>` per run. */
+/** A fake API server with Traefik's CRDs and the namespace, closed at the end of the test, and a kubeconfig for it. */
+async function cluster(t: Test) {
+  const api = await startFakeApiServer({ customResources: [...TRAEFIK_RESOURCES], namespaces: [NS] });
+  t.teardown(() => api.close());
+  const kubeconfig = await api.kubeconfig(join(t.testdir(), 'kubeconfig'), { namespace: 'default' });
+  return { api, kubeconfig };
+}
+
 const changes = (runs: Run[]) =>
   runs.map((r) => {
     const lines = `${r.stdout}${r.stderr}`.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -195,11 +202,7 @@ t.test('RBAC: one Role, with the rules of the hooks that are on and nothing else
 });
 
 t.test('the rendered Jobs run as Helm runs them, with exactly the Role\'s permissions', async (t) => {
-  const api = await startFakeApiServer({ customResources: [...TRAEFIK_RESOURCES], namespaces: [NS] });
-  t.teardown(() => api.close());
-  const dir = mkdtempSync(join(tmpdir(), 'devstack-chart-hooks-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = await api.kubeconfig(join(dir, 'kubeconfig'), { namespace: 'default' });
+  const { api, kubeconfig } = await cluster(t);
   const sqs = await startFauxqs({ port: 0, host: '127.0.0.1', logger: false });
   t.teardown(() => sqs.stop());
   const client = new SQSClient({ endpoint: sqs.address, region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
@@ -236,11 +239,7 @@ t.test('the rendered Jobs run as Helm runs them, with exactly the Role\'s permis
 });
 
 t.test('a gRPC copy\'s rule on a shared IngressRoute: scheme h2c, valid, set on an upgrade from http, removed at uninstall', async (t) => {
-  const api = await startFakeApiServer({ customResources: [...TRAEFIK_RESOURCES], namespaces: [NS] });
-  t.teardown(() => api.close());
-  const dir = mkdtempSync(join(tmpdir(), 'devstack-chart-hooks-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = await api.kubeconfig(join(dir, 'kubeconfig'), { namespace: 'default' });
+  const { api, kubeconfig } = await cluster(t);
   const ref = { apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', name: 'edge', namespace: NS };
   const baseRoute = { kind: 'Rule', match: 'Host(`shop.example.com`)', services: [{ name: 'web', port: 80, scheme: 'h2c' }] };
   api.create({ apiVersion: 'traefik.io/v1alpha1', kind: 'IngressRoute', metadata: { name: 'edge', namespace: NS }, spec: { entryPoints: ['web'], routes: [baseRoute] } });
@@ -276,11 +275,7 @@ t.test('a gRPC copy\'s rule on a shared IngressRoute: scheme h2c, valid, set on 
 });
 
 t.test('a failed pre-install hook leaves nothing behind', async (t) => {
-  const api = await startFakeApiServer({ customResources: [...TRAEFIK_RESOURCES], namespaces: [NS] });
-  t.teardown(() => api.close());
-  const dir = mkdtempSync(join(tmpdir(), 'devstack-chart-hooks-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const kubeconfig = await api.kubeconfig(join(dir, 'kubeconfig'), { namespace: 'default' });
+  const { api, kubeconfig } = await cluster(t);
   const objects = await render('web-feature1', { namespace: NS, values: copy({ secrets: [{ from: 'web' }], sharedIngressRoute: { enabled: true, name: 'edge' } }) });
   const before = api.resourceVersion;
   const missingBase = await helmEvent(objects, 'pre-install', kubeconfig);

@@ -23,6 +23,7 @@ import { init } from '@devstack/sdk';
 import { grpcClientOptions, grpcServerInterceptor } from '@devstack/sdk/grpc';
 import { rows as httpRows, type Row } from './helpers/conformance-rows.ts';
 import { unaryMethod } from './helpers/grpc-json.ts';
+import type { Test } from './helpers/tap.ts';
 
 const LANE = 'x-devstack-lane';
 const KEY = 'uber-ctx-key';
@@ -113,7 +114,6 @@ async function bind(server: grpc.Server): Promise<string> {
   return `127.0.0.1:${port}`;
 }
 
-type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /** The upstreams the table is written for, each a grpc-js server naming itself, and their registry file. */
 async function fleet(t: Test): Promise<string> {

@@ -33,6 +33,7 @@ import { Sidecar, createLogger } from '@devstack/sidecar';
 import { getRoutingKey, init, withRouting } from '@devstack/sdk';
 import { grpcClientOptions, grpcInterceptor, grpcServerInterceptor } from '@devstack/sdk/grpc';
 import { unaryMethod } from './helpers/grpc-json.ts';
+import type { Test } from './helpers/tap.ts';
 
 const KEY = 'uber-ctx-key';
 type Service = 'a' | 'b' | 'c' | 'd';
@@ -261,7 +262,6 @@ function metadataOf(headers: Record<string, string>): grpc.Metadata {
   return md;
 }
 
-type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 /** Sends one request, then compares the path, each hop's record and the lanes each sidecar answered with. */
 async function check(t: Test, send: () => Promise<Next>, want: Next, what: string): Promise<void> {

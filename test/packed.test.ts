@@ -14,6 +14,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import t from 'tap';
+import type { Test } from './helpers/tap.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** What the app below uses; every other publishable workspace is packed and checked too. */
@@ -29,8 +30,6 @@ interface Manifest {
 
 const manifest = (dir: string) => JSON.parse(readFileSync(join(ROOT, dir, 'package.json'), 'utf8')) as Manifest;
 const PUBLISHABLE = manifest('.').workspaces!.map(manifest).filter((m) => m.private !== true).map((m) => m.name).sort();
-// The subtest type: the last overload of t.test is `(cb)`.
-type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
 // Two installs from npm's cache and a type check: slower than a unit test on a busy machine.
 t.setTimeout(180_000);
