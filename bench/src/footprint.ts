@@ -152,9 +152,6 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
             const load = await runLoad(loadSpec(binding, s, bench, o.duration));
             const after = cpuTime(sidecar.pid);
             const workers = o.gc ? threadCpuSeconds(sidecar.pid) - workersBefore : 0;
-            // The trace line of a collection that ended just before the load did may still be on its way.
-            await new Promise((r) => setTimeout(r, 50));
-            const collected = gcWindow.close();
             const harness = process.cpuUsage(start.harness);
             const up = cpuTime(upstream.pid);
             const busy = machineBusySeconds() - start.busy;
@@ -162,6 +159,9 @@ export async function runFootprint(o: FootprintOptions, log: (line: string) => v
             const cpu = after.user + after.system - before.user - before.system;
             const own = cpu + (harness.user + harness.system) / 1e6 + (up.user + up.system - start.upstream.user - start.upstream.system);
             const otherCpu = Math.min(1, Math.max(0, (busy - own) / (((performance.now() - start.at) / 1000) * availableParallelism())));
+            // The trace line of a collection that ended just before the load did may still be on its way.
+            if (o.gc) await new Promise((r) => setTimeout(r, 50));
+            const collected = gcWindow.close();
             const perRequest = (seconds: number) => (load.requests > 0 ? (seconds * 1e6) / load.requests : Number.NaN);
             const gc: BodyGc | undefined = o.gc ? { young: collected.young, full: collected.full, pauseUsPerRequest: perRequest(collected.pauseMs / 1000), workerUsPerRequest: perRequest(workers) } : undefined;
             bodies.push({ scenario: s.id, rps: load.rps, p99: load.p99, cpuUsPerRequest: perRequest(cpu), errors: load.errors, peakRssKiB: mem.peakKiB, peakAnonKiB: mem.peakAnonKiB, ...(Number.isFinite(otherCpu) ? { otherCpu } : {}), ...(gc ? { gc } : {}) });

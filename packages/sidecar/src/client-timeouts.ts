@@ -1,4 +1,4 @@
-import { h1 } from './downstream.js';
+import { h1, type DownstreamResponse } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 
 /** What a client stopped doing: sending its request headers or body, or reading the response. */
@@ -29,21 +29,18 @@ class Watch {
   mark = -1;
   drains = 0;
   since = 0;
-  readonly #list: WatchList;
 
-  constructor(ex: Exchange, list: WatchList) {
+  constructor(ex: Exchange) {
     this.ex = ex;
-    this.#list = list;
   }
-
-  readonly untrack = (): void => {
-    this.#list.remove(this);
-  };
-
-  readonly drained = (): void => {
-    this.drains++;
-  };
 }
+
+/**
+ * The response's own slot for its watch, so the 'close' and 'drain' listeners can be the same two
+ * functions for every exchange instead of two closures each.
+ */
+const WATCH = Symbol('devstack.clientTimeouts.watch');
+type Watched = DownstreamResponse & { [WATCH]?: Watch };
 
 class WatchList {
   head: Watch | undefined = undefined;
@@ -92,14 +89,23 @@ export class ClientTimeouts {
   constructor(options: ClientTimeoutOptions) {
     this.#options = options;
     const watching = this.#watching;
+    function untrack(this: Watched): void {
+      const watch = this[WATCH];
+      if (watch !== undefined) watching.remove(watch);
+    }
+    function drained(this: Watched): void {
+      const watch = this[WATCH];
+      if (watch !== undefined) watch.drains++;
+    }
     this.stage = (ex) => {
       // A gRPC call may stream for as long as it likes, quiet in either direction: it is bounded by
       // its deadline (grpc-timeout) and by HTTP/2 flow control, which no stalled stream can exhaust.
       if (ex.grpc) return ex.next();
-      const watch = new Watch(ex, watching);
+      const watch = new Watch(ex);
       watching.add(watch);
-      ex.res.once('close', watch.untrack);
-      ex.res.on('drain', watch.drained);
+      (ex.res as Watched)[WATCH] = watch;
+      ex.res.once('close', untrack);
+      ex.res.on('drain', drained);
       ex.next();
     };
     this.#timer = setInterval(() => this.#sweep(), sweepInterval(options));
