@@ -9,7 +9,7 @@ import type { RunRecord } from '../src/measure.ts';
 import type { VariantRun } from '../src/footprint.ts';
 import { FOOTPRINT_DEFAULTS, parseFootprintOptions } from '../src/footprint-options.ts';
 import { footprintMarkdown, summarizeFootprint } from '../src/footprint-report.ts';
-import { withGcTrace } from '../src/footprint.ts';
+import { runFootprint, withGcTrace } from '../src/footprint.ts';
 import { GcWindow, parseGcLine } from '../src/gc-trace.ts';
 import { DEFAULTS, parseOptions, type BenchOptions } from '../src/options.ts';
 import { memory, MemorySampler, parseStatus, threadCpuSeconds } from '../src/procstat.ts';
@@ -277,4 +277,19 @@ t.test('one short run through real processes: direct and the sidecar', async (t)
   t.ok(result.reload && 'ms' in result.reload && result.reload.ms.length === 1, 'registry change routed');
   t.match(md, /### Sidecar footprint/);
   t.match(result.bars.find((b) => /peak RSS/.test(b.name)), { note: /4 connections/ });
+});
+
+t.test('one short footprint run with --gc: each sidecar\'s GC trace read from its output', { skip: sidecarMissing() ?? false }, async (t) => {
+  // A 1 MiB semi-space collects within a fraction of a second of load, so the trace has lines to count.
+  const variants = [{ name: 'a', spec: 'none' }, { name: 'b', spec: 'NODE_OPTIONS=--max-semi-space-size=1' }];
+  const result = await runFootprint({ ...FOOTPRINT_DEFAULTS, variants, rounds: 2, duration: 0.5, warmup: 0.2, settle: 0, connections: 4, scenarios: ['small'], gc: true });
+  t.same(result.runs.map((r) => [r.variant, r.failure]), [['a', undefined], ['b', undefined], ['b', undefined], ['a', undefined]], 'every sidecar measured, order rotated');
+  t.equal(result.runtimes['b'], 'NODE_OPTIONS=--max-semi-space-size=1 --trace-gc-nvp', 'the trace flag added to the variant');
+  for (const run of result.runs.filter((r) => r.variant === 'b')) {
+    const gc = run.bodies[0]!.gc!;
+    t.ok(gc.young > 0 && gc.pauseUsPerRequest > 0, `round ${run.round}: ${gc.young} young and ${gc.full} full collections counted from the trace`);
+    t.ok(Number.isFinite(gc.workerUsPerRequest) && gc.workerUsPerRequest >= 0, 'V8 worker threads read');
+  }
+  const [, b] = summarizeFootprint(result.runs, variants, ['small']);
+  t.equal(b!.bodies[0]!.extraGcVsBaselineCpu.n, 2, 'the extra GC paired per round');
 });
