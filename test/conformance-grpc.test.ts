@@ -13,7 +13,6 @@
  * with no SDK initialised, so nothing of the SDK can act on the sidecar's own calls.
  */
 import { writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
@@ -129,10 +128,6 @@ async function fleet(t: Test): Promise<string> {
     servers.push(server);
     return { url: `http://${await bind(server)}`, protocol: 'h2c', ready };
   };
-  const dead = createServer();
-  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
-  const deadPort = (dead.address() as AddressInfo).port;
-  await new Promise((resolve) => dead.close(resolve));
   const registry = join(t.testdir(), 'registry.json');
   writeFileSync(
     registry,
@@ -141,7 +136,8 @@ async function fleet(t: Test): Promise<string> {
         web: { base: await upstream('web'), features: { f1: await upstream('web-f1') } },
         orders: { base: await upstream('orders'), features: { f2: await upstream('orders-f2'), parked: await upstream('orders-parked', false) } },
         idle: { base: await upstream('idle', false) },
-        gone: { base: { url: `http://127.0.0.1:${deadPort}`, protocol: 'h2c' } },
+        // Port 1: privileged, so no test's listen(0) can be handed it while files run in parallel.
+        gone: { base: { url: 'http://127.0.0.1:1', protocol: 'h2c' } },
       },
     }),
   );

@@ -93,9 +93,6 @@ t.test('the sidecar and the SDK make the same routing step', async (t) => {
     servers.push(server);
     return `http://127.0.0.1:${await listen(server)}`;
   };
-  const dead = createServer();
-  const deadPort = await listen(dead);
-  await close(dead);
   const registry = join(dir, 'registry.json');
   writeFileSync(
     registry,
@@ -104,7 +101,8 @@ t.test('the sidecar and the SDK make the same routing step', async (t) => {
         web: { base: await upstream('web'), features: { f1: await upstream('web-f1') } },
         orders: { base: await upstream('orders'), features: { f2: await upstream('orders-f2'), parked: { url: await upstream('orders-parked'), ready: false } } },
         idle: { base: { url: await upstream('idle'), ready: false } },
-        gone: { base: `http://127.0.0.1:${deadPort}` },
+        // Port 1: privileged, so no test's listen(0) can be handed it while files run in parallel.
+        gone: { base: 'http://127.0.0.1:1' },
       },
     }),
   );

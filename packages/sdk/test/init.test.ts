@@ -112,11 +112,9 @@ t.test('proxyless mode without a registry snapshot says so', async (t) => {
     t.match(viaHttp.error?.cause, { code: 'DEVSTACK_REGISTRY_FILE' });
 
     t.equal((await httpGet({ host: '127.0.0.1', port, agent: false })).status, 200, 'other calls are untouched');
-    const closed = http.createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const closedPort = (closed.address() as { port: number }).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const refused = await fetch(`http://127.0.0.1:${closedPort}/`).then(() => undefined, (e: Error) => e.cause as { code?: string });
+    // Port 2: privileged, so no test's listen(0) can be handed it while files run in parallel,
+    // and not on fetch's list of blocked ports (1 is).
+    const refused = await fetch('http://127.0.0.1:2/').then(() => undefined, (e: Error) => e.cause as { code?: string });
     t.equal(refused?.code, 'ECONNREFUSED', 'failures other than a missing host keep their own error');
   });
 

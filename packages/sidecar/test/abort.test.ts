@@ -1,17 +1,14 @@
 import t from 'tap';
-import { createServer, request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { request, type ClientRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import { createLogger } from '@devstack/sidecar';
 import { send, sidecar, upstream, writeRegistry, type Tap } from './helpers.ts';
 
-/** A port nothing listens on: connecting is refused, so the sidecar retries on the next target. */
-async function refusingOrigin(): Promise<string> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
-}
+/**
+ * A port nothing listens on: connecting is refused, so the sidecar retries on the next target.
+ * Port 1 is privileged, so no test's listen(0) can be handed it while files run in parallel.
+ */
+const REFUSING_ORIGIN = 'http://127.0.0.1:1';
 
 /** An upstream that never answers; each request's arrival and the close of its socket are events. */
 async function hangingUpstream(t: Tap) {
@@ -40,7 +37,7 @@ t.test('a retried request is aborted upstream when its client leaves', async (t)
   const dir = t.testdir();
   const hang = await hangingUpstream(t);
   // Round robin starts at the first target: the refused one, so the request is retried on `hang`.
-  const s = await sidecar(t, writeRegistry(dir, { a: { base: [await refusingOrigin(), hang.origin] } }));
+  const s = await sidecar(t, writeRegistry(dir, { a: { base: [REFUSING_ORIGIN, hang.origin] } }));
   const client = open(s.addresses.outbound!.port, { host: 'a' });
   const first = await hang.arrival(1);
   const metrics = (await send(s.addresses.admin!.port, { path: '/metrics' })).body;
@@ -76,7 +73,7 @@ t.test('shutdown ends at its deadline whatever is still open, and says what it c
   const dir = t.testdir();
   const hang = await hangingUpstream(t);
   const lines: string[] = [];
-  const s = await sidecar(t, writeRegistry(dir, { a: { base: [await refusingOrigin(), hang.origin] } }), {
+  const s = await sidecar(t, writeRegistry(dir, { a: { base: [REFUSING_ORIGIN, hang.origin] } }), {
     shutdownTimeoutMs: 50,
     logger: createLogger('info', (line) => lines.push(line)),
   });
