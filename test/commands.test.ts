@@ -62,6 +62,9 @@ t.test('on a Node older than the packages need, every command says which Node it
     ['npm', ['test']],
     ['npm', ['run', 'build']],
     ['npx', ['devstack-sidecar', '--help']],
+    // The bench workspace's own scripts, as its README runs them from bench/.
+    ['npm', ['run', 'footprint', '-w', '@devstack/bench', '--', '--help']],
+    ['npm', ['run', 'h2', '-w', '@devstack/bench', '--', '--help']],
   ] as const) {
     const r = await run(cmd, [...args], env);
     const what = `${cmd} ${args.join(' ')}`;
