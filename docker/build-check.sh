@@ -66,7 +66,12 @@ for target in "${targets[@]}"; do
     sidecar)
       node packages/sidecar/dist/cli.js --help | grep -q '^Usage: devstack-sidecar' || fail "sidecar --help"
       printf 'services:\n  web:\n    base: http://127.0.0.1:9\n' >"$tmp/registry.yaml"
-      node packages/sidecar/dist/cli.js --registry "$tmp/registry.yaml" --admin-port 0 --admin-host 127.0.0.1 --outbound-port 0 >"$tmp/sidecar.log" 2>&1 &
+      # Started as the image starts it: its ENTRYPOINT and the runtime settings of its ENV, so a
+      # flag node refuses fails here rather than in a pod.
+      mapfile -t entrypoint < <(node -e "const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(require('fs').readFileSync(process.argv[1], 'utf8')); for (const w of JSON.parse(m[1])) console.log(w)" "$root/docker/sidecar.Dockerfile")
+      image_env=(NODE_OPTIONS="$(sed -nE 's/^ *NODE_OPTIONS="([^"]*)".*/\1/p' "$root/docker/sidecar.Dockerfile")" MALLOC_ARENA_MAX="$(sed -nE 's/^ *MALLOC_ARENA_MAX=([0-9]+).*/\1/p' "$root/docker/sidecar.Dockerfile")")
+      [ "${entrypoint[0]}" = node ] && [ -n "${image_env[0]#NODE_OPTIONS=}" ] || fail "cannot read the sidecar image's ENTRYPOINT and NODE_OPTIONS"
+      env "${image_env[@]}" "${entrypoint[@]}" --registry "$tmp/registry.yaml" --admin-port 0 --admin-host 127.0.0.1 --outbound-port 0 >"$tmp/sidecar.log" 2>&1 &
       pids+=($!)
       wait_line "$tmp/sidecar.log" ready >/dev/null || fail "the built sidecar did not become ready"
       port="$(grep -m1 '"listener":"admin"' "$tmp/sidecar.log" | sed -E 's/.*"port":([0-9]+).*/\1/')"
@@ -77,7 +82,7 @@ for target in "${targets[@]}"; do
       # at the kubeconfig, not at a missing package.
       k8s="$(node packages/sidecar/dist/cli.js --registry k8s --kubeconfig "$tmp/none" --outbound-port 0 2>&1 || true)"
       grep -q 'no Kubernetes credentials' <<<"$k8s" || fail "sidecar --registry k8s: $k8s"
-      say "sidecar: --help, start, /healthz, /routes, SIGTERM (exit 0) and --registry k8s from the runtime tree"
+      say "sidecar: --help, start with the image's ENTRYPOINT (${entrypoint[*]}) and ${image_env[*]}, /healthz, /routes, SIGTERM (exit 0) and --registry k8s from the runtime tree"
       ;;
     examples)
       [ -f node_modules/@devstack/sidecar/dist/cli.js ] || fail "examples: the sidecar is missing from the runtime tree"
