@@ -13,12 +13,12 @@ FROM node:24-slim
 # 32 MiB per semi-space under load) and a capped old generation keep the peak RSS of small
 # requests at 50 connections under 128 MiB (GET 64 B: about 132 -> 113 MiB) for 3.7% more GC work
 # per request; large bodies still peak higher (64 KiB GETs 133-148 MiB, 1 MiB uploads 181-203 MiB)
-# and cost 1.3-1.6 times Node's default CPU (for mostly-large-body traffic, see "Footprint" there:
-# --no-incremental-marking in ENTRYPOINT). Two malloc arenas instead of one per GC thread. Measured with `npm run footprint` and
-# `npm run bench` (bench/README.md); the numbers and the pod resources are in
-# packages/sidecar/README.md, "Footprint". Raise --max-old-space-size, and the memory limit, for
-# registries over about 20 000 (service, key) entries: at 100 000 the sidecar runs out of heap at
-# start.
+# and cost 1.3-1.6 times Node's default CPU (for mostly large-body traffic, an ENTRYPOINT with
+# --no-incremental-marking). Two malloc arenas instead of one per GC thread. Measured with
+# `npm run footprint` and `npm run bench` (bench/README.md); the numbers and the pod resources
+# are in packages/sidecar/README.md, "Footprint". Raise --max-old-space-size, and the memory
+# limit, for registries over about 20 000 (service, key) entries: at 100 000 the sidecar runs
+# out of heap at start.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-semi-space-size=8 --max-old-space-size=128" \
     MALLOC_ARENA_MAX=2 \
