@@ -15,6 +15,7 @@ import { summarizeH2, type H2RunRecord, type H2Summary } from './h2-summary.ts';
 import { machineInfo, runStamp, type RunStamp } from './machine.ts';
 import { watchUsage } from './measure.ts';
 import { rotate } from './suite.ts';
+import { lostTargets } from './processes.ts';
 
 export const H2_PATH_INFO: Record<H2PathId, { title: string; path: string }> = {
   direct: { title: 'direct', path: 'h2load -> upstream stub (h2c)' },
@@ -49,10 +50,16 @@ export interface H2SuiteResult extends RunStamp<H2Options> {
   summary: H2Summary[];
 }
 
+/** A check that failed because a target died says so, with the target's last words. */
+function lostNote(): string {
+  const lost = lostTargets();
+  return lost.length === 0 ? '' : ` (${lost.join('; ')})`;
+}
+
 async function measureH2(bin: string, b: H2Binding, s: H2Scenario, o: H2Options, bodyFile: string | undefined, round: number, position: number): Promise<H2RunRecord> {
   const base = { round, scenario: s.id, path: b.id, position, loadavg1: loadavg()[0]! };
   const before = await checkH2(b, s);
-  if (before) return { ...base, load: undefined, failure: `check before the run: ${before}`, checks: { made: 1, passed: 0 }, usage: {}, clientCpuPct: Number.NaN };
+  if (before) return { ...base, load: undefined, failure: `check before the run: ${before}${lostNote()}`, checks: { made: 1, passed: 0 }, usage: {}, clientCpuPct: Number.NaN };
   const watch = watchUsage(b.procs);
   const started = performance.now();
   let result;
@@ -68,7 +75,7 @@ async function measureH2(bin: string, b: H2Binding, s: H2Scenario, o: H2Options,
   return {
     ...base,
     load: result.load,
-    failure: after ? `check after the run: ${after}` : undefined,
+    failure: after ? `check after the run: ${after}${lostNote()}` : undefined,
     checks: { made: 2, passed: after ? 1 : 2 },
     usage,
     clientCpuPct: (result.clientCpuSeconds / wall) * 100,

@@ -197,8 +197,8 @@ export async function startNginxWith(bin: string, config: (dir: string, port: nu
   const conf = join(dir, 'nginx.conf');
   writeFileSync(conf, config(dir, port));
   const child = spawn(bin, ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  track(child);
   const output: string[] = [];
+  track(child, 'nginx', output);
   tail(child, output);
   const started = Date.now();
   let workerPid = 0;

@@ -33,13 +33,30 @@ export function tail(child: ChildProcess, into: string[], max = 40): void {
   child.stderr?.on('data', take);
 }
 
-export function track(child: ChildProcess): void {
+const stopping = new WeakSet<ChildProcess>();
+/** Targets that exited while the harness still needed them, each with why, as far as it said. */
+const lost: string[] = [];
+
+/** `name`: a target that should run until stopped (a load client's exit is no loss). */
+export function track(child: ChildProcess, name?: string, output?: string[]): void {
   running.add(child);
-  child.once('exit', () => running.delete(child));
+  child.once('exit', (code, signal) => {
+    running.delete(child);
+    if (name !== undefined && !stopping.has(child)) lost.push(`${name} exited (${signal ?? code})${output?.length ? `: ${output.slice(-8).join(' | ')}` : ''}`);
+  });
+}
+
+/**
+ * The targets that died since the last call: a failed check then names the cause (a stub that
+ * crashed) rather than only its effect (a refused connection).
+ */
+export function lostTargets(): string[] {
+  return lost.splice(0);
 }
 
 /** Stops a child: SIGTERM, then SIGKILL if it has not gone after `graceMs`. */
 export async function stopChild(child: ChildProcess, graceMs = 5000): Promise<void> {
+  stopping.add(child);
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
   child.kill('SIGTERM');
@@ -57,8 +74,8 @@ export function killAll(): void {
 export async function startNodeChild(name: string, script: string, settings: object, timeoutMs = 15_000): Promise<Target> {
   const path = fileURLToPath(new URL(`./children/${script}`, import.meta.url));
   const child = fork(path, [JSON.stringify(settings)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], execArgv: [] });
-  track(child);
   const output: string[] = [];
+  track(child, name, output);
   tail(child, output);
   const ports = await new Promise<Record<string, number>>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${name} did not start within ${timeoutMs} ms: ${output.join(' | ')}`)), timeoutMs);

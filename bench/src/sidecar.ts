@@ -72,8 +72,8 @@ export async function startSidecar(options: SidecarOptions): Promise<Target> {
   ];
   const env = options.runtime ? runtimeEnv(options.runtime) : process.env;
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
-  track(child);
   const output: string[] = [];
+  track(child, 'sidecar', output);
   tail(child, output);
   const ports: Record<string, number> = {};
   let buffered = '';

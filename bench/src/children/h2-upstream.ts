@@ -19,6 +19,7 @@ const { HTTP2_HEADER_STATUS: STATUS, HTTP2_HEADER_CONTENT_TYPE: CONTENT_TYPE, HT
 
 /** A gRPC error goes as a trailers-only answer: one HEADERS frame with the status, no body. */
 function grpcError(stream: ServerHttp2Stream, lane: string, code: number, message: string): void {
+  if (stream.destroyed || stream.closed) return;
   stream.respond({ [STATUS]: 200, [CONTENT_TYPE]: GRPC_CONTENT_TYPE, 'grpc-status': String(code), 'grpc-message': encodeURIComponent(message), 'x-upstream': lane }, { endStream: true });
 }
 
@@ -37,11 +38,16 @@ function unary(stream: ServerHttp2Stream, lane: string): void {
     } catch {
       // a malformed body is answered below like any other wrong request
     }
+    // 'end' can come after the client reset the stream (h2load does at the end of a run), and
+    // respond() on a destroyed stream throws: that would end the process.
+    if (stream.destroyed || stream.closed) return;
     if (size > MAX_GRPC_REQUEST || !message || !message.equals(GRPC_REQUEST)) {
       return grpcError(stream, lane, 3, `expected one ${GRPC_REQUEST.length}-byte request message, got ${size} body bytes`);
     }
     stream.respond({ [STATUS]: 200, [CONTENT_TYPE]: GRPC_CONTENT_TYPE, 'x-upstream': lane }, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.once('wantTrailers', () => {
+      if (!stream.destroyed && !stream.closed) stream.sendTrailers({ 'grpc-status': '0' });
+    });
     stream.end(GRPC_RESPONSE_FRAME);
   });
 }

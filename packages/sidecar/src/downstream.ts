@@ -36,6 +36,15 @@ export function h2Response(res: DownstreamResponse): Http2ServerResponse | undef
   return 'stream' in res ? (res as Http2ServerResponse) : undefined;
 }
 
+/**
+ * Whether the client can no longer be answered: its connection (HTTP/1.1) or stream (HTTP/2) is
+ * gone. node:http2 throws when a closed stream is answered, so every answer checks this first.
+ */
+export function clientGone(res: DownstreamResponse): boolean {
+  const h2 = h2Response(res);
+  return h2 !== undefined ? h2.stream.destroyed || h2.stream.closed : res.destroyed;
+}
+
 export function h2Request(req: DownstreamRequest): Http2ServerRequest | undefined {
   return req.httpVersionMajor === 2 ? (req as Http2ServerRequest) : undefined;
 }

@@ -1,5 +1,5 @@
 import { DevstackError, LANE_HEADER } from '@devstack/core';
-import { canAddTrailers, h2Response, type DownstreamResponse } from './downstream.js';
+import { canAddTrailers, clientGone, h2Response, type DownstreamResponse } from './downstream.js';
 import { grpcErrorFields } from './grpc.js';
 
 /** Every answer the sidecar makes itself, with its HTTP status. Codes are stable: clients branch on them. */
@@ -45,6 +45,9 @@ export function errorBody(code: string, message: string): string {
 
 /** Answers with the error's status and a JSON body `{ error: { code, message } }`, or as a gRPC error for gRPC calls. */
 export function sendError(res: DownstreamResponse, code: ProxyErrorCode, message: string, lane: string, grpc = false): void {
+  // The client left (a reset stream, a closed connection) before its answer was ready: no one to
+  // tell, and an HTTP/2 stream would throw.
+  if (clientGone(res)) return;
   if (grpc) return sendGrpcError(res, code, message, lane);
   if (res.headersSent) {
     // Too late for a status: cutting the connection is the only honest signal left.

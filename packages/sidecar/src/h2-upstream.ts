@@ -1,6 +1,6 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
 import { LANE_HEADER, upstreamFailure, type UpstreamFailure } from '@devstack/core';
-import { canAddTrailers, h2Response, requestHasBody } from './downstream.js';
+import { canAddTrailers, clientGone, h2Response, requestHasBody } from './downstream.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -216,7 +216,10 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
     if ((flags & NGHTTP2_FLAG_END_STREAM) !== 0) {
       settled = true;
       const h2 = h2Response(res);
-      if (h2 !== undefined) return void h2.stream.respond(headerObject(status, list), { endStream: true });
+      if (h2 !== undefined) {
+        if (clientGone(res)) return cancel();
+        return void h2.stream.respond(headerObject(status, list), { endStream: true });
+      }
       res.writeHead(status, list);
       return void res.end();
     }
