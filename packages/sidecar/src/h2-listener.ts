@@ -54,6 +54,9 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
     maxHeaderListPairs: 256,
   });
   const sessions = new Set<ServerHttp2Session>();
+  // Connections whose first bytes have not told the protocol yet: neither parser owns them, so
+  // the shutdown deadline must reach them here.
+  const sniffing = new Set<Duplex>();
   let draining = false;
   h2.on('request', guard.request(name, handler));
   h2.on('session', (session: ServerHttp2Session) => {
@@ -75,12 +78,16 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
       metrics.clientTimeout(name, 'headers');
       guard.refuse(name, socket, 'DEVSTACK_CLIENT_TIMEOUT', `request not received within ${deps.headersTimeoutMs} ms`);
     }, deps.headersTimeoutMs);
-    // Until a parser owns the socket, a client's reset must not be an unhandled 'error'.
+    // Until a parser owns the socket, a client's reset must not be an unhandled 'error', and a
+    // client that ends before a request (the server allows half-open sockets) is closed at once
+    // rather than held until the headers timeout.
     const onError = () => socket.destroy();
     const done = () => {
       clearTimeout(timer);
+      sniffing.delete(socket);
       socket.off('data', onData);
       socket.off('close', done);
+      socket.off('end', onError);
       socket.off('error', onError);
     };
     const onData = (chunk: Buffer) => {
@@ -102,7 +109,9 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
       // stream's buffer and reach it as 'data' once the stream flows again.
       socket.resume();
     };
+    sniffing.add(socket);
     socket.on('error', onError);
+    socket.once('end', onError);
     socket.on('data', onData);
     socket.once('close', done);
   });
@@ -118,6 +127,7 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
     },
     destroy() {
       for (const session of sessions) session.destroy();
+      for (const socket of sniffing) socket.destroy();
     },
   };
 }

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import type { Sidecar } from '@devstack/sidecar';
 import { holdingUpstream, send, sidecar, upstream, writeRegistry } from './helpers.ts';
 
@@ -103,4 +104,30 @@ t.test('the shutdown deadline cuts what is still running', async (t) => {
   while (hang.hits === 0) await new Promise((r) => setImmediate(r));
   await s.close();
   t.equal(await inFlight, 'ECONNRESET', 'after the deadline the connection is closed');
+});
+
+t.test('connections that never sent a request: closed when the client ends, cut at the shutdown deadline', async (t) => {
+  const a = await upstream(t, 'a');
+  // A headers timeout far beyond the test: only the fix can close these sockets in time.
+  const s = await sidecar(t, writeRegistry(t.testdir(), { a: { base: a.origin } }), { headersTimeoutMs: 600_000, requestHeadersTimeoutMs: 600_000, shutdownTimeoutMs: 100 });
+  const port = s.addresses.outbound!.port;
+  const opened = () =>
+    new Promise<Socket>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(socket));
+      socket.on('error', () => undefined);
+    });
+
+  const ender = await opened();
+  const closed = new Promise<boolean>((resolve) => ender.once('close', () => resolve(true)));
+  ender.end();
+  // The bound is only a guard, so a regression fails here rather than at the runner's timeout.
+  let guard: NodeJS.Timeout | undefined;
+  const bounded = <T>(p: Promise<T>, fallback: T) => Promise.race([p, new Promise<T>((resolve) => (guard = setTimeout(() => resolve(fallback), 20_000)))]).finally(() => clearTimeout(guard));
+  t.equal(await bounded(closed, false), true, 'a client that ends before a request: the sidecar closes its side');
+
+  const silent = await opened();
+  const silentClosed = new Promise<boolean>((resolve) => silent.once('close', () => resolve(true)));
+  await send(port, { headers: { host: 'a' } }); // the listener is past accepting the silent one
+  t.equal(await bounded(s.close().then(() => true), false), true, 'close() ends at the deadline with a silent connection open');
+  t.equal(await bounded(silentClosed, false), true, 'the silent connection was cut');
 });
