@@ -66,11 +66,13 @@ for target in "${targets[@]}"; do
     sidecar)
       node packages/sidecar/dist/cli.js --help | grep -q '^Usage: devstack-sidecar' || fail "sidecar --help"
       printf 'services:\n  web:\n    base: http://127.0.0.1:9\n' >"$tmp/registry.yaml"
-      # Started as the image starts it: its ENTRYPOINT and the runtime settings of its ENV, so a
-      # flag node refuses fails here rather than in a pod.
-      mapfile -t entrypoint < <(node -e "const m = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(require('fs').readFileSync(process.argv[1], 'utf8')); for (const w of JSON.parse(m[1])) console.log(w)" "$root/docker/sidecar.Dockerfile")
-      image_env=(NODE_OPTIONS="$(sed -nE 's/^ *NODE_OPTIONS="([^"]*)".*/\1/p' "$root/docker/sidecar.Dockerfile")" MALLOC_ARENA_MAX="$(sed -nE 's/^ *MALLOC_ARENA_MAX=([0-9]+).*/\1/p' "$root/docker/sidecar.Dockerfile")")
-      [ "${entrypoint[0]}" = node ] && [ -n "${image_env[0]#NODE_OPTIONS=}" ] || fail "cannot read the sidecar image's ENTRYPOINT and NODE_OPTIONS"
+      # Started as the image starts it: its ENTRYPOINT and the runtime settings of its ENV (read by
+      # the bench's parser of the Dockerfile, one per line), so a flag node refuses fails here
+      # rather than in a pod.
+      runtime="$root/bench/src/runtime.ts"
+      mapfile -t entrypoint < <(node --input-type=module -e "import { entrypoint } from '$runtime'; for (const w of entrypoint() ?? []) console.log(w);")
+      mapfile -t image_env < <(node --input-type=module -e "import { imageRuntimeEnv } from '$runtime'; for (const [k, v] of Object.entries(imageRuntimeEnv())) console.log(k + '=' + v);")
+      [ "${entrypoint[0]:-}" = node ] && [ ${#image_env[@]} -gt 0 ] || fail "cannot read the sidecar image's ENTRYPOINT and runtime ENV"
       env "${image_env[@]}" "${entrypoint[@]}" --registry "$tmp/registry.yaml" --admin-port 0 --admin-host 127.0.0.1 --outbound-port 0 >"$tmp/sidecar.log" 2>&1 &
       pids+=($!)
       wait_line "$tmp/sidecar.log" ready >/dev/null || fail "the built sidecar did not become ready"

@@ -55,24 +55,30 @@ export function imageRuntimeEnv(dockerfile = readFileSync(SIDECAR_DOCKERFILE, 'u
   return Object.fromEntries(Object.entries(dockerfileEnv(dockerfile)).filter(([name]) => RUNTIME_VAR.test(name)));
 }
 
-/**
- * The flags the image gives node itself, before the script: V8 flags that NODE_OPTIONS refuses
- * live in the exec-form ENTRYPOINT (`["node", "--flag", "packages/sidecar/dist/cli.js"]`).
- */
-export function entrypointNodeArgs(dockerfile: string): string[] {
+/** The image's exec-form ENTRYPOINT (`["node", "--flag", "packages/sidecar/dist/cli.js"]`), if it has one. */
+export function entrypoint(dockerfile = readFileSync(SIDECAR_DOCKERFILE, 'utf8')): string[] | undefined {
   const text = dockerfile.replace(/\\\r?\n/g, ' ');
   const m = /^\s*ENTRYPOINT\s+(\[.*\])\s*$/im.exec(text);
-  if (!m) return [];
+  if (!m) return undefined;
   let argv: unknown;
   try {
     argv = JSON.parse(m[1]!);
   } catch {
-    return [];
+    return undefined;
   }
-  if (!Array.isArray(argv) || argv[0] !== 'node') return [];
+  return Array.isArray(argv) && argv.every((a) => typeof a === 'string') ? argv : undefined;
+}
+
+/**
+ * The flags the image gives node itself, before the script: V8 flags that NODE_OPTIONS refuses
+ * live in the exec-form ENTRYPOINT.
+ */
+export function entrypointNodeArgs(dockerfile: string): string[] {
+  const argv = entrypoint(dockerfile);
+  if (argv?.[0] !== 'node') return [];
   const flags: string[] = [];
   for (const a of argv.slice(1)) {
-    if (typeof a !== 'string' || !a.startsWith('--')) break;
+    if (!a.startsWith('--')) break;
     flags.push(a);
   }
   return flags;

@@ -6,6 +6,7 @@
  */
 import { once } from 'node:events';
 import { createServer } from 'node:http';
+import { connect, constants, type ClientHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
@@ -20,7 +21,7 @@ import { summarizeH2, type H2RunRecord } from '../src/h2-summary.ts';
 import { findH2load, h2loadArgs, h2loadAvailability } from '../src/h2load.ts';
 import { parseH2load, parseH2loadLog } from '../src/h2load-output.ts';
 import { findNginx } from '../src/nginx.ts';
-import { killAll, startNodeChild } from '../src/processes.ts';
+import { killAll, lostTargets, startNodeChild } from '../src/processes.ts';
 import { sidecarMissing } from '../src/sidecar.ts';
 
 t.teardown(killAll);
@@ -237,6 +238,42 @@ t.test('checks against the h2c upstream stub and an HTTP/1.1 server', async (t) 
   const port = (http1.address() as AddressInfo).port;
   t.match(await checkH2({ ...b, port }, get!), /^not h2c: the HTTP\/2 preface was answered with HTTP\/1\.1 "HTTP\/1\.1 400 Bad Request"/);
   t.match(await grpcJsCall({ ...b, port }, 2000), /^grpc-js: /);
+});
+
+t.test('the h2c stub outlives clients that reset their calls, and a target that dies is named', async (t) => {
+  const upstream = await startNodeChild('h2-upstream', 'h2-upstream.ts', { lanes: ['base'] });
+  t.teardown(() => upstream.stop());
+  const origin = `http://127.0.0.1:${upstream.ports['base']}`;
+  // A unary call reset right after it was sent: the stub's 'end' comes on a stream already reset.
+  const sessions: ClientHttp2Session[] = [];
+  t.teardown(() => sessions.forEach((session) => session.destroy()));
+  for (let round = 0; round < 300 && upstream.child.exitCode === null; round++) {
+    const session = connect(origin);
+    sessions.push(session);
+    session.on('error', () => undefined);
+    const calls = Array.from({ length: 20 }, () => {
+      const call = session.request({ ':method': 'POST', ':path': GRPC_METHOD, 'content-type': 'application/grpc', te: 'trailers' });
+      call.on('error', () => undefined);
+      call.end(GRPC_REQUEST_FRAME);
+      return call;
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+    if (round % 2 === 0) calls.forEach((call) => call.close(constants.NGHTTP2_CANCEL));
+    else session.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  const [grpc] = h2Scenarios(['grpc'], 64);
+  const b: H2Binding = { id: 'direct', port: upstream.ports['base']!, authority: 'upstream', headers: {}, expectUpstream: 'base', procs: [] };
+  t.equal(await checkH2(b, grpc!), undefined, 'the stub still answers');
+  t.same(lostTargets(), [], 'nothing died');
+
+  upstream.child.kill('SIGKILL');
+  await once(upstream.child, 'exit');
+  t.match(lostTargets(), [/^h2-upstream exited \(SIGKILL\)/], 'a target that died unasked is reported once');
+  t.same(lostTargets(), [], 'and then forgotten');
+  const stopped = await startNodeChild('h2-upstream', 'h2-upstream.ts', { lanes: ['base'] });
+  await stopped.stop();
+  t.same(lostTargets(), [], 'a stopped target is no loss');
 });
 
 const noH2load = findH2load() === undefined ? 'h2load is not installed (Debian nghttp2-client; bench/setup.sh installs it): no h2 run' : false;

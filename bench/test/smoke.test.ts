@@ -14,7 +14,7 @@ import { GcWindow, parseGcLine } from '../src/gc-trace.ts';
 import { DEFAULTS, parseOptions, type BenchOptions } from '../src/options.ts';
 import { memory, MemorySampler, parseStatus, threadCpuSeconds } from '../src/procstat.ts';
 import { markdown } from '../src/report.ts';
-import { describeRuntime, dockerfileEnv, entrypointNodeArgs, imageRuntime, imageRuntimeEnv, parseRuntime, runtimeEnv, words } from '../src/runtime.ts';
+import { describeRuntime, dockerfileEnv, entrypoint, entrypointNodeArgs, imageRuntime, imageRuntimeEnv, parseRuntime, runtimeEnv, words } from '../src/runtime.ts';
 import { scenarios } from '../src/scenarios.ts';
 import { sidecarMissing } from '../src/sidecar.ts';
 import { maxOf, median, percentile, spread } from '../src/stats.ts';
@@ -86,6 +86,8 @@ t.test('runtime specs: the image ENV, words, and what reaches the sidecar', asyn
 
   t.same(entrypointNodeArgs(`${dockerfile}ENTRYPOINT ["node", "--no-concurrent-array-buffer-sweeping", "--x=1", "packages/sidecar/dist/cli.js", "--not-node's"]\n`), ['--no-concurrent-array-buffer-sweeping', '--x=1'], 'node\'s flags from the exec-form ENTRYPOINT, up to the script');
   t.same([entrypointNodeArgs(dockerfile), entrypointNodeArgs('ENTRYPOINT node --x cli.js\n'), entrypointNodeArgs('ENTRYPOINT ["tini", "--", "node"]\n'), entrypointNodeArgs('ENTRYPOINT ["node", \n')], [[], [], [], []], 'none, shell form, not node, or not JSON: no flags');
+  t.same(entrypoint(`${dockerfile}ENTRYPOINT ["node", "--y", "cli.js"]\n`), ['node', '--y', 'cli.js'], 'the whole exec form');
+  t.equal(entrypoint(`${dockerfile}ENTRYPOINT node cli.js\n`), undefined, 'a shell form is not read');
   t.same(imageRuntime(`${dockerfile}ENTRYPOINT ["node", "--y", "cli.js"]\n`), { env: { NODE_OPTIONS: '--max-semi-space-size=1 --max-old-space-size=128', MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--y'] });
   t.same(parseRuntime('none'), { spec: 'none', env: {}, nodeArgs: [] });
   t.same(parseRuntime(' image ', () => ({ env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--no-concurrent-array-buffer-sweeping'] })), { spec: 'image', env: { MALLOC_ARENA_MAX: '2' }, nodeArgs: ['--no-concurrent-array-buffer-sweeping'] });

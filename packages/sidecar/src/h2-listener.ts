@@ -81,14 +81,14 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
     // Until a parser owns the socket, a client's reset must not be an unhandled 'error', and a
     // client that ends before a request (the server allows half-open sockets) is closed at once
     // rather than held until the headers timeout.
-    const onError = () => socket.destroy();
+    const destroy = () => socket.destroy();
     const done = () => {
       clearTimeout(timer);
       sniffing.delete(socket);
       socket.off('data', onData);
       socket.off('close', done);
-      socket.off('end', onError);
-      socket.off('error', onError);
+      socket.off('end', destroy);
+      socket.off('error', destroy);
     };
     const onData = (chunk: Buffer) => {
       seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
@@ -110,8 +110,8 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
       socket.resume();
     };
     sniffing.add(socket);
-    socket.on('error', onError);
-    socket.once('end', onError);
+    socket.on('error', destroy);
+    socket.once('end', destroy);
     socket.on('data', onData);
     socket.once('close', done);
   });
