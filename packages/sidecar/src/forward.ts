@@ -1,9 +1,11 @@
+import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
 import { canAddTrailers, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
+import { markBody, releaseWhenWritten } from './release.js';
 import { forwardH2, type H2ForwardOptions, type H2Sessions } from './h2-upstream.js';
 import { canSendTrailers, forwardWithTrailers, sendsTrailers, type TrailerPathOptions } from './trailers.js';
 
@@ -75,7 +77,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#last = chunk;
       return;
     }
-    if (this.#ex.res.write(chunk)) return;
+    // HTTP/2 clients' writes complete into nghttp2's own queue: their chunks are left to the collector.
+    if (this.#ex.res.write(chunk, this.#ex.h2 ? undefined : releaseWhenWritten(chunk))) return;
     // The client reads slower than the upstream sends: hold the upstream until the client drains.
     controller.pause();
     this.#ex.res.once('drain', () => this.#controller?.resume());
@@ -85,7 +88,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const { res } = this.#ex;
     // Only a chunked answer has room for trailers; anything else could not carry them anyway.
     if (canAddTrailers(res) && hasAny(trailers)) res.addTrailers(trailers as Record<string, string>);
-    res.end(this.#last);
+    const last = this.#last;
+    if (last === undefined) res.end();
+    else res.end(last, this.#ex.h2 ? undefined : releaseWhenWritten(last));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -137,6 +142,11 @@ class Forwarder {
     };
   }
 
+  #body(ex: Exchange): Exchange['req'] {
+    if (!ex.h2) markBody(ex.req as IncomingMessage);
+    return ex.req;
+  }
+
   draining(): boolean {
     return this.#options.draining?.() ?? false;
   }
@@ -170,7 +180,7 @@ class Forwarder {
           path: ex.path,
           method: req.method as Dispatcher.HttpMethod,
           headers: ex.headers as Record<string, string | string[]>,
-          body: requestHasBody(req) ? req : null,
+          body: requestHasBody(req) ? this.#body(ex) : null,
         },
         handler,
       );

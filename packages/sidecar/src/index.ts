@@ -18,6 +18,7 @@ export { GRPC_STATUS, GRPC_STATUS_OF, isGrpc, grpcTimeoutMs, encodeGrpcMessage, 
 export type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 export { measure, traceExchange, cancelOnClientLeave } from './observe.js';
 export { ClientTimeouts } from './client-timeouts.js';
+export { markBody, releaseThrough, releaseWhenWritten, RELEASE_MIN_BYTES } from './release.js';
 export type { ClientStall, ClientTimeoutOptions } from './client-timeouts.js';
 export { forwardUpgrade } from './upgrade.js';
 export type { UpgradeOptions } from './upgrade.js';

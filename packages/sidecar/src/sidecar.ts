@@ -1,7 +1,8 @@
 import { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Agent } from 'undici';
+import type { Agent as UndiciAgent } from 'undici';
+import { Agent } from './undici.js';
 import { trace } from '@opentelemetry/api';
 import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
 import { isLoopbackBind, passthroughTarget } from './passthrough.js';
@@ -9,6 +10,7 @@ import { compose, Exchange, type Direction, type FaultHandler, type Stage } from
 import { Guard } from './guard.js';
 import { extractKey, edgeService, loopGuard, outboundService, readTarget, requestAuthority, resolveLane, rewriteHeaders } from './route.js';
 import { forward } from './forward.js';
+import { releasingConnector } from './release.js';
 import { grpcDeadline } from './grpc.js';
 import { acceptH2, type H2Side } from './h2-listener.js';
 import { H2Sessions } from './h2-upstream.js';
@@ -94,7 +96,7 @@ export class Sidecar {
   readonly addresses: SidecarAddresses = {};
   readonly #options: SidecarOptions;
   readonly #log: Logger;
-  readonly #agent: Agent;
+  readonly #agent: UndiciAgent;
   /** HTTP/2 sessions to upstreams that speak h2c. */
   readonly #h2: H2Sessions;
   readonly #servers = new Map<Name, Server>();
@@ -125,7 +127,7 @@ export class Sidecar {
     });
     this.#agent = new Agent({
       connections: options.connections ?? null,
-      connectTimeout: options.connectTimeoutMs ?? 5_000,
+      connect: releasingConnector({ timeout: options.connectTimeoutMs ?? 5_000 }),
       headersTimeout: options.headersTimeoutMs ?? 60_000,
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
       keepAliveTimeout: 4_000,
