@@ -10,15 +10,14 @@ RUN sh docker/build.sh sidecar /out
 
 FROM node:24-slim
 # Memory: a sidecar runs in every pod. An 8 MiB semi-space (Node grows its young generation to
-# 32 MiB per semi-space under load) and a capped old generation keep the peak RSS of small
-# requests at 50 connections under 128 MiB (GET 64 B: about 132 -> 113 MiB) for 3.7% more GC work
-# per request; large bodies still peak higher (64 KiB GETs 133-148 MiB, 1 MiB uploads 181-203 MiB)
-# and cost 1.3-1.6 times Node's default CPU (for mostly large-body traffic, an ENTRYPOINT with
-# --no-incremental-marking). Two malloc arenas instead of one per GC thread. Measured with
-# `npm run footprint` and `npm run bench` (bench/README.md); the numbers and the pod resources
-# are in packages/sidecar/README.md, "Footprint". Raise --max-old-space-size, and the memory
-# limit, for registries over about 20 000 (service, key) entries: at 100 000 the sidecar runs
-# out of heap at start.
+# 32 MiB per semi-space under load) and a capped old generation keep the peak RSS at 50
+# connections under 128 MiB for every body the benchmark sends (GET 64 B and 64 KiB, POST 1 MiB:
+# 112-126 MiB, Node's defaults 156-235) for 2.5-4.9% more GC work per request; the sidecar frees
+# large body buffers as it writes them, so bodies do not add to it. Two malloc arenas instead of
+# one per GC thread. Measured with `npm run footprint` and `npm run bench` (bench/README.md); the
+# numbers and the pod resources are in packages/sidecar/README.md, "Footprint". Raise
+# --max-old-space-size, and the memory limit, for registries over about 20 000 (service, key)
+# entries: at 100 000 the sidecar runs out of heap at start.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-semi-space-size=8 --max-old-space-size=128" \
     MALLOC_ARENA_MAX=2 \
