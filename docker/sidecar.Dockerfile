@@ -14,13 +14,16 @@ FROM node:24-slim
 # connections under 128 MiB for every body the benchmark sends (GET 64 B and 64 KiB, POST 1 MiB:
 # 112-126 MiB, Node's defaults 156-235) for 2.5-4.9% more GC work per request; the sidecar frees
 # large body buffers as it writes them, so bodies do not add to it. Two malloc arenas instead of
-# one per GC thread. Measured with `npm run footprint` and `npm run bench` (bench/README.md); the
+# one per GC thread, and a fixed trim threshold: glibc returns the free top of its main arena
+# once 128 KiB are free, where by default it raises the threshold after large frees and keeps
+# more (GET 64 B for 20 s: 110-122 MiB against 115-124, same CPU). Measured with `npm run footprint` and `npm run bench` (bench/README.md); the
 # numbers and the pod resources are in packages/sidecar/README.md, "Footprint". Raise
 # --max-old-space-size, and the memory limit, for registries over about 20 000 (service, key)
 # entries: at 100 000 the sidecar runs out of heap at start.
 ENV NODE_ENV=production \
     NODE_OPTIONS="--max-semi-space-size=8 --max-old-space-size=128" \
     MALLOC_ARENA_MAX=2 \
+    MALLOC_TRIM_THRESHOLD_=131072 \
     DEVSTACK_REGISTRY=/etc/devstack/registry.yaml \
     DEVSTACK_OUTBOUND_PORT=15001 \
     DEVSTACK_ADMIN_PORT=15020

@@ -77,7 +77,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#last = chunk;
       return;
     }
-    // HTTP/2 clients' writes complete into nghttp2's own queue: their chunks are left to the collector.
+    // HTTP/2 clients' chunks are left to the collector: an http2 write completes into nghttp2's
+    // queue, and when nghttp2 is done with the bytes is not something its callback promises.
     if (this.#ex.res.write(chunk, this.#ex.h2 ? undefined : releaseWhenWritten(chunk))) return;
     // The client reads slower than the upstream sends: hold the upstream until the client drains.
     controller.pause();
