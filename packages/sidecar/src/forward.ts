@@ -77,9 +77,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.#last = chunk;
       return;
     }
-    // HTTP/2 clients' chunks are left to the collector: an http2 write completes into nghttp2's
-    // queue, and when nghttp2 is done with the bytes is not something its callback promises.
-    if (this.#ex.res.write(chunk, this.#ex.h2 ? undefined : releaseWhenWritten(chunk))) return;
+    if (this.#ex.res.write(chunk, this.#written(chunk))) return;
     // The client reads slower than the upstream sends: hold the upstream until the client drains.
     controller.pause();
     this.#ex.res.once('drain', () => this.#controller?.resume());
@@ -91,7 +89,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (canAddTrailers(res) && hasAny(trailers)) res.addTrailers(trailers as Record<string, string>);
     const last = this.#last;
     if (last === undefined) res.end();
-    else res.end(last, this.#ex.h2 ? undefined : releaseWhenWritten(last));
+    else res.end(last, this.#written(last));
+  }
+
+  /**
+   * The write callback that frees `chunk`'s buffer once written (release.ts). HTTP/2 clients'
+   * chunks are left to the collector: an http2 write completes into nghttp2's queue, and when
+   * nghttp2 is done with the bytes is not something its callback promises.
+   */
+  #written(chunk: Buffer): ((error?: Error | null) => void) | undefined {
+    return this.#ex.h2 ? undefined : releaseWhenWritten(chunk);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {

@@ -8,9 +8,10 @@ import { buildConnector } from './undici.js';
  * collection. A body buffer's memory lives outside V8's heap, and V8 schedules collections by what
  * JavaScript allocates: a sidecar that moves megabytes while allocating little holds tens of MiB of
  * written bodies at any moment (every pod pays for them), and the full collections that external
- * memory finally forces cost a saturated sidecar a third of its throughput. Only buffers nobody else can reach are freed: a
- * downstream HTTP/1.1 request body's chunks (each its own allocation, read once by undici) and the
- * upstream socket reads undici hands out views of, once every view of one has been written.
+ * memory finally forces cost a saturated sidecar a third of its throughput. Only buffers nobody
+ * else can reach are freed: a downstream HTTP/1.1 request body's chunks (each its own allocation,
+ * read once by undici) and the upstream socket reads undici hands out views of, once every view
+ * of one has been written.
  */
 
 /** Smaller buffers are left to the collector: tracking one would cost more than freeing it saves. */

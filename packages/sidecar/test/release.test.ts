@@ -7,6 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request, type IncomingMessage } from 'node:http';
+import { connect as connectH2 } from 'node:http2';
 import { connect, createServer as createTcpServer, type AddressInfo, type NetConnectOpts, type Socket } from 'node:net';
 import t from 'tap';
 import { markBody, releaseThrough, releaseWhenWritten, RELEASE_MIN_BYTES } from '@devstack/sidecar';
@@ -116,6 +117,28 @@ t.test('bodies through the sidecar arrive intact while their buffers are freed a
   }
   // Most body bytes pass in buffers of 16 KiB and more; with freeing gone, none would be freed.
   t.ok(frees.bytes > (uploaded + downloaded) / 2, `freed ${frees.bytes} of ${uploaded + downloaded} body bytes (${frees.count} buffers)`);
+});
+
+t.test("an HTTP/2 client's response chunks are left to the collector, and arrive intact", async (t) => {
+  const sent = new Map<string, string>();
+  const up = await hashingUpstream(t, sent);
+  const s = await sidecar(t, writeRegistry(t.testdir(), { files: { base: [up.origin] } }));
+  const session = connectH2(`http://127.0.0.1:${s.addresses.outbound!.port}`);
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const frees = countFrees(t);
+  const got = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const stream = session.request({ ':path': '/?size=600000', ':authority': 'files', 'x-id': 'h2' });
+    const chunks: Buffer[] = [];
+    let status = 0;
+    stream.on('response', (headers) => (status = Number(headers[':status'])));
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => resolve({ status, body: sha(Buffer.concat(chunks)) }));
+    stream.on('error', reject);
+  });
+  t.equal(got.status, 200);
+  t.equal(got.body, sent.get('h2'), 'the body arrived intact');
+  t.equal(frees.count, 0, 'no buffer of an HTTP/2 exchange was freed');
 });
 
 /** A connected pair of loopback sockets; closed at teardown. */
