@@ -44,7 +44,9 @@ export function carrierBag(metadata: Metadata, codec: KeyCodec): MutableHeaderBa
  * reuse its Metadata object for calls made in other contexts.
  */
 export function withKey(metadata: Metadata, codec: KeyCodec, key: string | null): Metadata {
-  const bag = applyKey(carrierBag(metadata, codec), codec, key ?? undefined);
+  const found = carrierBag(metadata, codec);
+  if (key === null && Object.keys(found).length === 0) return metadata;
+  const bag = applyKey(found, codec, key ?? undefined);
   const out = metadata.clone();
   for (const name of carrierNames(codec)) {
     out.remove(name);
@@ -342,10 +344,10 @@ export class RoutingChannel implements ChannelInterface {
     const rt = runtime();
     const router = rt.router;
     if (router === undefined) {
-      const key = outboundKey();
-      if (key === undefined) return { kind: 'direct', key: undefined };
       const hostname = this.#destination.hostname;
-      return { kind: 'direct', key: hostname !== undefined && rt.allowed(hostname) ? key : null };
+      // Outside the fleet every carrier goes, key in context or not (forwarded metadata holds them too).
+      if (hostname === undefined || !rt.allowed(hostname)) return { kind: 'direct', key: null };
+      return { kind: 'direct', key: outboundKey() };
     }
     const named = typeof host === 'string' && host.length > 0 ? { authority: host, hostname: hostOfAuthority(host) } : this.#authority;
     const shown = named.authority ?? this.#address;

@@ -11,6 +11,7 @@ import { ensureContextManager, outboundKey } from './context.js';
 import { RoutingChannel, carrierBag, decorate, ownChannels, withKey, type GrpcCall, type GrpcModule } from './grpc-channel.js';
 import { parseGrpcTarget, type GrpcTarget } from './grpc-target.js';
 import { checkLane, extractRoutingContext, type InboundOptions } from './inbound.js';
+import { ensurePropagation } from './otel-globals.js';
 import { onClose, runtime } from './runtime.js';
 
 export type { GrpcModule } from './grpc-channel.js';
@@ -102,6 +103,8 @@ export function grpcServerInterceptor(grpc: GrpcModule, options: InboundOptions 
   checkModule(grpc, 'grpcServerInterceptor', ['ServerInterceptingCall', 'Metadata']);
   checkOptions(options, 'grpcServerInterceptor');
   checkLane(options.lane, 'grpcServerInterceptor');
+  // grpc instrumentation runs handlers in `propagation.extract(ROOT_CONTEXT, metadata)`.
+  ensurePropagation();
   const lane = options.lane;
   return (_method, call) => {
     let ctx: Context | undefined;
@@ -223,15 +226,19 @@ export function instrumentGrpc(grpc: GrpcModule): () => void {
     const call = Reflect.apply(original, this, args) as GrpcCall;
     if (ownChannels.has(this)) return call;
     try {
-      const key = outboundKey();
-      if (key === undefined) return call;
       const rt = runtime();
       const target = targetOf(this);
+      const may = target.hostname !== undefined && rt.allowed(target.hostname);
+      const key = outboundKey();
+      // A target outside the fleet loses every carrier, key in context or not: metadata forwarded
+      // from an incoming call can hold one the SDK read no key from.
+      if (!may) return decorate(call, { codec: rt.codec, key: null });
+      if (key === undefined) return call;
       if (target.hostname !== undefined && rt.router?.serviceFor(target.hostname) !== undefined && !warned.has(target.hostname)) {
         warned.add(target.hostname);
         diag.warn(`devstack: gRPC calls to ${describeUntrusted(this.getTarget())} are not routed (a registry service, its client made without grpcClientOptions): they go to the address as written`);
       }
-      return decorate(call, { codec: rt.codec, key: target.hostname !== undefined && rt.allowed(target.hostname) ? key : null });
+      return decorate(call, { codec: rt.codec, key });
     } catch (error) {
       diag.error(`devstack: could not set the routing key on a gRPC call: ${(error as Error).message}`);
       return call;

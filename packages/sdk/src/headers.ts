@@ -66,6 +66,65 @@ export function rewriteFlat(headers: unknown[], codec: KeyCodec, key: string | u
   for (const [name, value] of Object.entries(bag)) if (value !== undefined) headers.push(name, value as HeaderValue);
 }
 
+type Entry = [name: string, value: unknown];
+
+function entriesOf(headers: unknown): { shape: 'flat' | 'pairs' | 'record'; entries: Entry[] } {
+  const entries: Entry[] = [];
+  if (Array.isArray(headers)) {
+    if (Array.isArray(headers[0])) {
+      for (const pair of headers as unknown[][]) entries.push([String(pair[0]), pair[1]]);
+      return { shape: 'pairs', entries };
+    }
+    for (let i = 0; i + 1 < headers.length; i += 2) entries.push([String(headers[i]), headers[i + 1]]);
+    return { shape: 'flat', entries };
+  }
+  // node:http's own header store: lower-case name -> [name as set, value].
+  if (headers !== null && typeof headers === 'object') {
+    for (const stored of Object.values(headers)) if (Array.isArray(stored)) entries.push([String(stored[0]), stored[1]]);
+  }
+  return { shape: 'record', entries };
+}
+
+/**
+ * The headers node:http is about to render (`ClientRequest#_storeHeader`: its own header store, or a
+ * raw `[name, value, ...]` list or list of pairs as the app gave it), with the key written, or with
+ * every carrier of it stripped when `key` is undefined. A new value, never the one given: a raw
+ * list may be the app's own (an incoming request's `rawHeaders`), and the store is the request's.
+ * Lists keep their shape; the store comes back as a `name -> value` record, which node:http renders
+ * as it renders its store. Each carrier keeps the place of its first line; one the key adds goes
+ * last; other headers keep their names, values and order.
+ */
+export function rewriteRendered(headers: unknown, codec: KeyCodec, key: string | undefined): unknown {
+  const { shape, entries } = entriesOf(headers);
+  const bag: MutableHeaderBag = {};
+  let seen = false;
+  for (const [name, value] of entries) {
+    const lower = name.toLowerCase();
+    if (!isCarrier(lower, codec)) continue;
+    add(bag, lower, value);
+    seen = true;
+  }
+  if (!seen && key === undefined) return headers;
+  applyKey(bag, codec, key);
+  const out: Entry[] = [];
+  const placed = new Set<string>();
+  for (const [name, value] of entries) {
+    const lower = name.toLowerCase();
+    if (!isCarrier(lower, codec)) out.push([name, value]);
+    else if (!placed.has(lower)) {
+      placed.add(lower);
+      if (bag[lower] !== undefined) out.push([name, bag[lower]]);
+    }
+  }
+  for (const [name, value] of Object.entries(bag)) if (value !== undefined && !placed.has(name)) out.push([name, value]);
+  if (shape === 'pairs') return out;
+  if (shape === 'flat') return out.flat();
+  // Any object but its own store is rendered by node:http as a plain name -> value record.
+  const record: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [name, value] of out) record[name] = value;
+  return record;
+}
+
 /**
  * Adds the current routing key to a plain header record (lower-case names) and returns it: for
  * clients the SDK does not cover, such as gRPC metadata or a hand-built request. With no key in

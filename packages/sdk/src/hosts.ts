@@ -69,3 +69,31 @@ export function createHostPolicy(options: HostPolicyOptions, registryHosts: () =
     return registryHosts().has(host) || allow(host);
   };
 }
+
+const ABSOLUTE = /^[a-z][a-z0-9+.-]*:\/\//i;
+
+/**
+ * The host a request target names when it is in absolute form (`GET http://api.example.com/ ...`,
+ * what a forward proxy is sent, RFC 9112 §3.2.2): the proxy passes the headers on to that host,
+ * so it receives the key too. Undefined for an origin-form target (`/path`), null for an absolute
+ * one that cannot be read (treated as a third party).
+ */
+export function absoluteTargetHost(path: unknown): string | null | undefined {
+  if (typeof path !== 'string' || !ABSOLUTE.test(path)) return undefined;
+  try {
+    const hostname = new URL(path).hostname;
+    return hostname.length === 0 ? null : normalizeHostname(hostname);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether a request sent to `host` with request target `path` may carry the key: the host it is
+ * sent to, and the one an absolute-form target names, must both be allowed.
+ */
+export function mayCarryKey(allowed: HostPredicate, host: string | undefined, path: unknown): boolean {
+  if (host === undefined || !allowed(host)) return false;
+  const target = absoluteTargetHost(path);
+  return target === undefined || (target !== null && allowed(target));
+}

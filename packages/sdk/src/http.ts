@@ -8,32 +8,36 @@ import { diag } from '@opentelemetry/api';
 import { LANE_HEADER, REFUSALS, upstreamFailure, type MutableHeaderBag } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
-import { applyKey, headerBag } from './headers.js';
-import { normalizeHostname } from './hosts.js';
+import { applyKey, headerBag, rewriteRendered } from './headers.js';
+import { mayCarryKey, normalizeHostname } from './hosts.js';
 import type { Route } from './router.js';
 import { runtime } from './runtime.js';
 import { unroutedRequest } from './unrouted.js';
 
-let warnedRendered = false;
+/**
+ * The key each request was created with (undefined: none), read in the app's context when the
+ * request was made; its rendering, often later and elsewhere, writes that one.
+ */
+const createdWith = new WeakMap<ClientRequest, string | undefined>();
 
 /**
  * Every node:http(s) client request, published from the ClientRequest constructor after
  * OpenTelemetry's http instrumentation has injected its headers: the key is merged into whatever is
- * there (one `baggage` line, one entry), or stripped for hosts outside the allow-list.
+ * there (one `baggage` line, one entry) for a host that may have it. For any other host every
+ * carrier is stripped, whether or not there is a key in context: an app that forwards its incoming
+ * headers passes on a key the SDK never read (an invalid plain header decides, so a valid baggage
+ * entry behind it is no key here, yet it is one to whoever reads baggage next).
  */
 function onRequestCreated(message: unknown): void {
   try {
-    const key = outboundKey();
-    if (key === undefined) return;
     const req = (message as { request: ClientRequest }).request;
-    if (req.headersSent) {
-      // Raw-array headers and `Expect` are rendered in the constructor; nothing can be added.
-      if (!warnedRendered) diag.warn('devstack: a node:http request with headers given as an array (or Expect) cannot carry the routing key');
-      warnedRendered = true;
-      return;
-    }
+    // Raw-array headers and `Expect` were rendered in the constructor, by renderedHeaders below.
+    if (req.headersSent) return;
     const { codec, allowed } = runtime();
-    const give = allowed(req.host) ? key : undefined;
+    const may = mayCarryKey(allowed, req.host, req.path);
+    const give = may ? outboundKey() : undefined;
+    createdWith.set(req, give);
+    if (may && give === undefined) return;
     const names = [codec.name, 'baggage', codec.jaegerHeader];
     const bag: MutableHeaderBag = {};
     for (const name of names) bag[name] = req.getHeader(name);
@@ -46,6 +50,53 @@ function onRequestCreated(message: unknown): void {
   } catch (error) {
     diag.error(`devstack: could not set the routing key on a node:http request: ${(error as Error).message}`);
   }
+}
+
+/**
+ * The headers a request is rendered with. Rendering is the last point before they are queued for
+ * the socket, and it happens in the constructor (before the created channel) for raw-array headers
+ * and `Expect`, else at the first write, after any `setHeader` the app made since. So it strips
+ * every carrier for a host that may not have the key, whatever set it and whenever, and writes the
+ * key over carriers set after creation (forwarded, stale) and into requests the created channel
+ * could not reach.
+ */
+function renderedHeaders(req: ClientRequest, headers: unknown): unknown {
+  const { codec, allowed } = runtime();
+  if (!mayCarryKey(allowed, req.host, req.path)) return rewriteRendered(headers, codec, undefined);
+  const key = createdWith.has(req) ? createdWith.get(req) : outboundKey();
+  return key === undefined ? headers : rewriteRendered(headers, codec, key);
+}
+
+type StoreHeader = (this: ClientRequest, firstLine: string, headers: unknown) => unknown;
+
+/**
+ * Wraps `ClientRequest.prototype._storeHeader`, node:http's (internal, long-stable) rendering step,
+ * shared by http and https and reached by every way of making a request: a function captured
+ * before `init()`, `new ClientRequest()`, a library's own reference. Returns the unwrapping.
+ */
+function hookRendering(): () => void {
+  const proto = http.ClientRequest.prototype as unknown as { _storeHeader?: StoreHeader };
+  const original = proto._storeHeader;
+  if (typeof original !== 'function') {
+    diag.warn('devstack: this Node.js has no ClientRequest rendering step to hook: node:http requests with raw-array headers or Expect, or headers set after creation, keep their carriers');
+    return () => {};
+  }
+  const own = Object.hasOwn(proto, '_storeHeader');
+  const hooked: StoreHeader = function _storeHeader(this: ClientRequest, firstLine: string, headers: unknown) {
+    let out = headers;
+    try {
+      out = renderedHeaders(this, headers);
+    } catch (error) {
+      diag.error(`devstack: could not set the routing key on a node:http request: ${(error as Error).message}`);
+    }
+    return Reflect.apply(original, this, [firstLine, out]);
+  };
+  proto._storeHeader = hooked;
+  return () => {
+    if (proto._storeHeader !== hooked) return;
+    if (own) proto._storeHeader = original;
+    else delete proto._storeHeader;
+  };
 }
 
 interface Routed {
@@ -169,7 +220,13 @@ const ERROR = 'http.client.request.error';
  */
 export function installHttp(proxyless: boolean): () => void {
   dc.subscribe(CREATED, onRequestCreated);
-  if (!proxyless) return () => dc.unsubscribe(CREATED, onRequestCreated);
+  const unhook = hookRendering();
+  if (!proxyless) {
+    return () => {
+      dc.unsubscribe(CREATED, onRequestCreated);
+      unhook();
+    };
+  }
   const httpMod = http as unknown as Record<'request' | 'get', RequestFn>;
   const httpsMod = https as unknown as Record<'request' | 'get', RequestFn>;
   const originals: Originals = { httpRequest: httpMod.request, httpGet: httpMod.get, httpsRequest: httpsMod.request, httpsGet: httpsMod.get };
@@ -188,6 +245,7 @@ export function installHttp(proxyless: boolean): () => void {
   dc.subscribe(ERROR, onError);
   return () => {
     dc.unsubscribe(CREATED, onRequestCreated);
+    unhook();
     dc.unsubscribe(RESPONSE, onResponse);
     dc.unsubscribe(ERROR, onError);
     // Only our own wrappers are taken off: something patched on top of them stays in charge.

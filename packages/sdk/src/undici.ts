@@ -6,7 +6,7 @@ import { LANE_HEADER, REFUSALS, upstreamFailure } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey, headerBag, rewriteFlat } from './headers.js';
-import { normalizeHostname } from './hosts.js';
+import { mayCarryKey, normalizeHostname } from './hosts.js';
 import type { Metrics } from './metrics.js';
 import type { Route } from './router.js';
 import { runtime } from './runtime.js';
@@ -41,26 +41,28 @@ function originInfo(origin: unknown): OriginInfo | undefined {
 
 interface UndiciRequest {
   origin?: unknown;
+  path?: unknown;
   headers?: unknown;
   addHeader?: (name: string, value: string) => unknown;
 }
 
 /**
  * Every undici request, whichever dispatcher sends it (global fetch, `undici.request`, a custom
- * Agent): the key is written when the host may have it and stripped when it may not. Later writers
- * (OpenTelemetry's undici instrumentation appends a `baggage` line) go through `addHeader`, which is
- * wrapped on this request only so their line is merged instead of repeated.
+ * Agent): the key is written when the host may have it, and every carrier is stripped when it may
+ * not, key in context or not (an app forwarding its incoming headers passes on carriers the SDK
+ * read no key from). Later writers (OpenTelemetry's undici instrumentation appends a `baggage`
+ * line) go through `addHeader`, which is wrapped on this request only so their line is merged
+ * instead of repeated, or stripped.
  */
 function onRequestCreate(message: unknown): void {
   try {
-    const key = outboundKey();
-    if (key === undefined) return;
     const request = (message as { request: UndiciRequest }).request;
     const headers = request.headers;
     if (!Array.isArray(headers)) return;
     const rt = runtime();
-    const host = originInfo(request.origin)?.hostname;
-    const give = host !== undefined && rt.allowed(host) ? key : undefined;
+    const may = mayCarryKey(rt.allowed, originInfo(request.origin)?.hostname, request.path);
+    const give = may ? outboundKey() : undefined;
+    if (may && give === undefined) return;
     rewriteFlat(headers, rt.codec, give);
     const original = request.addHeader;
     if (typeof original !== 'function') return;
@@ -159,9 +161,10 @@ function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefi
   const service = rt.router?.serviceFor(info.hostname);
   const route = service === undefined ? undefined : rt.router!.route(service, getRoutingKey());
   if (route === undefined) {
-    const key = outboundKey();
-    if (key === undefined) return undefined;
-    const headers = applyKey(headerBag(opts.headers), rt.codec, rt.allowed(info.hostname) ? key : undefined);
+    const may = mayCarryKey(rt.allowed, info.hostname, opts.path);
+    const key = may ? outboundKey() : undefined;
+    if (may && key === undefined) return undefined;
+    const headers = applyKey(headerBag(opts.headers), rt.codec, key);
     return { opts: { ...opts, headers: headers as UndiciHeaderRecord }, handler };
   }
   if (route.target === undefined) {
