@@ -51,6 +51,8 @@ export interface RenderOptions {
   valuesFiles?: string[];
   kubeVersion?: string;
   chart?: string;
+  /** More `helm template` arguments, e.g. `--skip-schema-validation`. */
+  args?: string[];
 }
 
 /** `helm template`: the rendered objects; rejects with helm's stderr when it refuses. */
@@ -64,6 +66,7 @@ export async function render(release: string, options: RenderOptions = {}): Prom
       args.push('-f', join(dir, 'values.json'));
     }
     if (options.kubeVersion) args.push('--kube-version', options.kubeVersion);
+    args.push(...(options.args ?? []));
     let stdout: string;
     try {
       ({ stdout } = await run(tools().helm, args, { maxBuffer: 16 * 1024 * 1024 }));

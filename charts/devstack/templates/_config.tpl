@@ -2,9 +2,12 @@
 The effective devstack settings of a release, as YAML: the including chart's `service`, `port`,
 `appProtocol` and `devstack` values over the defaults below. Every other template reads them
 through `include "devstack.config" . | fromYaml`, so a value missing from the including chart gets
-the same default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`.
+the same default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`. Every value is
+checked here (`devstack.validate.shape`, `devstack.validate`), with or without a schema, before any
+template puts it into an object.
 */}}
 {{- define "devstack.config" -}}
+{{- include "devstack.validate.shape" . -}}
 {{- $d := .Values.devstack | default dict -}}
 {{- $service := required "service: the logical service name is required" .Values.service -}}
 {{- $feature := dig "feature" "" $d | toString -}}
@@ -29,6 +32,8 @@ the same default everywhere. `dig` (not `default`) keeps an explicit `false` or 
   "sidecar" (dict
     "enabled" (dig "sidecar" "enabled" true $d)
     "native" (dig "sidecar" "native" false $d)
+    "repository" (dig "sidecar" "image" "repository" "devstack-sidecar" $d)
+    "tag" (dig "sidecar" "image" "tag" "latest" $d)
     "image" (printf "%s:%s" (dig "sidecar" "image" "repository" "devstack-sidecar" $d) (dig "sidecar" "image" "tag" "latest" $d | toString))
     "pullPolicy" (dig "sidecar" "image" "pullPolicy" "IfNotPresent" $d)
     "outbound" (dig "sidecar" "ports" "outbound" 15001 $d)
@@ -49,10 +54,12 @@ the same default everywhere. `dig` (not `default`) keeps an explicit `false` or 
     "tls" (dig "edge" "tls" dict $d)
     "previewAuth" (dig "edge" "previewAuth" dict $d))
   "hooks" (dict
+    "repository" (dig "hooks" "image" "repository" "devstack-hooks" $d)
+    "tag" (dig "hooks" "image" "tag" "latest" $d)
     "image" (printf "%s:%s" (dig "hooks" "image" "repository" "devstack-hooks" $d) (dig "hooks" "image" "tag" "latest" $d | toString))
     "pullPolicy" (dig "hooks" "image" "pullPolicy" "IfNotPresent" $d)
-    "backoffLimit" (dig "hooks" "backoffLimit" 2 $d | int)
-    "activeDeadlineSeconds" (dig "hooks" "activeDeadlineSeconds" 120 $d | int)
+    "backoffLimit" (dig "hooks" "backoffLimit" 2 $d)
+    "activeDeadlineSeconds" (dig "hooks" "activeDeadlineSeconds" 120 $d)
     "resources" (empty $hookResources | ternary $hookFootprint $hookResources)
     "env" (dig "hooks" "env" list $d)
     "serviceAccountAnnotations" (dig "hooks" "serviceAccount" "annotations" dict $d)
@@ -63,33 +70,10 @@ the same default everywhere. `dig` (not `default`) keeps an explicit `false` or 
       "name" (dig "hooks" "sharedIngressRoute" "name" "" $d)
       "host" (dig "hooks" "sharedIngressRoute" "host" "" $d | default (dig "edge" "host" "example.com" $d))
       "service" (dig "hooks" "sharedIngressRoute" "service" "" $d | default $name)
-      "port" (dig "hooks" "sharedIngressRoute" "port" 80 $d | toString)
-      "priority" (dig "hooks" "sharedIngressRoute" "priority" 0 $d | int)
+      "port" (dig "hooks" "sharedIngressRoute" "port" 80 $d)
+      "priority" (dig "hooks" "sharedIngressRoute" "priority" 0 $d)
       "create" (dig "hooks" "sharedIngressRoute" "create" false $d)))
 -}}
 {{- include "devstack.validate" (dict "config" $config "root" .) -}}
 {{- toYaml $config -}}
-{{- end -}}
-
-{{/*
-What the schema cannot see: lengths of derived names and the cluster's version. Fails the render,
-so a bad release stops at `helm install`/`template` instead of in the cluster.
-*/}}
-{{- define "devstack.validate" -}}
-{{- $c := .config -}}
-{{- if not (has $c.appProtocol (list "http" "h2c" "grpc")) -}}
-{{- fail (printf "appProtocol: %q is not one of http, h2c, grpc" $c.appProtocol) -}}
-{{- end -}}
-{{- if gt (len $c.name) 63 -}}
-{{- fail (printf "service and feature together name the copy %q: longer than 63 characters, which Kubernetes refuses as a Service name" $c.name) -}}
-{{- end -}}
-{{- if and $c.ttl (not $c.feature) -}}
-{{- fail "devstack.ttl: only a feature copy has a TTL (kube-janitor would delete the base)" -}}
-{{- end -}}
-{{- if and $c.sidecar.enabled $c.sidecar.native (semverCompare "<1.29-0" .root.Capabilities.KubeVersion.Version) -}}
-{{- fail (printf "devstack.sidecar.native: native sidecars (init containers with restartPolicy: Always) need Kubernetes 1.29 or newer; this cluster is %s" .root.Capabilities.KubeVersion.Version) -}}
-{{- end -}}
-{{- if and (or $c.edge.enabled $c.hooks.sharedIngressRoute.enabled) (eq $c.edge.traefik "v3") (eq $c.edge.apiGroup "traefik.containo.us") -}}
-{{- fail "devstack.edge: Traefik v3 serves its CRDs under traefik.io only" -}}
-{{- end -}}
 {{- end -}}

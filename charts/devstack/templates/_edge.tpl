@@ -38,7 +38,7 @@ copy: 200
 {{- $routes = append $routes (dict "kind" "Rule" "match" (printf "%s && %s" $host $header) "priority" $p.copy "services" $backend "middlewares" $auth) -}}
 {{- $routes = append $routes (dict "kind" "Rule" "match" (printf "Host(`%s.%s`)" $c.feature $e.host) "priority" $p.copy "services" $backend "middlewares" (concat $auth $setKey)) -}}
 {{- end -}}
-apiVersion: {{ $apiVersion }}
+apiVersion: {{ $apiVersion | quote }}
 kind: IngressRoute
 {{ include "devstack.metadata" (list . "") }}
 spec:
@@ -59,7 +59,7 @@ spec:
   {{- end }}
 {{- if $c.feature }}
 ---
-apiVersion: {{ $apiVersion }}
+apiVersion: {{ $apiVersion | quote }}
 kind: Middleware
 {{ include "devstack.metadata" (list . "-key") }}
 spec:
@@ -69,7 +69,7 @@ spec:
 {{- end }}
 {{- with $e.previewAuth }}
 ---
-apiVersion: {{ $apiVersion }}
+apiVersion: {{ $apiVersion | quote }}
 kind: Middleware
 {{ include "devstack.metadata" (list $ "-preview-auth") }}
 spec:

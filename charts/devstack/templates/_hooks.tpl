@@ -72,7 +72,7 @@ spec:
       containers:
         - name: hook
           image: {{ $h.image | quote }}
-          imagePullPolicy: {{ $h.pullPolicy }}
+          imagePullPolicy: {{ $h.pullPolicy | quote }}
           args: {{ toJson .args }}
           {{- with $h.env }}
           env:

@@ -75,7 +75,7 @@ goes first (0), then the queues (1).
 {{- if and $c.edge.enabled (eq $r.name $c.name) -}}
 {{- fail (printf "devstack.hooks.sharedIngressRoute.name: %q is this release's own IngressRoute (devstack.edge); name the shared one" $r.name) -}}
 {{- end -}}
-{{- $args := list "ingressroute" "add" "--name" $r.name "--host" $r.host "--key" $c.feature "--service" $r.service "--port" $r.port "--traefik" $c.edge.traefik "--api-group" $c.edge.apiGroup "--key-name" $c.keyName -}}
+{{- $args := list "ingressroute" "add" "--name" $r.name "--host" $r.host "--key" $c.feature "--service" $r.service "--port" (toString $r.port) "--traefik" $c.edge.traefik "--api-group" $c.edge.apiGroup "--key-name" $c.keyName -}}
 {{- /* As on the edge's own routes: without it Traefik speaks HTTP/1.1 to an h2c or gRPC copy. */ -}}
 {{- if $c.appH2c }}{{ $args = concat $args (list "--scheme" "h2c") }}{{ end -}}
 {{- if gt (int $r.priority) 0 }}{{ $args = concat $args (list "--priority" (toString (int $r.priority))) }}{{ end -}}

@@ -7,13 +7,13 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
 {{- $s := $c.sidecar -}}
 - name: devstack-sidecar
   image: {{ $s.image | quote }}
-  imagePullPolicy: {{ $s.pullPolicy }}
+  imagePullPolicy: {{ $s.pullPolicy | quote }}
   {{- if $s.native }}
   restartPolicy: Always
   {{- end }}
   ports:
-    - { name: devstack-in, containerPort: {{ $s.inbound }}, protocol: TCP }
-    - { name: devstack-admin, containerPort: {{ $s.admin }}, protocol: TCP }
+    - { name: devstack-in, containerPort: {{ $s.inbound | int }}, protocol: TCP }
+    - { name: devstack-admin, containerPort: {{ $s.admin | int }}, protocol: TCP }
   env:
     - { name: DEVSTACK_REGISTRY, value: k8s }
     - { name: DEVSTACK_NAMESPACE, value: {{ $c.namespace | quote }} }

@@ -1,0 +1,285 @@
+{{/*
+Every value the templates read is checked here, by the templates themselves: a team's chart that
+includes this library has no schema for it, and `helm template --skip-schema-validation` skips
+devstack-service's. What lands in a Traefik rule (the routing key, hosts, the key header's name),
+in a hook's command line or in a YAML scalar must be what the schema allows, or a value could
+rewrite the rule (a catch-all route), add fields to a container (`securityContext`) or route a
+whole top-level domain. Each check fails the render naming the value and what it must be.
+*/}}
+
+{{/*
+A value's format: (list PATH VALUE FORMAT); FORMAT is a name below. The value must be a string of
+at most the format's length that matches its pattern; the devstack-service schema has the same.
+*/}}
+{{- define "devstack.check" -}}
+{{- $label := `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?` -}}
+{{- $segment := `[a-z0-9]([a-z0-9-]*[a-z0-9])?` -}}
+{{- $formats := dict
+  "service" (list `^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$` 63 "a DNS-1123 label that starts with a letter (lower-case letters, digits and '-', at most 63 characters)")
+  "key" (list (printf "^%s$" $label) 63 "a routing key: a DNS-1123 label (lower-case letters, digits and '-', starting and ending with a letter or digit, at most 63 characters) other than base")
+  "host" (list (printf `^%s(\.%s)+$` $label $label) 253 "a host name of at least two DNS labels (lower-case letters, digits and '-', dot-separated, at most 253 characters), e.g. example.com")
+  "name" (list (printf `^%s(\.%s)*$` $segment $segment) 253 "a Kubernetes object name (a DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 characters)")
+  "keyName" (list `^[a-z0-9]([a-z0-9-]*[a-z0-9])?$` 64 "an HTTP header name of lower-case letters, digits and '-' (at most 64 characters)")
+  "ttl" (list `^([0-9]+[smhdw]|forever)$` 32 "a kube-janitor TTL: <number><s|m|h|d|w> (e.g. 6h) or forever")
+  "repository" (list `^[A-Za-z0-9]([A-Za-z0-9._/:-]*[A-Za-z0-9])?$` 255 "an image repository ([registry[:port]/]path)")
+  "tag" (list `^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(@sha256:[a-f0-9]{64})?$` 200 "an image tag (letters, digits, '_', '.' and '-', at most 128 characters; @sha256:<digest> may follow)")
+  "dataKey" (list `^[-._a-zA-Z0-9]+$` 253 "a Secret key (letters, digits, '-', '_' and '.')")
+  "queue" (list `^[A-Za-z0-9_-]{1,80}(\.fifo)?$` 80 "an SQS queue name (letters, digits, '-' and '_', .fifo last)")
+  "attribute" (list `^[A-Za-z]+$` 64 "an SQS attribute name")
+  "endpoint" (list `^https?://[^\s]+$` 2048 "an http:// or https:// URL")
+  "region" (list `^[a-z]{2}(-[a-z]+)+-[0-9]+$` 32 "an AWS region (e.g. eu-west-1)")
+  "portName" (list `^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$` 15 "a port number from 1 to 65535 or a port name (an IANA service name)")
+-}}
+{{- $path := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- $f := index $formats (index . 2) -}}
+{{- if not (and (kindIs "string" $v) (le (len $v) (index $f 1)) (regexMatch (index $f 0) $v)) -}}
+{{- fail (printf "%s: %s is not %s" $path (include "devstack.show" $v) (index $f 2)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A value as an error shows it: a string quoted (so a stray space or newline is seen), else as JSON. */}}
+{{- define "devstack.show" -}}
+{{- if kindIs "string" . }}{{ printf "%q" (trunc 300 .) }}{{ else }}{{ toJson . | trunc 300 }}{{ end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE ALLOWED): one of the allowed strings. */}}
+{{- define "devstack.check.enum" -}}
+{{- $v := index . 1 -}}
+{{- $allowed := index . 2 -}}
+{{- if not (and (kindIs "string" $v) (has $v $allowed)) -}}
+{{- fail (printf "%s: %s is not one of %s" (index . 0) (include "devstack.show" $v) (join ", " $allowed)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE): true or false, not a string that reads like one. */}}
+{{- define "devstack.check.bool" -}}
+{{- if not (kindIs "bool" (index . 1)) -}}
+{{- fail (printf "%s: %s is not true or false" (index . 0) (include "devstack.show" (index . 1))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE MIN MAX): a whole number from MIN to MAX (MAX -1: no maximum). */}}
+{{- define "devstack.check.int" -}}
+{{- $v := index . 1 -}}
+{{- $min := index . 2 -}}
+{{- $max := index . 3 -}}
+{{- $whole := and (or (kindIs "int" $v) (kindIs "int64" $v) (kindIs "float64" $v)) (regexMatch `^-?[0-9]+$` (toString $v)) -}}
+{{- if not (and $whole (ge (int64 $v) (int64 $min)) (or (lt (int64 $max) 0) (le (int64 $v) (int64 $max)))) -}}
+{{- fail (printf "%s: %s is not a whole number from %d%s" (index . 0) (include "devstack.show" $v) $min (ternary " up" (printf " to %d" $max) (lt (int64 $max) 0))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE): a map (or nothing). */}}
+{{- define "devstack.check.map" -}}
+{{- if not (or (kindIs "map" (index . 1)) (kindIs "invalid" (index . 1))) -}}
+{{- fail (printf "%s: %s is not a map" (index . 0) (include "devstack.show" (index . 1))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE): a list (or nothing). */}}
+{{- define "devstack.check.list" -}}
+{{- if not (or (kindIs "slice" (index . 1)) (kindIs "invalid" (index . 1))) -}}
+{{- fail (printf "%s: %s is not a list" (index . 0) (include "devstack.show" (index . 1))) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE): a container's extra env, a list of entries with a name. */}}
+{{- define "devstack.check.env" -}}
+{{- $path := index . 0 -}}
+{{- include "devstack.check.list" . -}}
+{{- range $i, $e := index . 1 -}}
+{{- if not (and (kindIs "map" $e) (kindIs "string" $e.name) $e.name) -}}
+{{- fail (printf "%s[%d]: an env entry is a map with a name, not %s" $path $i (include "devstack.show" $e)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH VALUE): a container's resources: requests, limits, claims. */}}
+{{- define "devstack.check.resources" -}}
+{{- include "devstack.check.map" . -}}
+{{- range $k, $_ := index . 1 -}}
+{{- if not (has $k (list "requests" "limits" "claims")) -}}
+{{- fail (printf "%s: %q is not one of requests, limits, claims" (index $ 0) $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* (list PATH REPOSITORY TAG PULL-POLICY): an image and its pull policy. */}}
+{{- define "devstack.check.image" -}}
+{{- $path := index . 0 -}}
+{{- include "devstack.check" (list (printf "%s.repository" $path) (index . 1) "repository") -}}
+{{- include "devstack.check" (list (printf "%s.tag" $path) (index . 2 | toString) "tag") -}}
+{{- include "devstack.check.enum" (list (printf "%s.pullPolicy" $path) (index . 3) (list "Always" "IfNotPresent" "Never")) -}}
+{{- end -}}
+
+{{/*
+The devstack values' shape, before anything is read from them: `dig` cannot look into a string
+where a map belongs.
+*/}}
+{{- define "devstack.validate.shape" -}}
+{{- $d := .Values.devstack -}}
+{{- include "devstack.check.map" (list "devstack" $d) -}}
+{{- $d = $d | default dict -}}
+{{- range list "sidecar" "edge" "hooks" -}}
+{{- include "devstack.check.map" (list (printf "devstack.%s" .) (index $d .)) -}}
+{{- end -}}
+{{- range list (list "sidecar" "image") (list "sidecar" "ports") (list "hooks" "image") (list "hooks" "serviceAccount") (list "hooks" "sharedIngressRoute") -}}
+{{- include "devstack.check.map" (list (printf "devstack.%s.%s" (index . 0) (index . 1)) (dig (index . 0) (index . 1) nil $d)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The effective settings (`config`, from `devstack.config`) and what the schema cannot see: lengths
+of derived names and the cluster's version. Call with (dict "config" CONFIG "root" $).
+*/}}
+{{- define "devstack.validate" -}}
+{{- $c := .config -}}
+{{- $s := $c.sidecar -}}
+{{- $e := $c.edge -}}
+{{- $h := $c.hooks -}}
+{{- $r := $h.sharedIngressRoute -}}
+{{- include "devstack.check" (list "service" $c.service "service") -}}
+{{- if $c.feature -}}
+{{- include "devstack.check" (list "devstack.feature" $c.feature "key") -}}
+{{- if eq $c.feature "base" }}{{ fail "devstack.feature: \"base\" is not a routing key: it names the base lane" }}{{ end -}}
+{{- end -}}
+{{- if gt (len $c.name) 63 -}}
+{{- fail (printf "service and feature together name the copy %q: longer than 63 characters, which Kubernetes refuses as a Service name" $c.name) -}}
+{{- end -}}
+{{- if $c.ttl }}{{ include "devstack.check" (list "devstack.ttl" $c.ttl "ttl") }}{{ end -}}
+{{- include "devstack.check" (list "devstack.keyName" $c.keyName "keyName") -}}
+{{- include "devstack.check.int" (list "port" $c.appPort 1 65535) -}}
+{{- if not (has $c.appProtocol (list "http" "h2c" "grpc")) -}}
+{{- fail (printf "appProtocol: %q is not one of http, h2c, grpc" $c.appProtocol) -}}
+{{- end -}}
+{{- range list "enabled" "native" "strict" "passthrough" -}}
+{{- include "devstack.check.bool" (list (printf "devstack.sidecar.%s" .) (index $s .)) -}}
+{{- end -}}
+{{- include "devstack.check.image" (list "devstack.sidecar.image" $s.repository $s.tag $s.pullPolicy) -}}
+{{- range list "outbound" "inbound" "admin" -}}
+{{- include "devstack.check.int" (list (printf "devstack.sidecar.ports.%s" .) (index $s .) 1 65535) -}}
+{{- end -}}
+{{- include "devstack.check.enum" (list "devstack.sidecar.targets" $s.targets (list "service" "endpoints")) -}}
+{{- include "devstack.check.resources" (list "devstack.sidecar.resources" $s.resources) -}}
+{{- if not (kindIs "string" $s.otelEndpoint) -}}
+{{- fail (printf "devstack.sidecar.otelEndpoint: %s is not a string" (include "devstack.show" $s.otelEndpoint)) -}}
+{{- end -}}
+{{- include "devstack.check.env" (list "devstack.sidecar.env" $s.env) -}}
+{{- include "devstack.check.bool" (list "devstack.edge.enabled" $e.enabled) -}}
+{{- include "devstack.check" (list "devstack.edge.host" $e.host "host") -}}
+{{- include "devstack.check.enum" (list "devstack.edge.traefik" $e.traefik (list "v2" "v3")) -}}
+{{- include "devstack.check.enum" (list "devstack.edge.apiGroup" $e.apiGroup (list "traefik.io" "traefik.containo.us")) -}}
+{{- if not (and (kindIs "slice" $e.entryPoints) $e.entryPoints) -}}
+{{- fail (printf "devstack.edge.entryPoints: %s is not a list of entry point names" (include "devstack.show" $e.entryPoints)) -}}
+{{- end -}}
+{{- range $i, $p := $e.entryPoints -}}
+{{- if not (and (kindIs "string" $p) $p) -}}
+{{- fail (printf "devstack.edge.entryPoints[%d]: %s is not an entry point name" $i (include "devstack.show" $p)) -}}
+{{- end -}}
+{{- end -}}
+{{- include "devstack.check.map" (list "devstack.edge.tls" $e.tls) -}}
+{{- include "devstack.validate.previewAuth" $e.previewAuth -}}
+{{- include "devstack.check.image" (list "devstack.hooks.image" $h.repository $h.tag $h.pullPolicy) -}}
+{{- include "devstack.check.int" (list "devstack.hooks.backoffLimit" $h.backoffLimit 0 10) -}}
+{{- include "devstack.check.int" (list "devstack.hooks.activeDeadlineSeconds" $h.activeDeadlineSeconds 10 -1) -}}
+{{- include "devstack.check.resources" (list "devstack.hooks.resources" $h.resources) -}}
+{{- include "devstack.check.env" (list "devstack.hooks.env" $h.env) -}}
+{{- include "devstack.check.map" (list "devstack.hooks.serviceAccount.annotations" $h.serviceAccountAnnotations) -}}
+{{- range $k, $v := $h.serviceAccountAnnotations -}}
+{{- if or (hasPrefix "helm.sh/" $k) (eq $k "janitor/ttl") -}}
+{{- fail (printf "devstack.hooks.serviceAccount.annotations: %q is set by the chart (the hook's lifecycle and TTL)" $k) -}}
+{{- end -}}
+{{- if not (kindIs "string" $v) -}}
+{{- fail (printf "devstack.hooks.serviceAccount.annotations.%s: %s is not a string" $k (include "devstack.show" $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- include "devstack.validate.secrets" $h.secrets -}}
+{{- include "devstack.validate.queues" $h.queues -}}
+{{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.enabled" $r.enabled) -}}
+{{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.create" $r.create) -}}
+{{- if or $r.name $r.enabled }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.name" $r.name "name") }}{{ end -}}
+{{- if $r.host }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.host" $r.host "host") }}{{ end -}}
+{{- if $r.service }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.service" $r.service "service") }}{{ end -}}
+{{- if kindIs "string" $r.port -}}
+{{- include "devstack.check" (list "devstack.hooks.sharedIngressRoute.port" $r.port "portName") -}}
+{{- else -}}
+{{- include "devstack.check.int" (list "devstack.hooks.sharedIngressRoute.port" $r.port 1 65535) -}}
+{{- end -}}
+{{- include "devstack.check.int" (list "devstack.hooks.sharedIngressRoute.priority" $r.priority 0 -1) -}}
+{{- if and $c.ttl (not $c.feature) -}}
+{{- fail "devstack.ttl: only a feature copy has a TTL (kube-janitor would delete the base)" -}}
+{{- end -}}
+{{- if and $s.enabled $s.native (semverCompare "<1.29-0" .root.Capabilities.KubeVersion.Version) -}}
+{{- fail (printf "devstack.sidecar.native: native sidecars (init containers with restartPolicy: Always) need Kubernetes 1.29 or newer; this cluster is %s" .root.Capabilities.KubeVersion.Version) -}}
+{{- end -}}
+{{- if and (or $e.enabled $r.enabled) (eq $e.traefik "v3") (eq $e.apiGroup "traefik.containo.us") -}}
+{{- fail "devstack.edge: Traefik v3 serves its CRDs under traefik.io only" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Preview authentication: one of Traefik's basicAuth (with a secret) or forwardAuth (with an address). */}}
+{{- define "devstack.validate.previewAuth" -}}
+{{- include "devstack.check.map" (list "devstack.edge.previewAuth" .) -}}
+{{- if gt (len (. | default dict)) 1 -}}
+{{- fail (printf "devstack.edge.previewAuth: %s names more than one method; one of basicAuth, forwardAuth" (keys . | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- range $method, $spec := . -}}
+{{- if not (has $method (list "basicAuth" "forwardAuth")) -}}
+{{- fail (printf "devstack.edge.previewAuth: %q is not one of basicAuth, forwardAuth" $method) -}}
+{{- end -}}
+{{- include "devstack.check.map" (list (printf "devstack.edge.previewAuth.%s" $method) $spec) -}}
+{{- if eq $method "basicAuth" -}}
+{{- if not (and (kindIs "map" $spec) (kindIs "string" $spec.secret) $spec.secret) -}}
+{{- fail "devstack.edge.previewAuth.basicAuth.secret: the Secret of the users is required" -}}
+{{- end -}}
+{{- else if not (and (kindIs "map" $spec) (kindIs "string" $spec.address) (regexMatch `^https?://` $spec.address)) -}}
+{{- fail (printf "devstack.edge.previewAuth.forwardAuth.address: %s is not an http:// or https:// URL" (include "devstack.show" (and (kindIs "map" $spec) $spec.address))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Base secrets cloned into a copy's. Their names and keys go into a hook's command line: a name that
+starts with '-' would read as an option. `set` values are never shown (they may be secrets).
+*/}}
+{{- define "devstack.validate.secrets" -}}
+{{- include "devstack.check.list" (list "devstack.hooks.secrets" .) -}}
+{{- range $i, $s := . -}}
+{{- $path := printf "devstack.hooks.secrets[%d]" $i -}}
+{{- include "devstack.check.map" (list $path $s) -}}
+{{- include "devstack.check" (list (printf "%s.from" $path) $s.from "name") -}}
+{{- if $s.to }}{{ include "devstack.check" (list (printf "%s.to" $path) $s.to "name") }}{{ end -}}
+{{- include "devstack.check.map" (list (printf "%s.set" $path) $s.set) -}}
+{{- range $k, $v := $s.set -}}
+{{- include "devstack.check" (list (printf "%s.set" $path) $k "dataKey") -}}
+{{- if not (kindIs "string" $v) -}}
+{{- fail (printf "%s.set.%s: the value is a %s, not a string" $path $k (kindOf $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* SQS queues created for a copy; every field goes into a hook's command line. */}}
+{{- define "devstack.validate.queues" -}}
+{{- include "devstack.check.list" (list "devstack.hooks.queues" .) -}}
+{{- range $i, $q := . -}}
+{{- $path := printf "devstack.hooks.queues[%d]" $i -}}
+{{- include "devstack.check.map" (list $path $q) -}}
+{{- include "devstack.check" (list (printf "%s.name" $path) $q.name "queue") -}}
+{{- include "devstack.check.map" (list (printf "%s.attributes" $path) $q.attributes) -}}
+{{- range $k, $v := $q.attributes -}}
+{{- include "devstack.check" (list (printf "%s.attributes" $path) $k "attribute") -}}
+{{- if not (or (kindIs "string" $v) (kindIs "bool" $v) (kindIs "float64" $v) (kindIs "int64" $v) (kindIs "int" $v)) -}}
+{{- fail (printf "%s.attributes.%s: %s is not a string, number or boolean" $path $k (include "devstack.show" $v)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $q.secret }}{{ include "devstack.check" (list (printf "%s.secret" $path) $q.secret "name") }}{{ end -}}
+{{- if $q.secretKey -}}
+{{- include "devstack.check" (list (printf "%s.secretKey" $path) $q.secretKey "dataKey") -}}
+{{- if not $q.secret }}{{ fail (printf "%s.secretKey: only with secret (the secret that gets the queue URL)" $path) }}{{ end -}}
+{{- end -}}
+{{- if $q.endpoint }}{{ include "devstack.check" (list (printf "%s.endpoint" $path) $q.endpoint "endpoint") }}{{ end -}}
+{{- if $q.region }}{{ include "devstack.check" (list (printf "%s.region" $path) $q.region "region") }}{{ end -}}
+{{- end -}}
+{{- end -}}
