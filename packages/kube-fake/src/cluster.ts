@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { CustomResourceDefinition, KubeObject, ObjectRef, ResourceType } from './types.js';
-import { Store } from './store.js';
+import { Store, objectKey } from './store.js';
 import { ObjectApi } from './objects.js';
 import { ServerSideApply } from './apply.js';
-import { ResourceTypes } from './resources.js';
+import { ResourceTypes, storageKey } from './resources.js';
 import { present } from './watch.js';
 import { list } from './list.js';
 import { clone } from './canonical.js';
@@ -110,6 +110,25 @@ export class FakeCluster extends EventEmitter {
     const all = () => true;
     const listed = list(this.store, type, { namespace, label: all, field: all, filtered: false, resourceVersion: undefined, resourceVersionMatch: undefined, limit: undefined, continueToken: undefined });
     return listed.items.map((item) => present(type, item));
+  }
+
+  /**
+   * Stores `object` exactly as given, with no defaults and no checks but a string name (the
+   * namespace defaults to `default`): what a non-validating server, a future field or a
+   * CRD-backed source could hand a client. Created, or replacing the stored one (MODIFIED).
+   */
+  poison(object: KubeObject): KubeObject {
+    const type = this.types.byKind(object.apiVersion, object.kind);
+    const stored = clone(object);
+    const meta = (stored.metadata ??= {});
+    if (typeof meta.name !== 'string' || meta.name === '') throw new TypeError('poison needs a metadata.name');
+    if (type.namespaced) meta.namespace ??= 'default';
+    const storage = storageKey(type);
+    const key = objectKey(meta.namespace, meta.name);
+    const previous = this.store.get(storage, key);
+    meta.resourceVersion = String(this.store.nextResourceVersion());
+    this.store.commit(previous ? 'MODIFIED' : 'ADDED', storage, key, stored);
+    return present(type, stored);
   }
 
   /** Forgets history up to `resourceVersion` (default: now): older versions get 410 from then on. */

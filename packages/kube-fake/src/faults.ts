@@ -13,9 +13,17 @@ export interface FailOptions {
   match?: (request: RequestInfo) => boolean;
 }
 
+/**
+ * What a failed request gets: an HTTP error status with the real server's `Status` body; `reset`:
+ * the connection is reset; `hang`: accepted and never answered (a black hole, until the server
+ * stops); `gone`: 410 Expired, for a watch in the form the server's `expiredWatch` says (an ERROR
+ * event in a 200 stream, or HTTP 410), as after an etcd compaction.
+ */
+export type FaultKind = number | 'reset' | 'hang' | 'gone';
+
 interface Rule {
   remaining: number;
-  status: number | 'reset';
+  status: FaultKind;
   match: ((request: RequestInfo) => boolean) | undefined;
 }
 
@@ -23,21 +31,25 @@ interface Rule {
 export class Faults {
   readonly #rules: Rule[] = [];
 
-  failNext(count: number, status: number | 'reset', options: FailOptions = {}): void {
-    if (!Number.isInteger(count) || count < 1) throw new RangeError('failNext needs a positive count');
-    if (status !== 'reset' && (!Number.isInteger(status) || status < 400 || status > 599)) {
-      throw new RangeError("failNext needs an HTTP error status or 'reset'");
+  /** `count` may be `Infinity`: every matching request fails until `clear()` (a storm). */
+  failNext(count: number, status: FaultKind, options: FailOptions = {}): void {
+    if ((!Number.isInteger(count) && count !== Infinity) || count < 1) throw new RangeError('failNext needs a positive count');
+    if (typeof status === 'number' && (!Number.isInteger(status) || status < 400 || status > 599)) {
+      throw new RangeError("failNext needs an HTTP error status, 'reset', 'hang' or 'gone'");
+    }
+    if (typeof status === 'string' && status !== 'reset' && status !== 'hang' && status !== 'gone') {
+      throw new RangeError("failNext needs an HTTP error status, 'reset', 'hang' or 'gone'");
     }
     this.#rules.push({ remaining: count, status, match: options.match });
   }
 
-  /** The error to answer `request` with ('reset': none, cut the connection), consuming one use of the first matching rule. */
-  take(request: RequestInfo): KubeApiError | 'reset' | undefined {
+  /** The error to answer `request` with ('reset', 'hang', 'gone': see FaultKind), consuming one use of the first matching rule. */
+  take(request: RequestInfo): KubeApiError | 'reset' | 'hang' | 'gone' | undefined {
     const index = this.#rules.findIndex((r) => !r.match || r.match(request));
     if (index < 0) return undefined;
     const rule = this.#rules[index]!;
     if (--rule.remaining === 0) this.#rules.splice(index, 1);
-    return rule.status === 'reset' ? 'reset' : injected(rule.status);
+    return typeof rule.status === 'string' ? rule.status : injected(rule.status);
   }
 
   clear(): void {

@@ -4,7 +4,7 @@ export { KubeApiError, type StatusBody } from './status.js';
 export { kubeconfigYaml, writeKubeconfig, type KubeconfigOptions } from './kubeconfig.js';
 export { parseLabelSelector, parseFieldSelector, type Matcher } from './selectors.js';
 export { mergePatch } from './patch.js';
-export type { RequestInfo, FailOptions } from './faults.js';
+export type { RequestInfo, FailOptions, FaultKind } from './faults.js';
 export type { WatchInfo } from './watch.js';
 export type { KubeObject, ObjectMeta, ObjectRef, CustomResourceDefinition, ResourceType, WatchEventType } from './types.js';
 export { TRAEFIK_RESOURCES } from './traefik.js';

@@ -2,7 +2,8 @@ import { once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { type ClusterOptions, FakeCluster } from './cluster.js';
-import { Faults, type FailOptions, type RequestInfo } from './faults.js';
+import { Faults, type FailOptions, type FaultKind, type RequestInfo } from './faults.js';
+import { expired } from './status.js';
 import { type RouteContext, route } from './routes.js';
 import { sendError } from './http.js';
 import { type WatchInfo, type WatchSpec, WatchStream } from './watch.js';
@@ -31,6 +32,8 @@ export class FakeApiServer extends FakeCluster {
   readonly #watches = new Set<WatchStream>();
   readonly #faults = new Faults();
   readonly #requests: RequestInfo[] = [];
+  /** Requests a `hang` fault accepted and never answers. */
+  readonly #held = new Set<ServerResponse>();
   #port = 0;
   #watchIds = 0;
   #hangNew = false;
@@ -77,11 +80,21 @@ export class FakeApiServer extends FakeCluster {
     try {
       const fault = this.#faults.take(info);
       if (fault === 'reset') return void req.socket.resetAndDestroy();
+      if (fault === 'hang') return void this.#held.add(res.once('close', () => this.#held.delete(res)));
+      if (fault === 'gone') return this.#gone(info, res);
       if (fault) throw fault;
       await route(this.#context, req, res, info);
     } catch (error) {
       sendError(res, error);
     }
+  }
+
+  /** 410 Expired as after a compaction: for a watch in the form `expiredWatch` says, else HTTP 410. */
+  #gone(info: RequestInfo, res: ServerResponse): void {
+    const error = expired(Number(info.query.resourceVersion) || 0, this.store.compactedResourceVersion + 1);
+    if (!info.watch || this.expiredWatch === 'status') throw error;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
+    res.end(`${JSON.stringify({ type: 'ERROR', object: error.status })}\n`);
   }
 
   #openWatch(spec: WatchSpec, res: ServerResponse): WatchStream {
@@ -166,9 +179,23 @@ export class FakeApiServer extends FakeCluster {
     this.#hangNew = false;
   }
 
-  /** Answers the next `count` requests (those `options.match` accepts) with a `status` error, or resets their connection. */
-  failNext(count: number, status: number | 'reset', options: FailOptions = {}): void {
+  /**
+   * Answers the next `count` requests (those `options.match` accepts) with a `status` error, resets
+   * their connection (`reset`), never answers them (`hang`), or answers 410 Expired (`gone`).
+   * `count` may be `Infinity` (a storm, until `clearFaults()`).
+   */
+  failNext(count: number, status: FaultKind, options: FailOptions = {}): void {
     this.#faults.failNext(count, status, options);
+  }
+
+  /** Forgets every pending `failNext` rule (ends a storm); requests already held stay held. */
+  clearFaults(): void {
+    this.#faults.clear();
+  }
+
+  /** How many requests a `hang` fault holds unanswered now. */
+  get heldRequests(): number {
+    return this.#held.size;
   }
 
   /** Sends a bookmark on every watch that asked for them, now (no need to wait for the interval). */
@@ -182,6 +209,7 @@ export class FakeApiServer extends FakeCluster {
     const closed = once(this.#server, 'close');
     this.#server.close();
     for (const socket of this.#sockets) socket.destroy();
+    this.#held.clear();
     await closed;
   }
 
