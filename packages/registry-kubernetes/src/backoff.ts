@@ -31,9 +31,11 @@ export class Backoff {
     return Math.round(step / 2 + (step / 2) * this.#random());
   }
 
-  /** A connection that stayed up `healthyForMs` resets the sequence. */
-  healthy(healthyForMs: number): void {
-    if (healthyForMs >= this.#resetAfter) this.#attempt = 0;
+  /** A connection that stayed up `healthyForMs` resets the sequence; says whether it did. */
+  healthy(healthyForMs: number): boolean {
+    if (healthyForMs < this.#resetAfter) return false;
+    this.#attempt = 0;
+    return true;
   }
 
   reset(): void {

@@ -1,4 +1,4 @@
-import { SERVICE_LABEL, buildSnapshot, updateSnapshot, type ServiceInput, type Snapshot, type SnapshotMeta } from '@devstack/core';
+import { RegistryValidationError, SERVICE_LABEL, buildSnapshot, updateSnapshot, type ServiceInput, type Snapshot, type SnapshotMeta } from '@devstack/core';
 import { buildModel, SLICE_SERVICE_LABEL, type EndpointSliceObject, type ModelOptions, type ServiceObject } from './model.js';
 import { keyOf, type StoreChange } from './reflector.js';
 
@@ -93,10 +93,26 @@ export class Fleet {
       if (problems.length > 0) this.#problems.set(name, problems);
       else this.#problems.delete(name);
     }
-    const snapshot =
-      this.#full || previous === undefined
-        ? buildSnapshot({ services: Object.fromEntries([...changes].filter(([, v]) => v !== undefined)) }, meta)
-        : updateSnapshot(previous, changes, meta);
+    const full = this.#full || previous === undefined;
+    const make = () => (full ? buildSnapshot({ services: Object.fromEntries([...changes].filter(([, v]) => v !== undefined)) }, meta) : updateSnapshot(previous, changes, meta));
+    let snapshot: Snapshot;
+    try {
+      snapshot = make();
+    } catch (error) {
+      if (!(error instanceof RegistryValidationError)) throw error;
+      // The model gave core a description it refuses: only the services concerned are left out.
+      for (const [name, input] of changes) {
+        if (input === undefined) continue;
+        try {
+          buildSnapshot({ services: { [name]: input } });
+        } catch (refused) {
+          if (!(refused instanceof RegistryValidationError)) throw refused;
+          changes.set(name, undefined);
+          this.#problems.set(name, [...(this.#problems.get(name) ?? []), ...refused.problems.map((p) => `service ${name}: ${p}; not routed`)]);
+        }
+      }
+      snapshot = make();
+    }
     this.#full = false;
     this.#dirty.clear();
     return { snapshot, problems: [...this.#problems.keys()].sort().flatMap((k) => this.#problems.get(k)!) };

@@ -63,7 +63,7 @@ t.test('a watch closed by the server resumes from the last version seen: nothing
   t.same(names(reflector), ['a@3', 'b@12']);
 });
 
-t.test('410 Gone, as an ERROR event or an HTTP status, relists and drops what vanished', async (t) => {
+t.test('410 Gone, as an ERROR event or an HTTP status, relists and drops what vanished: at once, then with backoff', async (t) => {
   const { clock, transport, reflector, log } = setup(t);
   transport.items = [obj('a', 3), obj('b', 4)];
   reflector.start();
@@ -72,16 +72,33 @@ t.test('410 Gone, as an ERROR event or an HTTP status, relists and drops what va
   transport.resourceVersion = '40';
   transport.last.emit({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } });
   await clock.advance(0);
-  t.equal(transport.lists.length, 2, 'relisted');
+  t.equal(transport.lists.length, 2, 'relisted at once');
+  t.equal(transport.lists[1]!.resourceVersion, undefined, 'from etcd, not from the watch cache that may be what is behind');
   t.same(names(reflector), ['a@30', 'c@31'], 'b vanished meanwhile and is gone');
   t.equal(transport.last.resourceVersion, '40');
+  t.same(log.failures.map((f) => [f.error.reason, f.wait]), [['gone', 0]], 'counted, as every failure');
   transport.items = [obj('c', 41)];
   transport.resourceVersion = '50';
   transport.last.close(httpError(410));
   await clock.advance(0);
-  t.equal(transport.lists.length, 3, 'relisted on an HTTP 410 too');
+  t.equal(transport.lists.length, 2, 'a second 410 right after the relist waits');
+  t.equal(reflector.stale, true, 'and the store is stale meanwhile');
+  await clock.advance(600);
+  t.equal(transport.lists.length, 3, 'relisted on an HTTP 410 too, after the backoff');
   t.same(names(reflector), ['c@41']);
-  t.equal(log.failures.length, 0, '410 is not a failure');
+  t.equal(reflector.stale, false);
+  t.same(log.failures.map((f) => [f.error.reason, f.wait]), [['gone', 0], ['gone', 600]]);
+  for (let i = 0; i < 6; i++) {
+    transport.last.close(httpError(410));
+    await clock.advance(0);
+    await clock.advance(log.failures[log.failures.length - 1]!.wait);
+  }
+  t.same(log.failures.slice(2).map((f) => f.wait), [1200, 2400, 4800, 9600, 19200, 22500], 'a storm of 410s backs off as any failure');
+  t.equal(transport.lists.length, 9, 'one relist per 410, never more');
+  await clock.advance(61_000);
+  transport.last.close(httpError(410));
+  await clock.advance(0);
+  t.equal(transport.lists.length, 10, 'after a healthy minute, the next 410 relists at once again');
 });
 
 t.test('failures back off exponentially with jitter up to 30 s, never giving up, and reset after a healthy minute', async (t) => {
