@@ -1,6 +1,7 @@
 import { ROOT_CONTEXT, context, createContextKey, diag, propagation, type Context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { describeUntrusted, isValidKey } from '@devstack/core';
+import { yieldContextManager } from './manager-yield.js';
 import { runtime } from './runtime.js';
 
 const PROBE = createContextKey('devstack.sdk.probe');
@@ -18,6 +19,7 @@ export function ensureContextManager(): void {
   const manager = new AsyncLocalStorageContextManager();
   manager.enable();
   if (!context.setGlobalContextManager(manager)) diag.warn('devstack: could not register a context manager; routing keys will not follow async work');
+  else yieldContextManager(manager);
 }
 
 /** The routing key in `ctx` (default: the active context), or undefined. Invalid values are no key. */

@@ -6,6 +6,7 @@ import fp from 'fastify-plugin';
 import type { FastifyPluginCallback } from 'fastify';
 import { LANE_HEADER } from '@devstack/core';
 import { checkLane, enter, type InboundOptions } from './inbound.js';
+import { ensurePropagation } from './otel-globals.js';
 
 const plugin: FastifyPluginCallback<InboundOptions> = (fastify, options, done) => {
   try {
@@ -14,6 +15,7 @@ const plugin: FastifyPluginCallback<InboundOptions> = (fastify, options, done) =
     done(error as Error);
     return;
   }
+  ensurePropagation();
   const lane = options.lane;
   fastify.addHook('onRequest', (request, reply, next) => {
     enter(request.raw, reply.raw, lane, (l) => {

@@ -1,5 +1,6 @@
 import type { KeyCodec, MutableHeaderBag } from '@devstack/core';
 import { outboundKey } from './context.js';
+import { inboundBaggage } from './passthrough.js';
 import { runtime } from './runtime.js';
 
 type HeaderValue = string | string[] | number | undefined;
@@ -32,7 +33,13 @@ export function headerBag(headers: unknown): MutableHeaderBag {
 
 /** Writes the key (or, with undefined, strips every carrier of it). */
 export function applyKey(bag: MutableHeaderBag, codec: KeyCodec, key: string | undefined): MutableHeaderBag {
-  return key === undefined ? codec.strip(bag) : codec.write(bag, key);
+  if (key === undefined) return codec.strip(bag);
+  // A call with no `baggage` of its own carries on the one its request came in with (see passthrough.ts).
+  if (bag['baggage'] === undefined) {
+    const inbound = inboundBaggage();
+    if (inbound !== undefined) bag['baggage'] = typeof inbound === 'string' ? inbound : [...inbound];
+  }
+  return codec.write(bag, key);
 }
 
 function isCarrier(name: string, codec: KeyCodec): boolean {
@@ -132,6 +139,6 @@ export function rewriteRendered(headers: unknown, codec: KeyCodec, key: string |
  */
 export function injectRoutingKey<T extends MutableHeaderBag>(headers: T): T {
   const key = outboundKey();
-  if (key !== undefined) runtime().codec.write(headers, key);
+  if (key !== undefined) applyKey(headers, runtime().codec, key);
   return headers;
 }

@@ -2,6 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { context, diag, type Context } from '@opentelemetry/api';
 import { ConfigError, LANE_HEADER, describeUntrusted, isValidKey, type HeaderBag } from '@devstack/core';
 import { contextWithRoutingKey, ensureContextManager } from './context.js';
+import { ensurePropagation } from './otel-globals.js';
+import { withInboundBaggage } from './passthrough.js';
 import { runtime } from './runtime.js';
 
 export interface InboundOptions {
@@ -32,7 +34,7 @@ export function extractRoutingContext(headers: HeaderBag, parent: Context = cont
     diag.debug(`devstack: ignored a ${reading.problem} routing key in the ${reading.carrier} carrier`);
   }
   const own = lane ?? rt.lane;
-  return contextWithRoutingKey(parent, reading.key ?? (own === 'base' ? rt.defaultKey : own));
+  return contextWithRoutingKey(withInboundBaggage(parent, headers), reading.key ?? (own === 'base' ? rt.defaultKey : own));
 }
 
 /** Runs `next` in the request's routing context; event listeners added later run in it too. */
@@ -64,6 +66,8 @@ export function withRouting<Req extends IncomingMessage, Res extends ServerRespo
   options: InboundOptions = {},
 ): (req: Req, res: Res) => R {
   checkLane(options.lane, 'withRouting');
+  // Before the first request: OpenTelemetry's http instrumentation extracts before any handler runs.
+  ensurePropagation();
   const lane = options.lane;
   return (req, res) => enter(req, res, lane, rawLane(res), () => handler(req, res));
 }
@@ -71,6 +75,9 @@ export function withRouting<Req extends IncomingMessage, Res extends ServerRespo
 /** Express/Connect middleware: `app.use(routingMiddleware())`, before body parsers and routes. */
 export function routingMiddleware(options: InboundOptions = {}): (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void {
   checkLane(options.lane, 'routingMiddleware');
+  // Express instrumentation runs `next` in the context from before this middleware: the key must
+  // already be in the one OpenTelemetry's http instrumentation extracted.
+  ensurePropagation();
   const lane = options.lane;
   return (req, res, next) => enter(req, res, lane, rawLane(res), () => next());
 }

@@ -4,6 +4,7 @@ export { getRoutingKey, withRoutingKey, contextWithRoutingKey, ensureContextMana
 export { extractRoutingContext, withRouting, routingMiddleware } from './inbound.js';
 export type { InboundOptions } from './inbound.js';
 export { injectRoutingKey } from './headers.js';
+export { RoutingPropagator } from './propagator.js';
 export { routingInterceptor } from './undici.js';
 export { isClusterLocal } from './hosts.js';
 export type { HostRules, HostPolicyOptions } from './hosts.js';

@@ -4,6 +4,7 @@ import { ensureContextManager } from './context.js';
 import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
 import { installHttp } from './http.js';
 import { checkLane } from './inbound.js';
+import { ensurePropagation } from './otel-globals.js';
 import { createMetrics } from './metrics.js';
 import { checkInitOptions } from './options.js';
 import { watchReadiness } from './ready.js';
@@ -85,6 +86,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   if (source !== undefined) router = new Router(source, { strict: options.strict, defaultKey: lane === 'base' ? undefined : lane, clusterDomain: options.clusterDomain, onSnapshot: (s) => metrics?.snapshot(s) });
   setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
   ensureContextManager();
+  ensurePropagation();
   const readiness = watchReadiness(router, owned !== undefined ? String(setting) : `the ${source?.kind ?? ''} source`);
   const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined)];
   const { ready } = readiness;

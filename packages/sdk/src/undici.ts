@@ -173,7 +173,7 @@ function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefi
   }
   const headers = headerBag(opts.headers);
   headers['host'] ??= info.host;
-  if (route.key !== undefined) rt.codec.write(headers, route.key);
+  if (route.key !== undefined) applyKey(headers, rt.codec, route.key);
   return { opts: { ...opts, origin: route.target.origin, headers: headers as UndiciHeaderRecord }, handler: routedHandler(handler, route, rt.metrics) };
 }
 

@@ -1,0 +1,9 @@
+/* eslint-disable @typescript-eslint/no-require-imports -- a CommonJS app, written as teams write them */
+// A leaf service: answers with the headers it was sent.
+const http = require('node:http');
+
+const server = http.createServer((req, res) => {
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ service: process.env.SERVICE, headers: req.headers }));
+});
+server.listen(Number(process.env.PORT ?? 8080), '127.0.0.1', () => console.log(`listening ${server.address().port}`));
