@@ -15,6 +15,8 @@ export interface Seen {
   plain: string[];
   /** Every `baggage` metadata value received. */
   baggage: string[];
+  /** Every Jaeger `uberctx-uber-ctx-key` metadata value received. */
+  jaeger: string[];
   /** Other metadata the client sent, to check it is kept. */
   other: string[];
   /** The call's authority (`:authority`). */
@@ -66,6 +68,7 @@ async function seen(server: string, call: { metadata: grpc.Metadata; getHost(): 
     key: getRoutingKey() ?? null,
     plain: strings(metadata, 'uber-ctx-key'),
     baggage: strings(metadata, 'baggage'),
+    jaeger: strings(metadata, 'uberctx-uber-ctx-key'),
     other: strings(metadata, 'x-app'),
     authority: call.getHost(),
   };

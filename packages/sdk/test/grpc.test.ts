@@ -199,6 +199,22 @@ t.test('hosts outside the allow-list never get the key', async (t) => {
   t.same(closed?.plain, [], 'sdk.close() removed the instrumentation');
 });
 
+t.test('a target outside the fleet gets no carrier of the key, with no key in context too', async (t) => {
+  await reinit({ denyHosts: ['127.0.0.1'] });
+  t.teardown(() => reinit({ metrics }));
+  instrumentGrpc(grpc);
+  // An incoming call's metadata forwarded as it came: its invalid plain entry decided (no key in
+  // context), and the valid baggage and Jaeger entries behind it are a key to whoever reads them.
+  const forwarded = () => metadata({ 'uber-ctx-key': 'Not A Key', baggage: 'userId=7, uber-ctx-key=feature1;p=1 ,team=pay', 'uberctx-uber-ctx-key': 'feature1', 'x-app': 'mine' });
+  const clients: Array<[string, Echo]> = [['instrumentGrpc', plainLeaf], ['grpcClientOptions', client(leaf.address, grpcClientOptions(grpc))]];
+  for (const [name, c] of clients) {
+    for (const [kind, call] of CALLS) {
+      const s = first(await call(c, forwarded()));
+      t.same([s?.plain, s?.baggage, s?.jaeger, s?.other], [[], ['userId=7,team=pay'], [], ['mine']], `${name}, ${kind}: every carrier stripped, the rest kept`);
+    }
+  }
+});
+
 t.test('a feature copy: its key is the default for calls made without one', async (t) => {
   await reinit({ lane: 'feature3' });
   t.teardown(() => reinit({ metrics }));
