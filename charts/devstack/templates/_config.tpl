@@ -7,6 +7,19 @@ checked here (`devstack.validate.shape`, `devstack.validate`), with or without a
 template puts it into an object.
 */}}
 {{- define "devstack.config" -}}
+{{- /*
+Every template reads the config, many times per object, and checking it is most of a render's
+time: it is computed once per release context (its values, namespace and Kubernetes version) and
+kept in the context, so a caller that changes any of those still gets its own.
+*/ -}}
+{{- if not (hasKey . "devstack.io/configs") }}{{ $_ := set . "devstack.io/configs" dict }}{{ end -}}
+{{- $configs := get . "devstack.io/configs" -}}
+{{- $key := toJson (list .Values .Release.Namespace .Capabilities.KubeVersion.Version) -}}
+{{- if not (hasKey $configs $key) }}{{ $_ := set $configs $key (include "devstack.config.compute" .) }}{{ end -}}
+{{- get $configs $key -}}
+{{- end -}}
+
+{{- define "devstack.config.compute" -}}
 {{- include "devstack.validate.shape" . -}}
 {{- $d := .Values.devstack | default dict -}}
 {{- $service := required "service: the logical service name is required" .Values.service -}}

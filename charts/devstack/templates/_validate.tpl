@@ -198,7 +198,8 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- include "devstack.validate.queues" $h.queues -}}
 {{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.enabled" $r.enabled) -}}
 {{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.create" $r.create) -}}
-{{- if or $r.name $r.enabled }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.name" $r.name "name") }}{{ end -}}
+{{- if and $r.enabled (not $r.name) }}{{ fail "devstack.hooks.sharedIngressRoute.name: the shared IngressRoute's name is required when enabled" }}{{ end -}}
+{{- if $r.name }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.name" $r.name "name") }}{{ end -}}
 {{- if $r.host }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.host" $r.host "host") }}{{ end -}}
 {{- if $r.service }}{{ include "devstack.check" (list "devstack.hooks.sharedIngressRoute.service" $r.service "service") }}{{ end -}}
 {{- if kindIs "string" $r.port -}}
