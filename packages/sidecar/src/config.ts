@@ -24,7 +24,8 @@ const STRING_FLAGS = [
   'registry', 'outbound-port', 'outbound-host', 'inbound-port', 'inbound-host', 'app-port', 'app-host', 'edge-port', 'edge-host',
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
-  'kubeconfig', 'targets', 'watch-idle-timeout', 'app-protocol',
+  'kubeconfig', 'targets', 'watch-idle-timeout', 'app-protocol', 'max-in-flight', 'max-concurrent-streams', 'max-upstream-connections',
+  'max-client-resets', 'max-invalid-frames',
 ] as const;
 const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces', 'passthrough'] as const;
 
@@ -156,7 +157,14 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     opt('requestHeadersTimeoutMs', int('request-headers-timeout', 1, 3_600_000)),
     opt('requestBodyTimeoutMs', int('request-body-timeout', 1, 3_600_000)),
     opt('responseDrainTimeoutMs', int('response-drain-timeout', 1, 3_600_000)),
+    opt('maxInFlight', int('max-in-flight', 1, 1_000_000)),
+    opt('maxConcurrentStreams', int('max-concurrent-streams', 1, 100_000)),
+    opt('maxClientResets', int('max-client-resets', 1, 1_000_000)),
+    opt('maxInvalidFrames', int('max-invalid-frames', 0, 1_000_000)),
   );
+  // 0 lifts the bound: one upstream connection per concurrent request, as before there was one.
+  const connections = int('max-upstream-connections', 0, 1_000_000);
+  if (connections !== undefined) config.connections = connections === 0 ? null : connections;
   try {
     createKeyCodec({ name: config.keyName, domains });
   } catch (error) {

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
-import { canAddTrailers, requestHasBody } from './downstream.js';
+import { canAddTrailers, clientGone, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
 import { responseHeaderList } from './headers.js';
@@ -35,25 +35,28 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   #remaining = -1;
   /** The last chunk of a response whose length is known, sent with `end()` in one call. */
   #last: Buffer | undefined;
+  /** Why the exchange was cancelled before undici started the request (it waited for a connection). */
+  #cancelled: Error | undefined;
   /** True while undici's dispatch() runs: an error then is undici refusing the request before any I/O. */
   dispatching = true;
 
   constructor(ex: Exchange, forward: Forwarder) {
     this.#ex = ex;
     this.#forward = forward;
+    // Set per attempt, so a client that leaves aborts the retry too, not the finished first try;
+    // and from the start, so a request still waiting for a pool connection is cancelled as well.
+    ex.cancel = this.#cancel;
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    const { res } = this.#ex;
     // A request that waited in the pool may start after its client left: nobody wants its answer.
-    if (res.destroyed) return controller.abort(new Error('client closed the connection'));
-    // Set per attempt, so a client that leaves aborts the retry too, not the finished first try.
-    this.#ex.cancel = this.#cancel;
+    if (this.#cancelled !== undefined || clientGone(this.#ex.res)) return controller.abort(this.#cancelled ?? new Error('client closed the connection'));
   }
 
   readonly #cancel = (reason: Error): void => {
-    this.#controller?.abort(reason);
+    if (this.#controller === undefined) this.#cancelled = reason;
+    else this.#controller.abort(reason);
   };
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
@@ -174,6 +177,8 @@ class Forwarder {
   };
 
   dispatch(ex: Exchange): void {
+    // A client that is gone (an HTTP/2 stream reset before its request was sent on) is never forwarded.
+    if (clientGone(ex.res)) return;
     if (ex.target!.protocol === 'h2c' && this.#options.h2 !== undefined) return forwardH2(ex, this.#options.h2, this.#h2Path);
     // gRPC is HTTP/2 only: sent over HTTP/1.1 it would fail at the upstream in some less clear way.
     if (ex.grpc) return ex.fail('DEVSTACK_UPSTREAM_PROTOCOL', `gRPC needs an HTTP/2 upstream, and ${ex.target!.origin} is HTTP/1.1: mark the target's protocol h2c`);
@@ -205,8 +210,22 @@ function hasAny(record: object | undefined): boolean {
   return false;
 }
 
+function dispatchSettled(forwarder: Forwarder, ex: Exchange): void {
+  try {
+    forwarder.dispatch(ex);
+  } catch (error) {
+    ex.fault(error);
+  }
+}
+
 /** The last stage: sends the request to `ex.target` with `ex.headers`. */
 export function forward(dispatcher: Dispatcher, options: ForwardOptions = {}): Stage {
   const forwarder = new Forwarder(dispatcher, options);
-  return (ex) => forwarder.dispatch(ex);
+  return (ex) => {
+    // node:http2 announces a request as its HEADERS frame is read, before the rest of the bytes
+    // read with it: an RST_STREAM right behind it (the rapid-reset shape) is only seen one turn
+    // later. After that turn a stream its client reset is not forwarded at all.
+    if (ex.h2) setImmediate(dispatchSettled, forwarder, ex);
+    else forwarder.dispatch(ex);
+  };
 }

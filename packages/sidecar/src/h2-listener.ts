@@ -1,9 +1,18 @@
 import type { Server } from 'node:http';
-import { createServer as createH2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import { constants, createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
 import type { Guard } from './guard.js';
 import type { Listener, SidecarMetrics } from './metrics.js';
+import { ResetBudget, resetBeforeResponse } from './overload.js';
+
+const { NGHTTP2_ENHANCE_YOUR_CALM } = constants;
+
+const BUDGET = Symbol('devstack.h2.resetBudget');
+const OWNER = Symbol('devstack.h2.session');
+type Budgeted = ServerHttp2Session & { [BUDGET]?: ResetBudget };
+/** A stream's session, kept for its 'close' (node:http2 may have let go of it by then). */
+type Owned = ServerHttp2Stream & { [OWNER]?: Budgeted };
 
 /** The client connection preface of HTTP/2 with prior knowledge (RFC 9113 §3.4). */
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -29,6 +38,13 @@ export interface H2ListenerDeps {
   headersTimeoutMs: number;
   /** A session with no traffic for this long is sent GOAWAY (its open streams still finish). */
   idleSessionMs: number;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS: streams one client connection may have open at once. */
+  maxConcurrentStreams: number;
+  /** Streams a client may reset before their response began, per connection per `resetWindowMs`; then GOAWAY. */
+  maxResets: number;
+  resetWindowMs: number;
+  /** Invalid frames one connection may send before it is ended (node:http2's `maxSessionInvalidFrames`). */
+  maxInvalidFrames: number;
 }
 
 /** The HTTP/2 side of one listener, for shutdown: GOAWAY to drain, destroy at the deadline. */
@@ -50,10 +66,24 @@ export interface H2Side {
 export function acceptH2(name: Listener, server: Server, handler: (req: DownstreamRequest, res: DownstreamResponse) => void, deps: H2ListenerDeps): H2Side {
   const { guard, metrics } = deps;
   const h2 = createH2Server({
-    settings: { maxConcurrentStreams: 1000, maxHeaderListSize: deps.maxHeaderSize, enablePush: false },
+    settings: { maxConcurrentStreams: deps.maxConcurrentStreams, maxHeaderListSize: deps.maxHeaderSize, enablePush: false },
     maxHeaderListPairs: 256,
+    maxSessionInvalidFrames: deps.maxInvalidFrames,
   });
   const sessions = new Set<ServerHttp2Session>();
+  // A client that resets streams before their answers faster than its budget allows is ending
+  // requests it never wanted: the connection goes (GOAWAY ENHANCE_YOUR_CALM), its streams with it.
+  // One function for every stream of the listener, the budget in its session's slot.
+  function resetClosed(this: Owned): void {
+    const session = this[OWNER];
+    if (session === undefined || session.destroyed || !resetBeforeResponse(this) || session[BUDGET]?.spend() !== false) return;
+    metrics.abusiveSession(name, 'resets');
+    session.destroy(new Error('too many streams reset before their response'), NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+  function watchResets(this: Budgeted, stream: Owned): void {
+    stream[OWNER] = this;
+    stream.once('close', resetClosed);
+  }
   // Connections whose first bytes have not told the protocol yet: neither parser owns them, so
   // the shutdown deadline must reach them here.
   const sniffing = new Set<Duplex>();
@@ -61,13 +91,17 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
   h2.on('request', guard.request(name, handler));
   h2.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
+    (session as Budgeted)[BUDGET] = new ResetBudget({ budget: deps.maxResets, windowMs: deps.resetWindowMs });
+    session.on('stream', watchResets);
     session.once('close', () => sessions.delete(session));
     session.on('error', () => undefined);
     session.setTimeout(deps.idleSessionMs, () => session.close());
     if (draining) session.close();
   });
   // Protocol errors end that session (GOAWAY) inside node:http2; nothing is left to answer.
-  h2.on('sessionError', () => undefined);
+  h2.on('sessionError', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') metrics.abusiveSession(name, 'invalid_frames');
+  });
 
   const http1 = server.listeners('connection') as ((socket: Duplex) => void)[];
   server.removeAllListeners('connection');

@@ -59,6 +59,18 @@ Limits (milliseconds, bytes)
                                                                              DEVSTACK_REQUEST_BODY_TIMEOUT
   --response-drain-timeout MS   the client reads none of the response, default 30000 (then cut)
                                                                              DEVSTACK_RESPONSE_DRAIN_TIMEOUT
+  --max-in-flight N         requests carried at once, all listeners, default 1024; more are shed
+                            (HTTP/1.1: 503 DEVSTACK_OVERLOADED, HTTP/2: RST_STREAM REFUSED_STREAM)
+                                                                             DEVSTACK_MAX_IN_FLIGHT
+  --max-upstream-connections N  HTTP/1.1 connections per upstream origin, default 256 (more
+                            requests wait for one); 0: no limit              DEVSTACK_MAX_UPSTREAM_CONNECTIONS
+  --max-concurrent-streams N  HTTP/2 streams one client connection may open, default 100
+                                                                             DEVSTACK_MAX_CONCURRENT_STREAMS
+  --max-client-resets N     HTTP/2 streams a client connection may reset before their answer,
+                            per 10 s, default 200; then GOAWAY ENHANCE_YOUR_CALM
+                                                                             DEVSTACK_MAX_CLIENT_RESETS
+  --max-invalid-frames N    invalid HTTP/2 frames before the connection is ended, default 100
+                                                                             DEVSTACK_MAX_INVALID_FRAMES
 
 Other
   --log-level LEVEL         debug, info, warn, error, silent (default info)  DEVSTACK_LOG_LEVEL

@@ -1,4 +1,6 @@
-export { Sidecar } from './sidecar.js';
+export { Sidecar, DEFAULT_LIMITS } from './sidecar.js';
+export { InFlight, ResetBudget } from './overload.js';
+export type { InFlightOptions, ResetBudgetOptions } from './overload.js';
 export type { SidecarOptions, SidecarAddresses, ListenOptions } from './sidecar.js';
 export { SidecarMetrics } from './metrics.js';
 export type { Listener } from './metrics.js';

@@ -9,6 +9,12 @@ export type Listener = Direction | 'admin';
 /** Not part of the shared contract: only the sidecar has stages that can fail this way. */
 const INTERNAL_ERRORS = 'devstack_internal_errors_total';
 const CLIENT_TIMEOUTS = 'devstack_client_timeouts_total';
+const SHED = 'devstack_overload_shed_total';
+const IN_FLIGHT = 'devstack_in_flight';
+const ABUSIVE = 'devstack_h2_connections_ended_total';
+
+/** Why the sidecar ended a client's HTTP/2 connection: streams reset before their answers, or invalid frames. */
+export type AbuseReason = 'resets' | 'invalid_frames';
 
 /** The sidecar's Prometheus metrics; the per-request ones are kept by RequestStats. */
 export class SidecarMetrics {
@@ -21,6 +27,8 @@ export class SidecarMetrics {
   readonly #registryErrors: Counter<'source'>;
   readonly #internalErrors: Counter<'direction'>;
   readonly #clientTimeouts: Counter<'direction' | 'stall'>;
+  readonly #shed: Counter<'direction' | 'protocol'>;
+  readonly #abusive: Counter<'direction' | 'reason'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -33,6 +41,8 @@ export class SidecarMetrics {
     this.#registryErrors = new Counter({ name: METRICS.registryErrors, help: 'Registry updates refused (the last good snapshot was kept)', labelNames: ['source'], registers });
     this.#internalErrors = new Counter({ name: INTERNAL_ERRORS, help: 'Requests a sidecar stage or handler failed on (answered 500 or cut), by listener', labelNames: ['direction'], registers });
     this.#clientTimeouts = new Counter({ name: CLIENT_TIMEOUTS, help: 'Clients that stalled past a timeout: request headers, request body, or not reading the response (drain)', labelNames: ['direction', 'stall'], registers });
+    this.#shed = new Counter({ name: SHED, help: 'Requests refused because the sidecar already carried --max-in-flight (HTTP/1.1: 503 DEVSTACK_OVERLOADED, HTTP/2: RST_STREAM REFUSED_STREAM)', labelNames: ['direction', 'protocol'], registers });
+    this.#abusive = new Counter({ name: ABUSIVE, help: 'Client HTTP/2 connections ended with GOAWAY for abuse: streams reset before their response over the budget (resets), or invalid frames', labelNames: ['direction', 'reason'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'devstack_sidecar_' });
   }
 
@@ -48,6 +58,29 @@ export class SidecarMetrics {
   /** A client that stalled: answered 408 when a status could still be sent, otherwise cut. */
   clientTimeout(direction: Listener, stall: 'headers' | 'body' | 'drain'): void {
     this.#clientTimeouts.labels(direction, stall).inc();
+  }
+
+  /** A request refused by the in-flight limit. */
+  shed(direction: Direction, protocol: 'http1' | 'h2'): void {
+    this.#shed.labels(direction, protocol).inc();
+  }
+
+  /** A client's HTTP/2 connection ended for going over one of its budgets. */
+  abusiveSession(direction: Listener, reason: AbuseReason): void {
+    this.#abusive.labels(direction, reason).inc();
+  }
+
+  /** The exchanges in flight, read at scrape time. */
+  inFlight(read: () => number): void {
+    if (this.registry.getSingleMetric(IN_FLIGHT) !== undefined) return;
+    new Gauge({
+      name: IN_FLIGHT,
+      help: 'Requests the sidecar is carrying now, every listener together (bounded by --max-in-flight)',
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
   internalError(direction: Listener): void {

@@ -17,6 +17,7 @@ import { H2Sessions } from './h2-upstream.js';
 import { forwardUpgrade } from './upgrade.js';
 import { openListener } from './listener.js';
 import { ClientTimeouts } from './client-timeouts.js';
+import { InFlight } from './overload.js';
 import { cancelOnClientLeave, measure, traceExchange } from './observe.js';
 import { SidecarMetrics } from './metrics.js';
 import { adminHandler } from './admin.js';
@@ -72,10 +73,18 @@ export interface SidecarOptions {
   /** The client takes none of the response for this long while the upstream waits for it: cut. Default 30 s. */
   responseDrainTimeoutMs?: number;
   /**
-   * Upstream connections per origin. Default: no limit, so clients that stall (bounded by the
-   * client timeouts) cannot hold every connection and queue everyone else behind them.
+   * Upstream HTTP/1.1 connections per origin; more requests wait for one. Default 256. `null`: no
+   * limit, one connection per concurrent request (one client could then open thousands).
    */
   connections?: number | null;
+  /** Requests carried at once, every listener together; the next are shed (503, REFUSED_STREAM). Default 1024. */
+  maxInFlight?: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS for clients: streams one connection may have open. Default 100. */
+  maxConcurrentStreams?: number;
+  /** Streams a client may reset before their response began, per connection and 10 s; then GOAWAY. Default 200. */
+  maxClientResets?: number;
+  /** Invalid HTTP/2 frames a client connection may send before it is ended. Default 100. */
+  maxInvalidFrames?: number;
   logger?: Logger;
   metrics?: SidecarMetrics;
   /** Trace requests (when an OpenTelemetry SDK is running). */
@@ -90,6 +99,16 @@ export interface SidecarAddresses {
 }
 
 type Name = keyof SidecarAddresses;
+
+/**
+ * The defaults of the bounds on what clients can make the sidecar hold. Envoy's circuit breakers
+ * allow 1024 requests per cluster; nginx and Envoy advertise 100-128 concurrent HTTP/2 streams;
+ * nghttp2's rapid-reset limit is a burst of 1000 then 33 per second (for the sidecar a budget of
+ * 200 per 10 s: gRPC cancellations are far rarer than that on one connection).
+ */
+export const DEFAULT_LIMITS = Object.freeze({ maxInFlight: 1024, connections: 256, maxConcurrentStreams: 100, maxClientResets: 200, maxInvalidFrames: 100 });
+/** The window the client reset budget refills over. */
+const RESET_WINDOW_MS = 10_000;
 
 export class Sidecar {
   readonly metrics: SidecarMetrics;
@@ -110,6 +129,7 @@ export class Sidecar {
   #unsubscribe: (() => void)[] = [];
   readonly #guard: Guard;
   readonly #clientTimeouts: ClientTimeouts;
+  readonly #inFlight: InFlight;
   readonly #onFault: FaultHandler = (ex, error) => this.#guard.report(ex.direction, error);
 
   constructor(options: SidecarOptions) {
@@ -125,8 +145,16 @@ export class Sidecar {
       drainTimeoutMs: options.responseDrainTimeoutMs ?? 30_000,
       onTimeout: (ex, stall) => this.metrics.clientTimeout(ex.direction, stall),
     });
+    this.#inFlight = new InFlight({
+      limit: options.maxInFlight ?? DEFAULT_LIMITS.maxInFlight,
+      onShed: (ex) => {
+        this.metrics.shed(ex.direction, ex.h2 ? 'h2' : 'http1');
+        if (!ex.h2) this.metrics.refused(ex.direction, 503);
+      },
+    });
+    this.metrics.inFlight(() => this.#inFlight.count);
     this.#agent = new Agent({
-      connections: options.connections ?? null,
+      connections: options.connections === undefined ? DEFAULT_LIMITS.connections : options.connections,
       connect: releasingConnector({ timeout: options.connectTimeoutMs ?? 5_000 }),
       headersTimeout: options.headersTimeoutMs ?? 60_000,
       bodyTimeout: options.idleTimeoutMs ?? 60_000,
@@ -236,7 +264,7 @@ export class Sidecar {
   }
 
   async #listenProxy(name: Name, listen: ListenOptions, defaultHost: string, pipeline: { stages: Stage[]; upgrade: Stage[] }): Promise<void> {
-    const handle = compose(name as Direction, [this.#clientTimeouts.stage, ...pipeline.stages], this.#onFault);
+    const handle = compose(name as Direction, [this.#inFlight.stage, this.#clientTimeouts.stage, ...pipeline.stages], this.#onFault);
     const server = await this.#listen(name, listen, defaultHost, (req, res) => {
       if (this.#draining) res.shouldKeepAlive = false;
       handle(req, res);
@@ -247,6 +275,10 @@ export class Sidecar {
       maxHeaderSize: this.#options.maxHeaderSize ?? 32 * 1024,
       headersTimeoutMs: this.#options.requestHeadersTimeoutMs ?? 10_000,
       idleSessionMs: this.#options.idleTimeoutMs ?? 60_000,
+      maxConcurrentStreams: this.#options.maxConcurrentStreams ?? DEFAULT_LIMITS.maxConcurrentStreams,
+      maxResets: this.#options.maxClientResets ?? DEFAULT_LIMITS.maxClientResets,
+      resetWindowMs: RESET_WINDOW_MS,
+      maxInvalidFrames: this.#options.maxInvalidFrames ?? DEFAULT_LIMITS.maxInvalidFrames,
     }));
     // Upgrades are measured like other exchanges, but a tunnel's answer is its 101 (see observe.ts).
     const measured = measure(this.metrics);

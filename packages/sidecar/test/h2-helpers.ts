@@ -22,6 +22,8 @@ export async function h2Upstream(t: Tap, name: string, handler?: (stream: Server
     const chunks: Buffer[] = [];
     stream.on('data', (c: Buffer) => chunks.push(c));
     stream.on('end', () => {
+      // A stream the sidecar cancelled right behind its request ends here already reset.
+      if (stream.destroyed || stream.closed) return;
       stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-upstream': name }, { waitForTrailers: true });
       stream.once('wantTrailers', () => stream.sendTrailers({ 'x-checksum': `${name}-ok` }));
       stream.end(JSON.stringify({ name, headers: { ...headers }, body: Buffer.concat(chunks).toString() }));

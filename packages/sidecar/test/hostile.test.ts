@@ -162,19 +162,25 @@ t.test('hostile HTTP/2 on every listener: resets, garbage frames, rapid stream r
     t.type(garbage, 'string', `${listener}: a preface and garbage frames: that connection ends`);
     const session = http2.connect(`http://127.0.0.1:${port}`);
     session.on('error', () => undefined);
-    // Rapid reset: streams opened and cancelled at once, many times over.
+    // Rapid reset: streams opened and cancelled at once, many times over: over the budget of
+    // --max-client-resets (200 per 10 s) the connection is ended.
+    const goaway = new Promise<number>((resolve) => session.once('goaway', (code: number) => resolve(code)));
     for (let i = 0; i < 300; i++) {
       const stream = session.request({ ':authority': authority[listener], ':path': '/' });
       stream.on('error', () => undefined);
       stream.close(http2.constants.NGHTTP2_CANCEL);
     }
+    t.equal(await goaway, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, `${listener}: rapid resets end the connection with GOAWAY`);
+    session.destroy();
+    const next = http2.connect(`http://127.0.0.1:${port}`);
+    next.on('error', () => undefined);
     const connectStatus = await new Promise<number | string>((resolve) => {
-      const stream = session.request({ ':method': 'CONNECT', ':authority': 'a:80' });
+      const stream = next.request({ ':method': 'CONNECT', ':authority': 'a:80' });
       stream.on('error', (e: Error & { code?: string }) => resolve(e.code ?? 'error'));
       stream.once('response', (h) => resolve(Number(h[':status'])));
     });
     t.equal(connectStatus, 405, `${listener}: CONNECT over HTTP/2 is refused`);
-    session.destroy();
+    next.destroy();
     t.equal(child.proc.exitCode, null, `${listener}: the process is still running`);
     const after = http2.connect(`http://127.0.0.1:${port}`);
     after.on('error', () => undefined);
