@@ -10,7 +10,7 @@ interface CommandFlags {
   required: readonly string[];
 }
 
-const KUBE = ['namespace', 'kubeconfig'] as const;
+const KUBE = ['namespace', 'kubeconfig', 'request-timeout'] as const;
 
 export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
   'ingressroute add': { strings: ['name', 'host', 'key', 'service', 'port', 'traefik', 'api-group', 'key-name', 'priority', 'scheme', ...KUBE], booleans: ['create'], required: ['name', 'host', 'key', 'service'] },
@@ -18,7 +18,7 @@ export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
   'secret clone': { strings: ['from', 'to', 'key', 'service', 'ttl', ...KUBE], pairs: ['set'], required: ['from', 'to', 'key'] },
   'secret update': { strings: ['name', ...KUBE], pairs: ['set'], required: ['name', 'set'] },
   'sqs create': { strings: ['queue', 'key', 'endpoint', 'region', 'attributes', 'secret', 'secret-key', ...KUBE], required: ['queue', 'key'] },
-  'sqs delete': { strings: ['queue', 'key', 'endpoint', 'region', ...KUBE], required: ['queue', 'key'] },
+  'sqs delete': { strings: ['queue', 'key', 'endpoint', 'region', 'request-timeout'], required: ['queue', 'key'] },
 });
 
 export interface Invocation {
@@ -46,26 +46,65 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
     if (action === '--help' || action === '-h') return { kind: 'help', text: HELP };
     return { kind: 'error', problems: [`unknown command ${describeUntrusted(command)}: one of ${Object.keys(COMMANDS).join(', ')}`] };
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv.slice(2),
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...Object.fromEntries(flags.strings.map((f) => [f, { type: 'string' as const }])),
-        ...Object.fromEntries((flags.booleans ?? []).map((f) => [f, { type: 'boolean' as const }])),
-        ...Object.fromEntries((flags.pairs ?? []).map((f) => [f, { type: 'string' as const, multiple: true }])),
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    return { kind: 'error', command, problems: [(error as Error).message.split('\n').join(' ')] };
+  const known = new Map<string, 'string' | 'boolean' | 'pairs'>([
+    ...flags.strings.map((f) => [f, 'string'] as const),
+    ...(flags.booleans ?? []).map((f) => [f, 'boolean'] as const),
+    ...(flags.pairs ?? []).map((f) => [f, 'pairs'] as const),
+  ]);
+  // Not strict: node's own errors quote the argument (`Unexpected argument 'Hunter2'` for a stray
+  // space in --set KEY= VALUE), and any argument may be a secret. Problems name positions instead.
+  const { tokens } = parseArgs({
+    args: argv.slice(2),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+    options: {
+      ...Object.fromEntries([...known].map(([f, kind]) => [f, kind === 'boolean' ? { type: 'boolean' as const } : { type: 'string' as const, multiple: kind === 'pairs' }])),
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const raw: Record<string, string | true | string[] | undefined> = {};
+  const positions: Record<string, number[]> = {};
+  const argProblems: string[] = [];
+  let previous: string | undefined;
+  for (const token of tokens) {
+    // 1-based, counting the command's two words: what a reader counts on the command line.
+    const at = token.index + 3;
+    if (token.kind === 'option-terminator') {
+      argProblems.push(`argument ${at}: '--' is not expected here`);
+      continue;
+    }
+    if (token.kind === 'positional') {
+      argProblems.push(`unexpected argument ${at}${previous === undefined ? '' : ` (after --${previous}: a value without a flag; a space after '='?)`}`);
+      continue;
+    }
+    const kind = token.name === 'help' ? 'boolean' : known.get(token.name);
+    previous = kind === undefined ? undefined : token.name;
+    if (kind === undefined) {
+      argProblems.push(`unknown flag at argument ${at} (flags of ${command}: ${[...known.keys()].map((f) => `--${f}`).join(', ')})`);
+      continue;
+    }
+    if (kind === 'boolean') {
+      if (token.value !== undefined) argProblems.push(`--${token.name} (argument ${at}) takes no value`);
+      else raw[token.name] = true;
+      continue;
+    }
+    if (token.value === undefined) {
+      argProblems.push(`--${token.name} (argument ${at}): a value is required`);
+      continue;
+    }
+    if (!token.inlineValue && token.value.startsWith('-')) {
+      argProblems.push(`--${token.name} (argument ${at}): the next argument starts with '-' (write --${token.name}=VALUE if that is the value)`);
+      continue;
+    }
+    if (kind === 'pairs') {
+      ((raw[token.name] as string[] | undefined) ?? (raw[token.name] = [])).push(token.value);
+      (positions[token.name] ??= []).push(token.inlineValue ? at : at + 1);
+    } else raw[token.name] = token.value;
   }
-  const raw = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (raw['help']) return { kind: 'help', text: commandHelp(command) };
 
-  const problems: string[] = [];
+  const problems: string[] = [...argProblems];
   const values: Record<string, string | undefined> = {};
   for (const flag of flags.strings) {
     const v = raw[flag];
@@ -77,12 +116,12 @@ export function parseCommandLine(argv: readonly string[], env: Readonly<Record<s
   const pairs: Record<string, Record<string, string>> = {};
   for (const flag of flags.pairs ?? []) {
     const out: Record<string, string> = {};
-    for (const pair of (raw[flag] as string[] | undefined) ?? []) {
+    ((raw[flag] as string[] | undefined) ?? []).forEach((pair, i) => {
       const eq = pair.indexOf('=');
       // The value may be a secret: only the part before '=' is ever shown.
-      if (eq <= 0) problems.push(`--${flag}: expected KEY=VALUE, got ${eq === 0 ? 'an empty KEY' : "a value without '='"}`);
+      if (eq <= 0) problems.push(`--${flag} (argument ${positions[flag]![i]}): expected KEY=VALUE, got ${eq === 0 ? 'an empty KEY' : "a value without '='"}`);
       else out[pair.slice(0, eq)] = pair.slice(eq + 1);
-    }
+    });
     pairs[flag] = out;
   }
   for (const flag of flags.required) {

@@ -37,6 +37,34 @@ export class KubeCallError extends DevstackError {
   }
 }
 
+/**
+ * A Kubernetes API request that got no complete answer within `--request-timeout`. Not retried: a
+ * server that accepted and stayed silent that long is not answering this Job, whose own retries
+ * (the Job's `backoffLimit`) start from a fresh pod and connection.
+ */
+export class RequestTimeoutError extends DevstackError {
+  readonly timeoutMs: number;
+
+  constructor(what: string, timeoutMs: number, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_KUBE_TIMEOUT', `${what}: no answer within ${timeoutMs} ms (--request-timeout)`, options);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * An answer that is not what a Kubernetes API server sends: not JSON, `null`, an object of another
+ * kind or name, an error that is not a `Status`. Something else answered (a proxy's page, a
+ * captive portal, a wrong address): said as such, never read as a missing or foreign object.
+ */
+export class BadResponseError extends DevstackError {
+  readonly status: number;
+
+  constructor(what: string, status: number, detail: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_KUBE_BAD_RESPONSE', `${what}: HTTP ${status}: ${detail}`, options);
+    this.status = status;
+  }
+}
+
 /** An SQS call that failed; `name` is the AWS error name (`QueueDoesNotExist`, …). */
 export class SqsCallError extends DevstackError {
   readonly awsName: string | undefined;

@@ -2,6 +2,10 @@
 const GLOBAL = `Kubernetes (every command that reads or writes an object)
   --namespace NS            default: the pod's own, else the kubeconfig context's, else default
   --kubeconfig PATH         default: KUBECONFIG, else the pod's service account
+  --request-timeout DURATION
+                            each API request's limit, Kubernetes and SQS: 30s, 500ms, 2m
+                            (default 30s, at most 10m); no answer in time is exit 1,
+                            DEVSTACK_HOOK_KUBE_TIMEOUT, not retried
 
 Every --flag VALUE can also be set by DEVSTACK_<FLAG> (upper case, '-' as '_'; for example
 --key-name by DEVSTACK_KEY_NAME, --namespace by DEVSTACK_NAMESPACE); a flag wins. --set is

@@ -1,7 +1,6 @@
 import { ConfigError, describeUntrusted } from '@devstack/core';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { NotFoundError, NotOwnedError } from './errors.js';
-import { classifyKube, ingressRouteStore, TRAEFIK_API_GROUPS, type KubeObject, type Store, type TraefikApiGroup } from './kube.js';
+import { classifyKube, ingressRouteStore, TRAEFIK_API_GROUPS, type KubeObject, type KubeTarget, type Store, type TraefikApiGroup } from './kube.js';
 import { SILENT, type Logger } from './log.js';
 import { withRetries, type RetryOptions } from './retry.js';
 import { addRoute, removeRoute, ROUTES_ANNOTATION, SERVICE_SCHEMES, type AddChange, type RemoveChange, type RouteSpec, type RuleSyntax, type ServiceScheme } from './routes.js';
@@ -16,6 +15,8 @@ interface Common {
   key: string;
   apiGroup?: TraefikApiGroup | undefined;
   retry?: RetryOptions | undefined;
+  /** Per Kubernetes API request, in ms (default 30 000). */
+  requestTimeoutMs?: number | undefined;
   log?: Logger | undefined;
 }
 
@@ -94,9 +95,9 @@ function spec(options: AddIngressRouteOptions): RouteSpec {
  * `resourceVersion`; on a conflict (another copy wrote first) read again and redo the change, so
  * concurrent writers all end up in the route, each once. Unchanged when the route is already there.
  */
-export async function addIngressRoute(kc: KubeConfig, options: AddIngressRouteOptions): Promise<Outcome<AddChange | 'created'>> {
+export async function addIngressRoute(kube: KubeTarget, options: AddIngressRouteOptions): Promise<Outcome<AddChange | 'created'>> {
   checkAddOptions(options);
-  const store = ingressRouteStore(kc, options.namespace, options.apiGroup ?? 'traefik.io');
+  const store = ingressRouteStore(kube, options.namespace, options.apiGroup ?? 'traefik.io', options);
   return addWith(store, options);
 }
 
@@ -131,9 +132,9 @@ export async function addWith(store: Store<KubeObject>, options: AddIngressRoute
 }
 
 /** Removes the routes this tool added for the key, and only those; absent is success. */
-export async function removeIngressRoute(kc: KubeConfig, options: RemoveIngressRouteOptions): Promise<Outcome<RemoveChange | 'no-ingressroute'> & { removed: number }> {
+export async function removeIngressRoute(kube: KubeTarget, options: RemoveIngressRouteOptions): Promise<Outcome<RemoveChange | 'no-ingressroute'> & { removed: number }> {
   checkRemoveOptions(options);
-  return removeWith(ingressRouteStore(kc, options.namespace, options.apiGroup ?? 'traefik.io'), options);
+  return removeWith(ingressRouteStore(kube, options.namespace, options.apiGroup ?? 'traefik.io', options), options);
 }
 
 export async function removeWith(store: Store<KubeObject>, options: RemoveIngressRouteOptions): Promise<Outcome<RemoveChange | 'no-ingressroute'> & { removed: number }> {

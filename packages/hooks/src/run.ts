@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, DevstackError } from '@devstack/core';
-import { defaultNamespace, loadKubeConfig } from '@devstack/registry-kubernetes';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { load as parseYaml } from 'js-yaml';
 import { parseCommandLine, type Invocation } from './args.js';
+import { connectionFromKubeConfig, inClusterConnection, kubeconfigConnection, namespaceOf, type KubeConnection } from './connection.js';
 import { NoCredentialsError } from './errors.js';
 import { addIngressRoute, checkAddOptions, checkRemoveOptions, removeIngressRoute, type AddIngressRouteOptions } from './ingressroute.js';
 import type { TraefikApiGroup } from './kube.js';
 import { createLogger, type Logger } from './log.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './request.js';
 import type { RuleSyntax, ServiceScheme } from './routes.js';
 import { checkCloneOptions, checkUpdateOptions, cloneSecret, updateSecret } from './secret.js';
 import { checkCreateQueueOptions, checkDeleteQueueOptions, createQueue, deleteQueue, type CreateQueueOptions } from './sqs.js';
@@ -29,13 +30,23 @@ function number(flag: string, raw: string | undefined, problems: string[]): numb
   return Number(raw);
 }
 
+/** `30s`, `500ms`, `2m`, or seconds alone, as kubectl's `--request-timeout` takes it; 1 ms to 10 min. */
+export function parseDuration(flag: string, raw: string | undefined, fallback: number, problems: string[]): number {
+  if (raw === undefined) return fallback;
+  const m = /^([0-9]{1,7}(?:\.[0-9]{1,3})?)(ms|s|m)?$/.exec(raw.trim());
+  const ms = m === null ? NaN : Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000));
+  if (!(ms >= 1 && ms <= 600_000)) problems.push(`--${flag}: expected a duration from 1ms to 10m, such as 30s, 500ms or 2m`);
+  return ms;
+}
+
 function attributes(raw: string | undefined, problems: string[]): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
-  } catch (error) {
-    problems.push(`--attributes: not JSON: ${(error as Error).message}`);
+  } catch {
+    // The parser's message quotes the text, which is not ours to echo.
+    problems.push('--attributes: not JSON');
     return undefined;
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
@@ -50,58 +61,69 @@ function attributes(raw: string | undefined, problems: string[]): Record<string,
   return out;
 }
 
-type Plan = { check(): void; needsKube: boolean; run(kc: KubeConfig | undefined, namespace: string, log: Logger): Promise<Record<string, unknown>> };
+type Plan = { check(): void; needsKube: boolean; run(kc: KubeConnection | undefined, namespace: string, log: Logger): Promise<Record<string, unknown>> };
 
 /** Options from flags, checked by the same functions the library runs; no I/O here. */
 function plan(inv: Invocation, problems: string[]): Plan {
   const v = inv.values;
   const key = v['key']!;
   const given = v['namespace'];
+  const requestTimeoutMs = parseDuration('request-timeout', v['request-timeout'], DEFAULT_REQUEST_TIMEOUT_MS, problems);
   switch (inv.command) {
     case 'ingressroute add': {
       const options = (namespace: string): AddIngressRouteOptions => ({
         name: v['name']!, namespace, key, host: v['host']!, service: v['service']!, port: v['port'],
         traefik: v['traefik'] as RuleSyntax | undefined, apiGroup: v['api-group'] as TraefikApiGroup | undefined,
-        keyName: v['key-name'], priority: number('priority', v['priority'], problems), scheme: v['scheme'] as ServiceScheme | undefined, create: inv.booleans['create'],
+        keyName: v['key-name'], priority: number('priority', v['priority'], problems), scheme: v['scheme'] as ServiceScheme | undefined, create: inv.booleans['create'], requestTimeoutMs,
       });
       return { needsKube: true, check: () => checkAddOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await addIngressRoute(kc!, { ...options(ns), log })) }) };
     }
     case 'ingressroute remove': {
-      const options = (namespace: string) => ({ name: v['name']!, namespace, key, apiGroup: v['api-group'] as TraefikApiGroup | undefined });
+      const options = (namespace: string) => ({ name: v['name']!, namespace, key, apiGroup: v['api-group'] as TraefikApiGroup | undefined, requestTimeoutMs });
       return { needsKube: true, check: () => checkRemoveOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await removeIngressRoute(kc!, { ...options(ns), log })) }) };
     }
     case 'secret clone': {
-      const options = (namespace: string) => ({ from: v['from']!, to: v['to']!, key, service: v['service'], ttl: v['ttl'], set: inv.pairs['set'], namespace });
+      const options = (namespace: string) => ({ from: v['from']!, to: v['to']!, key, service: v['service'], ttl: v['ttl'], set: inv.pairs['set'], namespace, requestTimeoutMs });
       return { needsKube: true, check: () => checkCloneOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['to'], ...(await cloneSecret(kc!, { ...options(ns), log })) }) };
     }
     case 'secret update': {
-      const options = (namespace: string) => ({ name: v['name']!, set: inv.pairs['set'], namespace });
+      const options = (namespace: string) => ({ name: v['name']!, set: inv.pairs['set'], namespace, requestTimeoutMs });
       return { needsKube: true, check: () => checkUpdateOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['name'], ...(await updateSecret(kc!, { ...options(ns), log })) }) };
     }
     case 'sqs create': {
       const attrs = attributes(v['attributes'], problems);
       const secret = v['secret'];
-      const options = (kc: KubeConfig | undefined, namespace: string): CreateQueueOptions => ({
-        queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs,
+      const options = (kc: KubeConnection | undefined, namespace: string): CreateQueueOptions => ({
+        queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs, requestTimeoutMs,
         secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
       });
       return { needsKube: secret !== undefined, check: () => checkCreateQueueOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createQueue({ ...options(kc, ns), log })) }) };
     }
     default: {
-      const options = { queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'] };
+      const options = { queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], requestTimeoutMs };
       return { needsKube: false, check: () => checkDeleteQueueOptions(options), run: async () => ({ ...(await deleteQueue(options)) }) };
     }
   }
 }
 
-function kubeconfig(path: string | undefined, env: Io['env']): KubeConfig {
+/**
+ * The connection, without loading @kubernetes/client-node when the kubeconfig holds only what a
+ * Job or a test has (a server, a CA, certificates, a token): in a pod, the service account. A
+ * kubeconfig with more (exec plugins, auth providers, proxies) goes through client-node.
+ */
+async function connect(path: string | undefined, env: Io['env']): Promise<KubeConnection> {
   // client-node's in-cluster loading does not fail outside a pod: it yields `https://undefined`,
   // and every request would then be retried as a lost connection.
   if (path === undefined && !env['KUBECONFIG'] && !env['KUBERNETES_SERVICE_HOST']) {
     throw new NoCredentialsError('no Kubernetes credentials: no --kubeconfig, no KUBECONFIG, and not in a pod (KUBERNETES_SERVICE_HOST is not set)');
   }
+  const file = path ?? (env['KUBECONFIG'] ? env['KUBECONFIG'].split(':')[0] : undefined);
   try {
-    return loadKubeConfig({ kubeconfig: path, env });
+    if (file === undefined) return inClusterConnection(env);
+    const lean = kubeconfigConnection(file, readFileSync(file, 'utf8'), undefined, (text) => parseYaml(text));
+    if (lean !== undefined) return lean;
+    const { loadKubeConfig } = await import('@devstack/registry-kubernetes');
+    return await connectionFromKubeConfig(loadKubeConfig({ kubeconfig: file, env }));
   } catch (error) {
     throw new NoCredentialsError(`no Kubernetes credentials: ${(error as Error).message} (give --kubeconfig, set KUBECONFIG, or run in a pod with a service account)`, { cause: error });
   }
@@ -142,8 +164,8 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
 
   const log = createLogger({ command: invocation.command }, io.out, io.err);
   try {
-    const kc = steps.needsKube ? kubeconfig(invocation.values['kubeconfig'], io.env) : undefined;
-    const namespace = invocation.values['namespace'] ?? (kc === undefined ? PLACEHOLDER_NS : defaultNamespace(kc));
+    const kc = steps.needsKube ? await connect(invocation.values['kubeconfig'], io.env) : undefined;
+    const namespace = invocation.values['namespace'] ?? (kc === undefined ? PLACEHOLDER_NS : namespaceOf(kc));
     const outcome = await steps.run(kc, namespace, log);
     log.info('done', { ...(steps.needsKube ? { namespace } : {}), ...outcome });
     return 0;

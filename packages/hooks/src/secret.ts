@@ -1,7 +1,6 @@
 import { ConfigError, FEATURE_LABEL, SERVICE_LABEL } from '@devstack/core';
-import type { KubeConfig } from '@kubernetes/client-node';
 import { NotFoundError, NotOwnedError } from './errors.js';
-import { classifyKube, secretStore, type SecretObject, type Store } from './kube.js';
+import { classifyKube, secretStore, type KubeTarget, type SecretObject, type Store } from './kube.js';
 import { SILENT, type Logger } from './log.js';
 import { withRetries, type RetryOptions } from './retry.js';
 import { dnsLabel, dnsSubdomain, problemsOf, routingKey, secretKey, serviceName, ttl } from './validate.js';
@@ -25,6 +24,8 @@ interface Common {
   /** KEY=VALUE pairs to set, as plain text (stored base64 in `data`). */
   set?: Record<string, string> | undefined;
   retry?: RetryOptions | undefined;
+  /** Per Kubernetes API request, in ms (default 30 000). */
+  requestTimeoutMs?: number | undefined;
   log?: Logger | undefined;
 }
 
@@ -44,7 +45,8 @@ export interface UpdateSecretOptions extends Common {
 }
 
 function checkSet(set: Record<string, string> | undefined): string[] {
-  return problemsOf(Object.keys(set ?? {}).map((k) => [secretKey, '--set', k] as const));
+  // A KEY that is not one may be a mistyped pair with the value in it: it is numbered, not shown.
+  return Object.keys(set ?? {}).flatMap((k, i) => (secretKey('--set', k) === undefined ? [] : [`--set #${i + 1}: its KEY is not a Secret key (letters, digits, '-', '_', '.')`]));
 }
 
 export function checkCloneOptions(options: CloneSecretOptions): void {
@@ -94,9 +96,9 @@ async function writeChanges(store: Store<SecretObject>, current: SecretObject, d
  * a queue URL, are kept) and changes nothing when it already is. A secret of that name that
  * devstack-hooks did not make is refused, never overwritten.
  */
-export async function cloneSecret(kc: KubeConfig, options: CloneSecretOptions): Promise<SecretOutcome> {
+export async function cloneSecret(kube: KubeTarget, options: CloneSecretOptions): Promise<SecretOutcome> {
   checkCloneOptions(options);
-  return cloneWith(secretStore(kc, options.namespace), options);
+  return cloneWith(secretStore(kube, options.namespace, options), options);
 }
 
 export async function cloneWith(store: Store<SecretObject>, options: CloneSecretOptions): Promise<SecretOutcome> {
@@ -136,9 +138,9 @@ export async function cloneWith(store: Store<SecretObject>, options: CloneSecret
 }
 
 /** Sets keys of an existing secret in place, with the same optimistic concurrency. */
-export async function updateSecret(kc: KubeConfig, options: UpdateSecretOptions): Promise<SecretOutcome> {
+export async function updateSecret(kube: KubeTarget, options: UpdateSecretOptions): Promise<SecretOutcome> {
   checkUpdateOptions(options);
-  return setKeys(secretStore(kc, options.namespace), options.name, options.set ?? {}, undefined, options);
+  return setKeys(secretStore(kube, options.namespace, options), options.name, options.set ?? {}, undefined, options);
 }
 
 /**

@@ -1,16 +1,9 @@
 import { ConfigError, DevstackError, FEATURE_LABEL } from '@devstack/core';
-import {
-  CreateQueueCommand,
-  DeleteQueueCommand,
-  GetQueueAttributesCommand,
-  GetQueueUrlCommand,
-  SetQueueAttributesCommand,
-  SQSClient,
-  type QueueAttributeName,
-} from '@aws-sdk/client-sqs';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type * as SqsSdk from '@aws-sdk/client-sqs';
+import type { QueueAttributeName, SQSClient } from '@aws-sdk/client-sqs';
 import { NotFoundError, SqsCallError } from './errors.js';
-import { secretStore } from './kube.js';
+import { secretStore, type KubeTarget } from './kube.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './request.js';
 import { SILENT, type Logger } from './log.js';
 import type { RetryOptions } from './retry.js';
 import { setKeys } from './secret.js';
@@ -39,6 +32,8 @@ export interface SqsConnection {
   region?: string | undefined;
   /** A client to use instead (tests, custom credentials). */
   client?: SQSClient | undefined;
+  /** Per request, in ms, Kubernetes and SQS alike (default 30 000). */
+  requestTimeoutMs?: number | undefined;
 }
 
 export interface CreateQueueOptions extends SqsConnection {
@@ -47,7 +42,7 @@ export interface CreateQueueOptions extends SqsConnection {
   /** Attributes over the base queue's, as SQS names them. */
   attributes?: Record<string, string> | undefined;
   /** Write the queue URL into this secret of the copy (created when missing). */
-  secret?: { kc: KubeConfig; namespace: string; name: string; key?: string | undefined } | undefined;
+  secret?: { kc: KubeTarget; namespace: string; name: string; key?: string | undefined } | undefined;
   retry?: RetryOptions | undefined;
   log?: Logger | undefined;
 }
@@ -85,8 +80,21 @@ export function checkDeleteQueueOptions(options: DeleteQueueOptions): void {
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
-function client(options: SqsConnection): SQSClient {
-  return options.client ?? new SQSClient({ region: options.region ?? process.env['AWS_REGION'] ?? 'us-east-1', ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }) });
+type Sdk = typeof SqsSdk;
+
+/** Loaded by the commands that talk to SQS only: the SDK is ~25 MiB that the Kubernetes commands never need. */
+const sdk = (): Promise<Sdk> => import('@aws-sdk/client-sqs');
+
+function client(SDK: Sdk, options: SqsConnection): SQSClient {
+  const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  return (
+    options.client ??
+    new SDK.SQSClient({
+      region: options.region ?? process.env['AWS_REGION'] ?? 'us-east-1',
+      ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+      requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+    })
+  );
 }
 
 const missing = (error: unknown) => {
@@ -104,9 +112,9 @@ async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-async function urlOf(sqs: SQSClient, name: string): Promise<string | undefined> {
+async function urlOf(SDK: Sdk, sqs: SQSClient, name: string): Promise<string | undefined> {
   try {
-    return (await sqs.send(new GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
+    return (await sqs.send(new SDK.GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
   } catch (error) {
     if (missing(error)) return undefined;
     throw error;
@@ -129,18 +137,20 @@ export interface CreateQueueOutcome {
 export async function createQueue(options: CreateQueueOptions): Promise<CreateQueueOutcome> {
   checkCreateQueueOptions(options);
   const log = options.log ?? SILENT;
-  const sqs = client(options);
+  const SDK = await sdk();
+  const { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand } = SDK;
+  const sqs = client(SDK, options);
   const name = copyQueueName(options.queue, options.key);
   try {
     const wanted = await call(`read the base queue ${options.queue}`, async () => {
-      const baseUrl = await urlOf(sqs, options.queue);
+      const baseUrl = await urlOf(SDK, sqs, options.queue);
       if (baseUrl === undefined && options.attributes === undefined) throw new NotFoundError(`the base queue ${options.queue} does not exist (its attributes are what a copy gets; or pass --attributes)`);
       const base = baseUrl === undefined ? {} : ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: baseUrl, AttributeNames: ['All'] }))).Attributes ?? {});
       const copied = Object.fromEntries(Object.entries(base).filter(([k]) => COPIED_ATTRIBUTES.includes(k)));
       return { ...copied, ...options.attributes, ...(name.endsWith('.fifo') ? { FifoQueue: 'true' } : {}) } as Record<string, string>;
     });
     let change: CreateQueueOutcome['change'];
-    let url = await call(`look up ${name}`, () => urlOf(sqs, name));
+    let url = await call(`look up ${name}`, () => urlOf(SDK, sqs, name));
     if (url === undefined) {
       url = await call(`create ${name}`, async () => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: wanted }))).QueueUrl!);
       change = 'created';
@@ -156,7 +166,7 @@ export async function createQueue(options: CreateQueueOptions): Promise<CreateQu
     const outcome: CreateQueueOutcome = { name, url, change };
     if (options.secret !== undefined) {
       const s = options.secret;
-      const written = await setKeys(secretStore(s.kc, s.namespace), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, log });
+      const written = await setKeys(secretStore(s.kc, s.namespace, options), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, requestTimeoutMs: options.requestTimeoutMs, log });
       outcome.secret = written.change;
     }
     return outcome;
@@ -168,13 +178,14 @@ export async function createQueue(options: CreateQueueOptions): Promise<CreateQu
 /** Deletes the copy's queue; one that is not there is success (`absent`). */
 export async function deleteQueue(options: DeleteQueueOptions): Promise<{ name: string; change: 'deleted' | 'absent' }> {
   checkDeleteQueueOptions(options);
-  const sqs = client(options);
+  const SDK = await sdk();
+  const sqs = client(SDK, options);
   const name = copyQueueName(options.queue, options.key);
   try {
-    const url = await call(`look up ${name}`, () => urlOf(sqs, name));
+    const url = await call(`look up ${name}`, () => urlOf(SDK, sqs, name));
     if (url === undefined) return { name, change: 'absent' };
     try {
-      await sqs.send(new DeleteQueueCommand({ QueueUrl: url }));
+      await sqs.send(new SDK.DeleteQueueCommand({ QueueUrl: url }));
     } catch (error) {
       if (missing(error)) return { name, change: 'absent' };
       await call(`delete ${name}`, () => Promise.reject(error));

@@ -22,11 +22,11 @@ t.test('usage errors exit 2 with one line per problem', async (t) => {
   t.match(none.stderr, /unknown command "frobnicate now"/);
   const missing = await run(['secret', 'clone', '--from', 'a', '--set', 'novalue', '--bogus']);
   t.equal(missing.code, 2);
-  t.match(missing.stderr, /Unknown option '--bogus'/);
+  t.match(missing.stderr, /unknown flag at argument 7 \(flags of secret clone: --from, /);
   const lines = await run(['secret', 'clone', '--from', 'a', '--set', 's3cr3t-without-equals']);
   t.equal(lines.code, 2);
   t.same(lines.stderr.trim().split('\n'), [
-    "devstack-hooks: --set: expected KEY=VALUE, got a value without '='",
+    "devstack-hooks: --set (argument 6): expected KEY=VALUE, got a value without '='",
     'devstack-hooks: --to (DEVSTACK_TO): required',
     'devstack-hooks: --key (DEVSTACK_KEY): required',
     'Run devstack-hooks secret clone --help for usage.',
@@ -63,4 +63,22 @@ t.test('flags come from DEVSTACK_* and KUBECONFIG too; a flag wins', async (t) =
   t.match(done(r), { namespace: NS, change: 'added' }, 'the namespace from the kubeconfig context');
   t.equal(routesOf(api)[1]!.match, 'Host(`shop.example.com`) && Header(`dev-serve-user`, `feature1`)');
   t.match(parseCommandLine(['sqs', 'delete', '--queue', 'q'], { DEVSTACK_KEY: 'k1' }), { kind: 'run', invocation: { values: { key: 'k1', queue: 'q' } } });
+});
+
+t.test('a usage error never echoes an argument that may be a secret', async (t) => {
+  // A stray space after '=' makes the secret a positional argument of its own.
+  const stray = await spawnCli(['secret', 'update', '--name', 'orders-f1', '--set', 'PASSWORD=', 'Hunter2Leak']);
+  t.equal(stray.code, 2);
+  t.match(stray.stderr, /unexpected argument 7 \(after --set: a value without a flag; a space after '='\?\)/);
+  const dash = await run(['secret', 'update', '--name', 'orders-f1', '--set', '-Hunter2Leak']);
+  t.equal(dash.code, 2);
+  const inline = await run(['secret', 'update', '--name', 'orders-f1', '--set', 'A=1', '--Hunter2Leak=x']);
+  t.equal(inline.code, 2);
+  t.match(inline.stderr, /unknown flag at argument 7/);
+  const badKey = await run(['secret', 'update', '--name', 'orders-f1', '--set', 'Hunter2Leak PASSWORD=x']);
+  t.equal(badKey.code, 2);
+  t.match(badKey.stderr, /--set #1: its KEY is not a Secret key/);
+  const json = await run(['sqs', 'create', '--queue', 'orders', '--key', 'f1', '--attributes', '{"Hunter2Leak']);
+  t.equal(json.code, 2);
+  for (const r of [stray, dash, inline, badKey, json]) t.notMatch(r.stdout + r.stderr, /Hunter2Leak/, 'the value appears nowhere');
 });

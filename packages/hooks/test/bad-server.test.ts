@@ -1,0 +1,67 @@
+/*
+ * An API server that is not one: it never answers, answers `null`, or answers a proxy's HTML page.
+ * Each is reported as what it is, with its own code and exit 1, never as a missing or foreign
+ * object, and never as a stack trace.
+ */
+import t from 'tap';
+import { answerWith, badServer } from './bad-server.ts';
+import { run } from './helpers.ts';
+
+const errorOf = (r: Awaited<ReturnType<typeof run>>) => r.lines.find((l) => l['level'] === 'error');
+const clone = (kubeconfig: string, extra: string[] = []) => run(['secret', 'clone', '--kubeconfig', kubeconfig, '--from', 'orders', '--to', 'orders-f1', '--key', 'f1', ...extra]);
+
+t.test('a server that accepts and never answers: a timeout, exit 1, not a wait until the deadline', async (t) => {
+  const server = await badServer(t, () => undefined);
+  const r = await clone(server.kubeconfig, ['--request-timeout', '200ms']);
+  t.equal(r.code, 1, r.stderr);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_KUBE_TIMEOUT', error: /get Secret team-a\/orders: no answer within 200 ms/ });
+  t.same(server.requests, ['GET /api/v1/namespaces/team-a/secrets/orders'], 'not retried: one request');
+  // The same through the environment, for ingressroute remove.
+  const env = await run(['ingressroute', 'remove', '--kubeconfig', server.kubeconfig, '--name', 'edge', '--key', 'f1'], { DEVSTACK_REQUEST_TIMEOUT: '0.2s' });
+  t.equal(env.code, 1, env.stderr);
+  t.match(errorOf(env), { code: 'DEVSTACK_HOOK_KUBE_TIMEOUT' });
+});
+
+t.test('--request-timeout is checked before anything is sent', async (t) => {
+  const server = await badServer(t, () => undefined);
+  for (const bad of ['soon', '0', '1h', '11m', '1.5.0s']) {
+    const r = await clone(server.kubeconfig, ['--request-timeout', bad]);
+    t.equal(r.code, 2, bad);
+    t.match(r.stderr, /--request-timeout: expected a duration from 1ms to 10m/);
+  }
+  t.same(server.requests, []);
+});
+
+t.test('a JSON null answer is a bad response, not a TypeError', async (t) => {
+  const server = await badServer(t, answerWith(200, 'application/json', 'null'));
+  const r = await clone(server.kubeconfig);
+  t.equal(r.code, 1, r.stderr);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /get Secret team-a\/orders: HTTP 200: not a Secret: null/ });
+  t.notMatch(r.stderr, /TypeError|at .*\.js:\d+/);
+  const update = await run(['secret', 'update', '--kubeconfig', server.kubeconfig, '--name', 'orders', '--set', 'A=1']);
+  t.match(errorOf(update), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE' });
+});
+
+t.test('an HTML page with 200 is a bad response, not a secret it did not make', async (t) => {
+  const server = await badServer(t, answerWith(200, 'text/html', '<html><body>Sign in to continue</body></html>'));
+  const r = await clone(server.kubeconfig);
+  t.equal(r.code, 1, r.stderr);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /get Secret team-a\/orders: HTTP 200: not JSON \(text\/html, 45 bytes\)/ });
+  t.same(server.requests, ['GET /api/v1/namespaces/team-a/secrets/orders'], 'nothing written');
+  const add = await run(['ingressroute', 'add', '--kubeconfig', server.kubeconfig, '--name', 'edge', '--host', 'shop.example.com', '--key', 'f1', '--service', 'web-f1']);
+  t.match(errorOf(add), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE' });
+});
+
+t.test('an HTML 404 is a bad response, not an object that is absent', async (t) => {
+  const server = await badServer(t, answerWith(404, 'text/html', '<html>Not Found</html>'));
+  const r = await run(['ingressroute', 'remove', '--kubeconfig', server.kubeconfig, '--name', 'edge', '--key', 'f1']);
+  t.equal(r.code, 1, r.stdout);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /HTTP 404: not a Kubernetes Status \(text\/html, 22 bytes\)/ });
+});
+
+t.test('an object of another name or kind is a bad response', async (t) => {
+  const server = await badServer(t, answerWith(200, 'application/json', JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'orders' }, data: {} })));
+  t.match(errorOf(await clone(server.kubeconfig)), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /not a Secret: kind "ConfigMap"/ });
+  const other = await badServer(t, answerWith(200, 'application/json', JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'payments' }, data: { A: 1 } })));
+  t.match(errorOf(await clone(other.kubeconfig)), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE' });
+});
