@@ -103,6 +103,32 @@ function entriesOf(headers: unknown): { shape: 'flat' | 'pairs' | 'record'; entr
  */
 export function rewriteRendered(headers: unknown, codec: KeyCodec, key: string | undefined): unknown {
   const { shape, entries } = entriesOf(headers);
+  const out = rewriteEntries(entries, codec, key);
+  if (out === undefined) return headers;
+  if (shape === 'pairs') return out;
+  if (shape === 'flat') return out.flat();
+  // Any object but its own store is rendered by node:http as a plain name -> value record.
+  const record: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  for (const [name, value] of out) record[name] = value;
+  return record;
+}
+
+/**
+ * A copy of a `name -> value` header record (node:http2's request headers) with the key written,
+ * or every carrier of it stripped when `key` is undefined; the record itself when there is
+ * nothing to change. Symbol-keyed entries (`http2.sensitiveHeaders`) are kept.
+ */
+export function rewriteRecord<T extends object>(headers: T, codec: KeyCodec, key: string | undefined): T {
+  const out = rewriteEntries(Object.entries(headers), codec, key);
+  if (out === undefined) return headers;
+  const record: Record<string | symbol, unknown> = {};
+  for (const [name, value] of out) record[name] = value;
+  for (const symbol of Object.getOwnPropertySymbols(headers)) record[symbol] = (headers as Record<symbol, unknown>)[symbol];
+  return record as T;
+}
+
+/** The entries with the carriers rewritten in place (see rewriteRendered); undefined: unchanged. */
+function rewriteEntries(entries: readonly Entry[], codec: KeyCodec, key: string | undefined): Entry[] | undefined {
   const bag: MutableHeaderBag = {};
   let seen = false;
   for (const [name, value] of entries) {
@@ -111,7 +137,7 @@ export function rewriteRendered(headers: unknown, codec: KeyCodec, key: string |
     add(bag, lower, value);
     seen = true;
   }
-  if (!seen && key === undefined) return headers;
+  if (!seen && key === undefined) return undefined;
   applyKey(bag, codec, key);
   const out: Entry[] = [];
   const placed = new Set<string>();
@@ -124,12 +150,7 @@ export function rewriteRendered(headers: unknown, codec: KeyCodec, key: string |
     }
   }
   for (const [name, value] of Object.entries(bag)) if (value !== undefined && !placed.has(name)) out.push([name, value]);
-  if (shape === 'pairs') return out;
-  if (shape === 'flat') return out.flat();
-  // Any object but its own store is rendered by node:http as a plain name -> value record.
-  const record: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-  for (const [name, value] of out) record[name] = value;
-  return record;
+  return out;
 }
 
 /**

@@ -3,6 +3,7 @@ import { createKeyCodec, createRegistrySource, deferredSource, registryKind, typ
 import { ensureContextManager } from './context.js';
 import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
 import { installHttp } from './http.js';
+import { installHttp2 } from './http2.js';
 import { checkLane } from './inbound.js';
 import { ensurePropagation } from './otel-globals.js';
 import { createMetrics } from './metrics.js';
@@ -88,7 +89,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   ensureContextManager();
   ensurePropagation();
   const readiness = watchReadiness(router, owned !== undefined ? String(setting) : `the ${source?.kind ?? ''} source`);
-  const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined)];
+  const uninstall = [installUndici(router !== undefined), installHttp(router !== undefined), installHttp2()];
   const { ready } = readiness;
   const routing = router;
   const sdk: DevstackSdk = {

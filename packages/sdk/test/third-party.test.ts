@@ -6,12 +6,16 @@
  */
 import t from 'tap';
 import http, { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import express from 'express';
 import { Agent, request as undiciRequest, stream as undiciStream, type Dispatcher } from 'undici';
+import * as grpc from '@grpc/grpc-js';
 import { init, routingMiddleware, withRoutingKey } from '@devstack/sdk';
+import { grpcInterceptor } from '@devstack/sdk/grpc';
+import { EchoClient, startEcho, unary } from './grpc-echo.ts';
 
 const sdk = init();
 t.teardown(() => sdk.close());
@@ -32,6 +36,33 @@ const third = http.createServer((req, res) => {
 });
 const thirdPort = await listen(third);
 t.teardown(() => close(third));
+
+// The same third party over h2c, for node:http2 clients.
+const third2 = http2.createServer();
+third2.on('stream', (stream, headers) => {
+  const id = headers['x-request-id'];
+  const names = Object.keys(headers);
+  if (typeof id === 'string') received.set(id, { headers: headers as IncomingHttpHeaders, names, url: String(headers[':path']) });
+  stream.respond({ ':status': 200 });
+  stream.end('ok');
+});
+const third2Port = await new Promise<number>((resolve) => third2.listen(0, '127.0.0.1', () => resolve((third2.address() as AddressInfo).port)));
+t.teardown(() => new Promise<void>((resolve) => third2.close(() => resolve())));
+const sessions = new Set<http2.ClientHttp2Session>();
+t.teardown(() => sessions.forEach((session) => session.destroy()));
+
+function h2(host: string, headers: http2.OutgoingHttpHeaders): Promise<void> {
+  const session = http2.connect(`http://${host.split(':')[0]}:${third2Port}`, { lookup: lookup as never });
+  sessions.add(session);
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': '/h2', ...headers });
+    stream.on('error', reject);
+    stream.resume().on('end', () => {
+      session.close();
+      resolve();
+    });
+  });
+}
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 type Lookup = (host: string, options: { all?: boolean }, cb: (...args: unknown[]) => void) => void;
@@ -117,6 +148,7 @@ const CLIENTS: Record<string, Forward> = {
     return done(out);
   },
   'https.get': (req, host) => done(https.get(`https://${host}/https-get`, { headers: forwarded(req), createConnection: () => net.connect(thirdPort, '127.0.0.1') })),
+  'http2 session.request': (req, host) => h2(host, forwarded(req)),
   'Expect: 100-continue': (req, host) => {
     const out = http.request(`http://${host}/expect`, { method: 'POST', headers: { ...forwarded(req), expect: '100-continue', 'content-type': 'text/plain' }, lookup: lookup as never });
     out.on('continue', () => out.end('body'));
@@ -230,6 +262,37 @@ t.test('a request sent through a forward proxy is judged by the host it names', 
     t.notOk(got.names.includes('uber-ctx-key'), `${id}: no plain header`);
     t.equal(got.headers['baggage'], OTHER_BAGGAGE, `${id}: the key's baggage entries stripped`);
   }
+});
+
+t.test('node:http2 sessions: no carrier for a host outside the fleet, requests to the fleet as the app wrote them', async (t) => {
+  const forwardedHeaders = { 'uber-ctx-key': 'BAD', baggage: BAGGAGE, 'uberctx-uber-ctx-key': 'feature1', 'x-team': 'pay' };
+  await h2(THIRD, { ...forwardedHeaders, 'x-request-id': 'h2-third' });
+  assertClean(t, received.get('h2-third')!, 'http2 to a third party', OTHER_BAGGAGE);
+  await h2(FLEET, { ...forwardedHeaders, 'x-request-id': 'h2-fleet' });
+  const fleetGot = received.get('h2-fleet')!;
+  t.same([fleetGot.headers['uber-ctx-key'], fleetGot.headers['baggage']], ['BAD', BAGGAGE], 'the fleet gets the headers unchanged');
+  // A session opened for a fleet name, a request naming a third party in :authority.
+  await h2(FLEET, { ...forwardedHeaders, ':authority': 'api.example.com', 'x-request-id': 'h2-authority' });
+  assertClean(t, received.get('h2-authority')!, 'http2 with a third-party :authority', OTHER_BAGGAGE);
+});
+
+t.test('a grpc-js client the SDK does not instrument: metadata for a third-party authority loses the key', async (t) => {
+  const echo = await startEcho('third');
+  t.teardown(() => echo.close());
+  const client = new EchoClient(echo.address, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'api.example.com' });
+  t.teardown(() => client.close());
+  const metadata = new grpc.Metadata();
+  metadata.set('uber-ctx-key', 'feature1');
+  metadata.set('baggage', BAGGAGE);
+  metadata.set('uberctx-uber-ctx-key', 'feature1');
+  metadata.set('x-app', 'mine');
+  const seen = (await withRoutingKey('feature1', () => unary(client, {}, metadata))).value;
+  t.same([seen?.plain, seen?.baggage, seen?.jaeger, seen?.other], [[], [OTHER_BAGGAGE], [], ['mine']], 'metadata the app set');
+  // grpcInterceptor cannot see the target and writes the key; the transport below it still strips it.
+  const intercepted = new EchoClient(echo.address, grpc.credentials.createInsecure(), { 'grpc.default_authority': 'api.example.com', interceptors: [grpcInterceptor(grpc)] });
+  t.teardown(() => intercepted.close());
+  const written = (await withRoutingKey('feature1', () => unary(intercepted))).value;
+  t.same([written?.plain, written?.baggage], [[], []], 'the key grpcInterceptor wrote');
 });
 
 function listen(server: http.Server): Promise<number> {
