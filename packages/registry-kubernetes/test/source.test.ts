@@ -77,6 +77,31 @@ t.test('bursts of events become few snapshots; a copy turning unready falls back
   t.equal(source.current()!.services.get('orders')!.features.has('f1'), false, 'a deleted copy is gone');
 });
 
+t.test('a steady stream of events: a snapshot at least every maxDelayMs, not only when it stops', async (t) => {
+  const { clock, transports, source } = setup(t);
+  transports.services.items = [service('orders', 'orders') as never];
+  transports.endpointslices.items = [slice('orders', '10.0.0.1', true) as never];
+  const published: number[] = [];
+  source.subscribe((s) => published.push(s.createdAt));
+  source.start();
+  await clock.advance(0);
+  const from = clock.now();
+  // One change every 3 ms for 1 s: never 5 ms of quiet.
+  const changed: number[] = [];
+  for (let i = 0; i < 333; i++) {
+    changed.push(clock.now());
+    transports.endpointslices.last.emit({ type: 'MODIFIED', object: slice('orders', `10.0.${i >> 8}.${i & 255}`, true, 100 + i) });
+    await clock.advance(3);
+  }
+  const during = published.filter((at) => at > from && at <= from + 999);
+  t.ok(during.length >= 9, `snapshots while the stream lasts (${during.length})`);
+  const waited = changed.filter((at) => at <= during[during.length - 1]!).map((at) => during.find((p) => p >= at)! - at);
+  t.ok(Math.max(...waited) <= 100, 'no change waits more than 100 ms for its snapshot');
+  t.ok(during.length <= 12, 'and not one per event');
+  await clock.advance(5);
+  t.equal(source.current()!.services.get('orders')!.base.ready[0]!.origin, 'http://10.0.1.76:8080', 'the last change is in the last snapshot');
+});
+
 t.test('an unreachable API server: last snapshot kept, stale status, one report per state change', async (t) => {
   const { clock, transports, source } = setup(t);
   transports.services.items = [service('orders', 'orders') as never];
