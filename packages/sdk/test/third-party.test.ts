@@ -11,7 +11,7 @@ import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import express from 'express';
-import { Agent, request as undiciRequest, stream as undiciStream, type Dispatcher } from 'undici';
+import { Agent, interceptors, request as undiciRequest, stream as undiciStream, type Dispatcher } from 'undici';
 import * as grpc from '@grpc/grpc-js';
 import { init, routingMiddleware, withRoutingKey } from '@devstack/sdk';
 import { grpcInterceptor } from '@devstack/sdk/grpc';
@@ -30,6 +30,8 @@ interface Received {
 // The third party: records what reached it, by the request id the test sent.
 const received = new Map<string, Received>();
 const third = http.createServer((req, res) => {
+  // A fleet service that sends its caller on to the third party.
+  if (req.url === '/moved') return void res.writeHead(302, { location: `http://${THIRD}/landed` }).end();
   const id = req.headers['x-request-id'];
   if (typeof id === 'string') received.set(id, { headers: req.headers, names: req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase()), url: req.url ?? '' });
   req.resume().on('end', () => res.end('ok'));
@@ -241,6 +243,20 @@ t.test('fleet hosts get the key on raw-header and Expect requests too', async (t
   });
   t.equal(received.get(id)?.headers['uber-ctx-key'], 'feature9', 'Expect: the key in context is written');
   t.equal(received.get(id)?.headers['baggage'], 'uber-ctx-key=feature9');
+});
+
+t.test('a redirect from the fleet to a third party: the request that follows it has no carrier', async (t) => {
+  const headers = { 'uber-ctx-key': 'BAD', baggage: BAGGAGE, 'uberctx-uber-ctx-key': 'feature1', 'x-team': 'pay' };
+  // No key in context: the invalid plain header decided, as for an app forwarding what it got.
+  const followed = (id: string, send: (h: Record<string, string>) => Promise<void>) => send({ ...headers, 'x-request-id': id });
+  await followed('redirect-fetch', async (h) => void (await (await fetch(`http://${FLEET}/moved`, { headers: h, dispatcher: agent } as RequestInit)).text()));
+  const redirecting = agent.compose(interceptors.redirect({ maxRedirections: 1 }));
+  await followed('redirect-undici', async (h) => void (await (await undiciRequest(`http://${FLEET}/moved`, { headers: h, dispatcher: redirecting })).body.text()));
+  for (const id of ['redirect-fetch', 'redirect-undici']) {
+    const got = received.get(id)!;
+    t.equal(got.url, '/landed', `${id}: the redirect was followed`);
+    assertClean(t, got, id, OTHER_BAGGAGE);
+  }
 });
 
 t.test('a request sent through a forward proxy is judged by the host it names', async (t) => {
