@@ -1,4 +1,4 @@
-import { describeUntrusted, isValidKey } from '@devstack/core';
+import { describeUntrusted, isValidKey, registryKind } from '@devstack/core';
 import type { InitOptions } from './init.js';
 
 /**
@@ -67,7 +67,7 @@ export function optionsFromEnv(env: Env): EnvOptions {
   if (allow !== undefined) options.allowHosts = allow;
   const deny = list('DEVSTACK_DENY_HOSTS');
   if (deny !== undefined) options.denyHosts = deny;
-  if (registry === 'k8s') {
+  if (registry !== undefined && registryKind(registry) === 'kubernetes') {
     const kubernetes: Record<string, unknown> = {};
     const namespaces = list('DEVSTACK_NAMESPACE');
     if (namespaces !== undefined) kubernetes['namespaces'] = namespaces;
