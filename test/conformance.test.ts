@@ -2,7 +2,8 @@
  * One routing step, two implementations of the outbound hop: the sidecar's outbound listener and
  * the SDK's proxyless mode (through fetch and through node:http). The same table of calls runs
  * against each, and each must agree on the target, the key carried on, the lane header, the
- * refusal or failure, and the request metric the call is counted under.
+ * refusal or failure, and the request metric the call is counted under. The SDK's OpenTelemetry
+ * propagator, a third party, must carry on the same key.
  */
 import http, { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
@@ -10,10 +11,11 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { Registry } from 'prom-client';
-import { upstreamFailure, METRICS } from '@devstack/core';
+import { ROOT_CONTEXT, defaultTextMapGetter, defaultTextMapSetter } from '@opentelemetry/api';
+import { baggageValues, upstreamFailure, METRICS } from '@devstack/core';
 import { FileSource } from '@devstack/registry-file';
 import { Sidecar, createLogger } from '@devstack/sidecar';
-import { init, withRouting, RoutingRejectedError } from '@devstack/sdk';
+import { init, withRouting, RoutingPropagator, RoutingRejectedError } from '@devstack/sdk';
 import { rows, type Row } from './helpers/conformance-rows.ts';
 
 interface Outcome {
@@ -198,6 +200,7 @@ t.test('the sidecar and the SDK make the same routing step', async (t) => {
     const config = `${row.defaultKey ?? ''}/${row.strict === true}`;
     await check({ name: 'sidecar', metrics: (await sidecarFor(row)).metrics, call: sidecarCall }, row, config);
   }
+  const propagator = new RoutingPropagator();
   for (const config of configs) {
     const [defaultKey, strict] = config.split('/') as [string, string];
     const sdkMetrics = new Registry();
@@ -207,6 +210,12 @@ t.test('the sidecar and the SDK make the same routing step', async (t) => {
       for (const row of rows.filter((r) => `${r.defaultKey ?? ''}/${r.strict === true}` === config)) {
         await check({ name: 'sdk fetch', metrics: sdkMetrics, call: sdkCall('fetch') }, row, config);
         await check({ name: 'sdk http', metrics: sdkMetrics, call: sdkCall('http') }, row, config);
+        // The third party: what OpenTelemetry's instrumentations carry with the SDK's propagator.
+        if (row.status !== 200) continue;
+        const out: Record<string, string> = {};
+        propagator.inject(propagator.extract(ROOT_CONTEXT, row.carriers, defaultTextMapGetter), out, defaultTextMapSetter);
+        t.equal(out['uber-ctx-key'], row.key, `${row.name} [${config}] via the propagator: plain header`);
+        t.same(baggageValues(out['baggage'], 'uber-ctx-key'), row.key === undefined ? [] : [row.key], `${row.name} [${config}] via the propagator: baggage`);
       }
     } finally {
       await sdk.close();
