@@ -12,8 +12,8 @@ Every --flag VALUE can also be set by DEVSTACK_<FLAG> (upper case, '-' as '_'; f
 flags only.
 
 Exit codes: 0 done (also when there was nothing to do), 1 a failure it explains (a missing
-object, retries exhausted, an API error), 2 a usage error (a bad flag or routing key; nothing
-was sent). Logs are JSON lines: progress on stdout, warnings and errors on stderr; secret
+object, retries exhausted, an API error, no answer in time, an answer no API server gives),
+2 a usage error (a bad flag or routing key; nothing was sent). Logs are JSON lines: progress on stdout, warnings and errors on stderr; secret
 values are never logged.
 `;
 

@@ -92,7 +92,8 @@ function client(SDK: Sdk, options: SqsConnection): SQSClient {
     new SDK.SQSClient({
       region: options.region ?? process.env['AWS_REGION'] ?? 'us-east-1',
       ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
-      requestHandler: { connectionTimeout: timeout, requestTimeout: timeout },
+      // Without throwOnRequestTimeout the SDK only warns and keeps waiting.
+      requestHandler: { connectionTimeout: timeout, requestTimeout: timeout, throwOnRequestTimeout: true },
     })
   );
 }

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { answerWith, badServer } from './bad-server.ts';
-import { run } from './helpers.ts';
+import { run, spawnCli } from './helpers.ts';
 
 const errorOf = (r: Awaited<ReturnType<typeof run>>) => r.lines.find((l) => l['level'] === 'error');
 const clone = (kubeconfig: string, extra: string[] = []) => run(['secret', 'clone', '--kubeconfig', kubeconfig, '--from', 'orders', '--to', 'orders-f1', '--key', 'f1', ...extra]);
@@ -64,4 +64,11 @@ t.test('an object of another name or kind is a bad response', async (t) => {
   t.match(errorOf(await clone(server.kubeconfig)), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /not a Secret: kind "ConfigMap"/ });
   const other = await badServer(t, answerWith(200, 'application/json', JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'payments' }, data: { A: 1 } })));
   t.match(errorOf(await clone(other.kubeconfig)), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE' });
+});
+
+t.test('an SQS endpoint that never answers: the same timeout, exit 1', async (t) => {
+  const server = await badServer(t, () => undefined);
+  const r = await spawnCli(['sqs', 'delete', '--queue', 'orders', '--key', 'f1', '--endpoint', server.url, '--request-timeout', '100ms'], { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1' });
+  t.equal(r.code, 1, r.stderr);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_SQS', error: /look up orders-f1: TimeoutError: .*100 ms requestTimeout/ });
 });
