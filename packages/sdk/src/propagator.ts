@@ -26,6 +26,11 @@ function current(carrier: unknown, name: string): string | string[] | undefined 
   return undefined;
 }
 
+/** A getter's answer, undefined for none: gRPC's metadata getter answers `[]` for a key not there. */
+function present(value: string | string[] | undefined): string | string[] | undefined {
+  return Array.isArray(value) && value.length === 0 ? undefined : value;
+}
+
 /**
  * The routing key as an OpenTelemetry `TextMapPropagator`. `extract` reads every carrier with the
  * sidecar's precedence and conflict rule (plain header, then baggage, then `uberctx-<name>`; a
@@ -44,11 +49,11 @@ export class RoutingPropagator implements TextMapPropagator {
       const codec = runtime().codec;
       const bag: MutableHeaderBag = {};
       for (const name of this.fields()) {
-        const value = getter.get(carrier, name);
+        const value = present(getter.get(carrier, name));
         if (value !== undefined) bag[name] = value;
       }
       if (codec.domains.length > 0) {
-        const host = getter.get(carrier, 'host') ?? getter.get(carrier, ':authority');
+        const host = present(getter.get(carrier, 'host')) ?? present(getter.get(carrier, ':authority'));
         if (host !== undefined) bag['host'] = host;
       }
       return extractRoutingContext(bag, ctx);
