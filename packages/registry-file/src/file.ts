@@ -21,11 +21,31 @@ export interface FileSourceOptions {
    * updates write in several steps. Default 20 ms.
    */
   debounceMs?: number;
+  /**
+   * While change events keep coming (a file rewritten every few milliseconds), the file is read
+   * at least this often all the same, so a steady stream of writes cannot hold back every
+   * snapshot. Default 1000 ms.
+   */
+  maxDelayMs?: number;
   /** Clock for snapshot timestamps. */
   now?: () => number;
+  /** Timers for the debounce (default: the process's, unref'd); a test passes a fake clock. */
+  timers?: Timers;
   /** Whether watching keeps the process alive until `close()`. Default true. */
   persistent?: boolean;
 }
+
+export interface Timers {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const SYSTEM_TIMERS: Timers = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 /** Parses registry text into a snapshot; every problem (YAML syntax or content) at once. */
 export function parseRegistry(text: string, meta: { source: string; version?: number; createdAt?: number }): Snapshot {
@@ -53,6 +73,8 @@ export class FileSource implements RegistrySource {
   readonly kind = 'file';
   readonly path: string;
   readonly #debounceMs: number;
+  readonly #maxDelayMs: number;
+  readonly #timers: Timers;
   readonly #now: () => number;
   readonly #persistent: boolean;
   readonly #snapshots = new Emitter<Snapshot>();
@@ -62,13 +84,17 @@ export class FileSource implements RegistrySource {
   /** Why `#lastText` was refused, if it was. */
   #lastError: Error | undefined;
   #watcher: FSWatcher | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
+  /** When the first change event not yet read came. */
+  #firstChange: number | undefined;
   #reading: Promise<void> = Promise.resolve();
   #closed = false;
 
   constructor(options: FileSourceOptions) {
     this.path = resolvePath(options.path);
     this.#debounceMs = options.debounceMs ?? 20;
+    this.#maxDelayMs = options.maxDelayMs ?? 1000;
+    this.#timers = options.timers ?? SYSTEM_TIMERS;
     this.#now = options.now ?? Date.now;
     this.#persistent = options.persistent ?? true;
   }
@@ -113,7 +139,7 @@ export class FileSource implements RegistrySource {
 
   async close(): Promise<void> {
     this.#closed = true;
-    clearTimeout(this.#timer);
+    this.#timers.clearTimeout(this.#timer);
     this.#watcher?.close();
     await this.#reading;
     this.#snapshots.clear();
@@ -122,11 +148,14 @@ export class FileSource implements RegistrySource {
 
   #schedule(): void {
     if (this.#closed) return;
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => {
+    const now = this.#timers.now();
+    this.#firstChange ??= now;
+    const wait = Math.max(0, Math.min(this.#debounceMs, this.#firstChange + this.#maxDelayMs - now));
+    this.#timers.clearTimeout(this.#timer);
+    this.#timer = this.#timers.setTimeout(() => {
+      this.#firstChange = undefined;
       this.#reading = this.#reading.then(() => this.#reload(false).then(() => undefined));
-    }, this.#debounceMs);
-    this.#timer.unref();
+    }, wait);
   }
 
   async #read(): Promise<string> {

@@ -146,3 +146,67 @@ t.test('StaticSource publishes to subscribers; a throwing listener does not stop
   t.equal(source.current(), b);
   await source.close();
 });
+
+/** Timers that fire only when the test advances them. */
+class FakeTimers {
+  time = 0;
+  scheduled = 0;
+  fired = 0;
+  readonly #timers = new Map<number, { at: number; fn: () => void }>();
+  #id = 0;
+  now(): number {
+    return this.time;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.scheduled++;
+    this.#timers.set(++this.#id, { at: this.time + ms, fn });
+    return this.#id;
+  }
+  clearTimeout(handle: unknown): void {
+    this.#timers.delete(handle as number);
+  }
+  get pending(): number[] {
+    return [...this.#timers.values()].map((x) => x.at);
+  }
+  advance(ms: number): void {
+    const end = this.time + ms;
+    for (;;) {
+      const due = [...this.#timers.entries()].filter(([, x]) => x.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+      if (due === undefined) break;
+      this.#timers.delete(due[0]);
+      this.time = due[1].at;
+      this.fired++;
+      due[1].fn();
+    }
+    this.time = end;
+  }
+}
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (ok()) return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+t.test('a file rewritten without a pause is still read at least every maxDelayMs', async (t) => {
+  const dir = t.testdir({ 'registry.yaml': V1 });
+  const path = join(dir, 'registry.yaml');
+  const timers = new FakeTimers();
+  const source = new FileSource({ path, debounceMs: 20, maxDelayMs: 100, timers });
+  t.teardown(() => source.close());
+  await source.start();
+  let published = 0;
+  source.subscribe(() => published++);
+  // A write every 15 ms (of the fake clock) for 600 ms: never the 20 ms of quiet the debounce waits for.
+  for (let i = 0; i < 40; i++) {
+    const scheduled = timers.scheduled;
+    await writeFile(path, V1.replace('7102', String(7200 + i)));
+    await until('the change is seen', () => timers.scheduled > scheduled);
+    const fired = timers.fired;
+    timers.advance(15);
+    if (timers.fired > fired) await until('the file is read', () => published === timers.fired);
+  }
+  t.ok(published >= 4, `read every maxDelayMs while the writes went on (${published} times in 600 ms), not only after them`);
+});
