@@ -10,7 +10,7 @@ interface CommandFlags {
   required: readonly string[];
 }
 
-const KUBE = ['namespace', 'kubeconfig', 'request-timeout'] as const;
+const KUBE = ['namespace', 'kubeconfig', 'request-timeout', 'max-response-size'] as const;
 
 export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
   'ingressroute add': { strings: ['name', 'host', 'key', 'service', 'port', 'traefik', 'api-group', 'key-name', 'priority', 'scheme', ...KUBE], booleans: ['create'], required: ['name', 'host', 'key', 'service'] },

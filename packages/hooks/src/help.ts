@@ -6,6 +6,8 @@ const GLOBAL = `Kubernetes (every command that reads or writes an object)
                             each API request's limit, Kubernetes and SQS: 30s, 500ms, 2m
                             (default 30s, at most 10m); no answer in time is exit 1,
                             DEVSTACK_HOOK_KUBE_TIMEOUT, not retried
+  --max-response-size SIZE  the largest Kubernetes answer read: 8Mi (default), 512Ki, bytes;
+                            a larger one is exit 1, DEVSTACK_HOOK_KUBE_BAD_RESPONSE
 
 Every --flag VALUE can also be set by DEVSTACK_<FLAG> (upper case, '-' as '_'; for example
 --key-name by DEVSTACK_KEY_NAME, --namespace by DEVSTACK_NAMESPACE); a flag wins. --set is

@@ -6,7 +6,7 @@ export { HELP, COMMAND_HELP, commandHelp } from './help.js';
 export { NotFoundError, NotOwnedError, RetriesExhaustedError, KubeCallError, RequestTimeoutError, BadResponseError, SqsCallError, NoCredentialsError } from './errors.js';
 export { connectionFromKubeConfig, inClusterConnection, kubeconfigConnection, namespaceOf, SERVICE_ACCOUNT_DIR } from './connection.js';
 export type { KubeConnection } from './connection.js';
-export { DEFAULT_REQUEST_TIMEOUT_MS } from './request.js';
+export { DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_RESPONSE_BYTES } from './request.js';
 export { withRetries, backoffDelay, DEFAULT_RETRY } from './retry.js';
 export type { RetryOptions, Classify } from './retry.js';
 export { createLogger, SILENT } from './log.js';

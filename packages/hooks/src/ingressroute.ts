@@ -17,6 +17,8 @@ interface Common {
   retry?: RetryOptions | undefined;
   /** Per Kubernetes API request, in ms (default 30 000). */
   requestTimeoutMs?: number | undefined;
+  /** The largest Kubernetes API answer read, in bytes (default 8 MiB). */
+  maxResponseBytes?: number | undefined;
   log?: Logger | undefined;
 }
 

@@ -2,7 +2,7 @@ import { DevstackError, describeUntrusted } from '@devstack/core';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { connectionFromKubeConfig, type KubeConnection } from './connection.js';
 import { BadResponseError, KubeCallError } from './errors.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, send, type Answer } from './request.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, send, type Answer } from './request.js';
 import type { Classify } from './retry.js';
 
 export const FIELD_MANAGER = 'devstack-hooks';
@@ -127,15 +127,17 @@ function connector(target: KubeTarget): () => Promise<KubeConnection> {
 export interface StoreOptions {
   /** Per request (default 30 s). */
   requestTimeoutMs?: number | undefined;
+  /** The largest answer read, in bytes (default 8 MiB). */
+  maxResponseBytes?: number | undefined;
 }
 
 /** get/create/replace of one kind at `collection` (`/api/v1/namespaces/NS/secrets`), answers checked. */
 function restStore(target: KubeTarget, collection: string, kind: Kind, describe: (name: string) => string, options: StoreOptions): Store<KubeObject> {
   const connect = connector(target);
-  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const limits = { timeoutMs: options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS, maxResponseBytes: options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES };
   const exchange = async (what: string, method: string, path: string, name: string, body?: KubeObject) => {
     try {
-      return decode(what, await send(await connect(), what, method, path, body, timeoutMs), kind, name);
+      return decode(what, await send(await connect(), what, method, path, body, limits), kind, name);
     } catch (error) {
       throw kubeError(what, error);
     }

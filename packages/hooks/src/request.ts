@@ -1,7 +1,8 @@
 import type * as Http from 'node:http';
 import type * as Https from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
 import type { KubeConnection } from './connection.js';
-import { KubeCallError, RequestTimeoutError } from './errors.js';
+import { BadResponseError, KubeCallError, RequestTimeoutError } from './errors.js';
 
 /*
  * Each protocol's module is loaded when a server needs it, and as a CommonJS object: an ESM import
@@ -16,6 +17,18 @@ const WRITE_PIECE = 64 * 1024;
 /** Per request, from its first byte sent to its last byte read (kubectl's `--request-timeout`). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
+/**
+ * The largest answer read (`--max-response-size`): etcd refuses objects over 1.5 MiB by default
+ * and an API server Secrets over 1 MiB, so 8 MiB is room for any object and stops a server that
+ * streams without end before it fills the Job's memory.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
+export interface Limits {
+  timeoutMs: number;
+  maxResponseBytes: number;
+}
+
 export interface Answer {
   status: number;
   /** The media type without parameters, lower case (`application/json`), or '' when none. */
@@ -28,7 +41,8 @@ export interface Answer {
  * answers a byte a minute, ends in a `RequestTimeoutError` instead of holding the Job until its
  * `activeDeadlineSeconds`. A connection that fails is a `KubeCallError` without a status.
  */
-export function send(connection: KubeConnection, what: string, method: string, path: string, body: unknown, timeoutMs: number): Promise<Answer> {
+export function send(connection: KubeConnection, what: string, method: string, path: string, body: unknown, limits: Limits): Promise<Answer> {
+  const { timeoutMs, maxResponseBytes } = limits;
   const url = new URL(connection.server + path);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   const secure = url.protocol === 'https:';
@@ -51,11 +65,19 @@ export function send(connection: KubeConnection, what: string, method: string, p
       // Decoded as it arrives, into V8 strings: a large Secret read into one Buffer and then a
       // string is held twice outside the heap (node makes strings over 1 MiB external), and external
       // garbage is collected late (V8 waits for 64 MiB of it), which is most of a Job's limit.
-      response.setEncoding('utf8');
+      const tooLarge = () => request.destroy(new BadResponseError(what, response.statusCode ?? 0, `an answer over ${maxResponseBytes} bytes (--max-response-size)`));
+      if (Number(response.headers['content-length']) > maxResponseBytes) return void tooLarge();
+      const decoder = new StringDecoder('utf8');
+      let bytes = 0;
       let body = '';
-      response.on('data', (chunk: string) => (body += chunk));
+      response.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        if (bytes > maxResponseBytes) tooLarge();
+        else body += decoder.write(chunk);
+      });
       response.on('end', () => {
         clearTimeout(timer);
+        body += decoder.end();
         const type = String(response.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
         resolve({ status: response.statusCode ?? 0, type, body });
       });
@@ -66,7 +88,7 @@ export function send(connection: KubeConnection, what: string, method: string, p
     }, timeoutMs);
     function fail(error: Error) {
       clearTimeout(timer);
-      if (error instanceof RequestTimeoutError) reject(error);
+      if (error instanceof RequestTimeoutError || error instanceof BadResponseError) reject(error);
       else {
         reject(new KubeCallError(what, undefined, error.message, { cause: error }));
       }

@@ -7,7 +7,7 @@ import { NoCredentialsError } from './errors.js';
 import { addIngressRoute, checkAddOptions, checkRemoveOptions, removeIngressRoute, type AddIngressRouteOptions } from './ingressroute.js';
 import type { TraefikApiGroup } from './kube.js';
 import { createLogger, type Logger } from './log.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS } from './request.js';
+import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from './request.js';
 import type { RuleSyntax, ServiceScheme } from './routes.js';
 import { checkCloneOptions, checkUpdateOptions, cloneSecret, updateSecret } from './secret.js';
 import { checkCreateQueueOptions, checkDeleteQueueOptions, createQueue, deleteQueue, type CreateQueueOptions } from './sqs.js';
@@ -37,6 +37,15 @@ export function parseDuration(flag: string, raw: string | undefined, fallback: n
   const ms = m === null ? NaN : Math.round(Number(m[1]) * (m[2] === 'ms' ? 1 : m[2] === 'm' ? 60_000 : 1000));
   if (!(ms >= 1 && ms <= 600_000)) problems.push(`--${flag}: expected a duration from 1ms to 10m, such as 30s, 500ms or 2m`);
   return ms;
+}
+
+/** `8Mi`, `512Ki` or bytes alone, as Kubernetes writes quantities; 1 KiB to 1 GiB. */
+export function parseSize(flag: string, raw: string | undefined, fallback: number, problems: string[]): number {
+  if (raw === undefined) return fallback;
+  const m = /^([0-9]{1,10})(Ki|Mi|Gi)?$/.exec(raw.trim());
+  const bytes = m === null ? NaN : Number(m[1]) * (m[2] === 'Ki' ? 1024 : m[2] === 'Mi' ? 1024 ** 2 : m[2] === 'Gi' ? 1024 ** 3 : 1);
+  if (!(bytes >= 1024 && bytes <= 1024 ** 3)) problems.push(`--${flag}: expected a size from 1Ki to 1Gi, such as 8Mi, 512Ki or a number of bytes`);
+  return bytes;
 }
 
 function attributes(raw: string | undefined, problems: string[]): Record<string, string> | undefined {
@@ -69,32 +78,34 @@ function plan(inv: Invocation, problems: string[]): Plan {
   const key = v['key']!;
   const given = v['namespace'];
   const requestTimeoutMs = parseDuration('request-timeout', v['request-timeout'], DEFAULT_REQUEST_TIMEOUT_MS, problems);
+  const maxResponseBytes = parseSize('max-response-size', v['max-response-size'], DEFAULT_MAX_RESPONSE_BYTES, problems);
+  const limits = { requestTimeoutMs, maxResponseBytes };
   switch (inv.command) {
     case 'ingressroute add': {
       const options = (namespace: string): AddIngressRouteOptions => ({
         name: v['name']!, namespace, key, host: v['host']!, service: v['service']!, port: v['port'],
         traefik: v['traefik'] as RuleSyntax | undefined, apiGroup: v['api-group'] as TraefikApiGroup | undefined,
-        keyName: v['key-name'], priority: number('priority', v['priority'], problems), scheme: v['scheme'] as ServiceScheme | undefined, create: inv.booleans['create'], requestTimeoutMs,
+        keyName: v['key-name'], priority: number('priority', v['priority'], problems), scheme: v['scheme'] as ServiceScheme | undefined, create: inv.booleans['create'], ...limits,
       });
       return { needsKube: true, check: () => checkAddOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await addIngressRoute(kc!, { ...options(ns), log })) }) };
     }
     case 'ingressroute remove': {
-      const options = (namespace: string) => ({ name: v['name']!, namespace, key, apiGroup: v['api-group'] as TraefikApiGroup | undefined, requestTimeoutMs });
+      const options = (namespace: string) => ({ name: v['name']!, namespace, key, apiGroup: v['api-group'] as TraefikApiGroup | undefined, ...limits });
       return { needsKube: true, check: () => checkRemoveOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await removeIngressRoute(kc!, { ...options(ns), log })) }) };
     }
     case 'secret clone': {
-      const options = (namespace: string) => ({ from: v['from']!, to: v['to']!, key, service: v['service'], ttl: v['ttl'], set: inv.pairs['set'], namespace, requestTimeoutMs });
+      const options = (namespace: string) => ({ from: v['from']!, to: v['to']!, key, service: v['service'], ttl: v['ttl'], set: inv.pairs['set'], namespace, ...limits });
       return { needsKube: true, check: () => checkCloneOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['to'], ...(await cloneSecret(kc!, { ...options(ns), log })) }) };
     }
     case 'secret update': {
-      const options = (namespace: string) => ({ name: v['name']!, set: inv.pairs['set'], namespace, requestTimeoutMs });
+      const options = (namespace: string) => ({ name: v['name']!, set: inv.pairs['set'], namespace, ...limits });
       return { needsKube: true, check: () => checkUpdateOptions(options(given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ secret: v['name'], ...(await updateSecret(kc!, { ...options(ns), log })) }) };
     }
     case 'sqs create': {
       const attrs = attributes(v['attributes'], problems);
       const secret = v['secret'];
       const options = (kc: KubeConnection | undefined, namespace: string): CreateQueueOptions => ({
-        queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs, requestTimeoutMs,
+        queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs, ...limits,
         secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
       });
       return { needsKube: secret !== undefined, check: () => checkCreateQueueOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createQueue({ ...options(kc, ns), log })) }) };

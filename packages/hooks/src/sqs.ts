@@ -34,6 +34,8 @@ export interface SqsConnection {
   client?: SQSClient | undefined;
   /** Per request, in ms, Kubernetes and SQS alike (default 30 000). */
   requestTimeoutMs?: number | undefined;
+  /** The largest Kubernetes API answer read, in bytes (default 8 MiB). */
+  maxResponseBytes?: number | undefined;
 }
 
 export interface CreateQueueOptions extends SqsConnection {
@@ -167,7 +169,7 @@ export async function createQueue(options: CreateQueueOptions): Promise<CreateQu
     const outcome: CreateQueueOutcome = { name, url, change };
     if (options.secret !== undefined) {
       const s = options.secret;
-      const written = await setKeys(secretStore(s.kc, s.namespace, options), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, requestTimeoutMs: options.requestTimeoutMs, log });
+      const written = await setKeys(secretStore(s.kc, s.namespace, options), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, requestTimeoutMs: options.requestTimeoutMs, maxResponseBytes: options.maxResponseBytes, log });
       outcome.secret = written.change;
     }
     return outcome;

@@ -72,3 +72,37 @@ t.test('an SQS endpoint that never answers: the same timeout, exit 1', async (t)
   t.equal(r.code, 1, r.stderr);
   t.match(errorOf(r), { code: 'DEVSTACK_HOOK_SQS', error: /look up orders-f1: TimeoutError: .*100 ms requestTimeout/ });
 });
+
+t.test('an answer that never ends: cut at --max-response-size, and at the deadline when it drips', async (t) => {
+  const piece = `"${'x'.repeat(64 * 1024)}",`;
+  const endless = await badServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"kind":"Secret","data":[');
+    // Bounded: far past the limit, then it stops whether or not the client left.
+    let sent = 0;
+    const more = () => {
+      while (sent++ < 200 && !res.destroyed) if (!res.write(piece)) return void res.once('drain', more);
+      res.end(']}');
+    };
+    more();
+  });
+  const big = await clone(endless.kubeconfig, ['--max-response-size', '1Mi']);
+  t.equal(big.code, 1, big.stderr);
+  t.match(errorOf(big), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /get Secret team-a\/orders: HTTP 200: an answer over 1048576 bytes \(--max-response-size\)/ });
+  const announced = await badServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': 20 * 1024 * 1024 });
+    res.write('{');
+  });
+  t.match(errorOf(await clone(announced.kubeconfig)), { code: 'DEVSTACK_HOOK_KUBE_BAD_RESPONSE', error: /an answer over 8388608 bytes/ });
+  const bad = await clone(endless.kubeconfig, ['--max-response-size', '1Gb']);
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /--max-response-size: expected a size from 1Ki to 1Gi/);
+
+  const drip = await badServer(t, (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{');
+  });
+  const slow = await clone(drip.kubeconfig, ['--request-timeout', '300ms']);
+  t.equal(slow.code, 1, slow.stderr);
+  t.match(errorOf(slow), { code: 'DEVSTACK_HOOK_KUBE_TIMEOUT', error: /no answer within 300 ms/ });
+});
