@@ -82,8 +82,8 @@ export function kubeconfigConnection(path: string, text: string, read: ReadFile 
   const context = find<{ cluster?: unknown; user?: unknown; namespace?: unknown }>(doc.contexts, doc['current-context'], 'context');
   if (context === undefined) return undefined;
   const cluster = find<Record<string, unknown>>(doc.clusters, context.cluster, 'cluster');
-  const user = context.user === undefined ? {} : (find<Record<string, unknown>>(doc.users, context.user, 'user') ?? {});
-  if (cluster === undefined || typeof cluster['server'] !== 'string') return undefined;
+  const user = context.user === undefined ? {} : find<Record<string, unknown>>(doc.users, context.user, 'user');
+  if (cluster === undefined || typeof cluster['server'] !== 'string' || user === undefined) return undefined;
   if (Object.keys(cluster).some((k) => !CLUSTER_FIELDS.has(k)) || Object.keys(user).some((k) => !USER_FIELDS.has(k))) return undefined;
   // Relative file paths in a kubeconfig are relative to the file itself.
   const file = (p: unknown) => read(isAbsolute(String(p)) ? String(p) : join(dirname(path), String(p)));

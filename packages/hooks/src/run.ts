@@ -136,8 +136,21 @@ async function connect(path: string | undefined, env: Io['env']): Promise<KubeCo
     const { loadKubeConfig } = await import('@devstack/registry-kubernetes');
     return await connectionFromKubeConfig(loadKubeConfig({ kubeconfig: file, env }));
   } catch (error) {
-    throw new NoCredentialsError(`no Kubernetes credentials: ${(error as Error).message} (give --kubeconfig, set KUBECONFIG, or run in a pod with a service account)`, { cause: error });
+    throw new NoCredentialsError(`no Kubernetes credentials: ${credentialProblem(error)} (give --kubeconfig, set KUBECONFIG, or run in a pod with a service account)`, { cause: error });
   }
+}
+
+/**
+ * A YAML parser's message quotes the lines around the fault, and a kubeconfig's lines hold tokens
+ * and keys: only the reason and the position are told.
+ */
+function credentialProblem(error: unknown): string {
+  const e = error as { name?: string; reason?: unknown; mark?: { line?: unknown; column?: unknown }; message?: string };
+  if (e.name === 'YAMLException') {
+    const at = typeof e.mark?.line === 'number' && typeof e.mark.column === 'number' ? ` at line ${e.mark.line + 1}, column ${e.mark.column + 1}` : '';
+    return `the kubeconfig is not YAML${typeof e.reason === 'string' ? ` (${e.reason}${at})` : at}`;
+  }
+  return e.message ?? String(error);
 }
 
 /**

@@ -60,3 +60,13 @@ t.test('the token of a kubeconfig is sent; an exec plugin goes through client-no
   t.match(exec.lines.find((l) => l['level'] === 'error'), { code: 'DEVSTACK_HOOK_NOT_FOUND' }, exec.stderr);
   t.same(seen, ['Bearer lean-token', 'Bearer exec-token']);
 });
+
+t.test('a kubeconfig that is not YAML: its reason and position, never its lines', async (t) => {
+  const d = dir(t);
+  const path = join(d, 'kubeconfig');
+  writeFileSync(path, 'users:\n- name: u\n  user: {token: Hunter2Leak\n    bad: [\n');
+  const r = await run(['secret', 'update', '--kubeconfig', path, '--name', 'orders', '--set', 'A=1']);
+  t.equal(r.code, 1);
+  t.match(r.lines.find((l) => l['level'] === 'error'), { code: 'DEVSTACK_HOOK_NO_CREDENTIALS', error: /the kubeconfig is not YAML \(.* at line 4, column \d+\)/ });
+  t.notMatch(r.stdout + r.stderr, /Hunter2Leak/);
+});
