@@ -26,13 +26,21 @@ function hostOf(authority: unknown): string | undefined {
   }
 }
 
+/**
+ * The allow-list's answer, or a name the registry routes (`orders.shop`, a proxyless gRPC call's
+ * authority kept as the app wrote it, sent to a registry target).
+ */
+function inFleet(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const rt = runtime();
+  return rt.allowed(host) || rt.router?.serviceFor(host) !== undefined;
+}
+
 function mayCarry(sessionHost: string | undefined, headers: OutgoingHttpHeaders): boolean {
-  const { allowed } = runtime();
-  if (sessionHost === undefined || !allowed(sessionHost)) return false;
+  if (!inFleet(sessionHost)) return false;
   const authority = headers[':authority'] ?? headers['host'];
   if (authority === undefined) return true;
-  const host = typeof authority === 'string' ? hostOf(`http://${authority}`) : undefined;
-  return host !== undefined && allowed(host);
+  return typeof authority === 'string' && inFleet(hostOf(`http://${authority}`));
 }
 
 function guard(session: ClientHttp2Session, sessionHost: string | undefined): void {

@@ -59,6 +59,15 @@ async function reinit(options: InitOptions): Promise<void> {
 
 const orders = routed('orders:50051');
 
+t.test('a short Kubernetes name keeps the key: the registry routes it, the authority stays as written', async (t) => {
+  // `orders.shop` is no allow-listed name; the transport must still let the key through to the copy.
+  const short = routed('orders.shop:50051');
+  for (const [kind, call] of CALLS) {
+    const s = first(await withRoutingKey('feature1', () => call(short)));
+    t.same([s?.server, s?.plain, s?.authority], ['orders:feature1', ['feature1'], 'orders.shop:50051'], kind);
+  }
+});
+
 t.test('each call goes to the feature copy or to base, by the key in context', async (t) => {
   const table: ReadonlyArray<[string, string | undefined, string]> = [
     ['a key with a copy', 'feature1', 'orders:feature1'],
