@@ -58,15 +58,16 @@ function compile(rules: HostRules, what: string): HostPredicate {
 
 /**
  * The allow-list as one predicate. `registryHosts` is read on every call so a new snapshot's
- * services are allowed as soon as it is published, without rebuilding the policy.
+ * services are allowed as soon as it is published, without rebuilding the policy; `routes` says
+ * whether the registry routes a name (`orders.shop`, which no set of hosts lists).
  */
-export function createHostPolicy(options: HostPolicyOptions, registryHosts: () => ReadonlySet<string>): HostPredicate {
+export function createHostPolicy(options: HostPolicyOptions, registryHosts: () => ReadonlySet<string>, routes: HostPredicate = () => false): HostPredicate {
   const deny = options.denyHosts === undefined ? undefined : compile(options.denyHosts, 'denyHosts');
   const allow = options.allowHosts === undefined ? isClusterLocal : compile(options.allowHosts, 'allowHosts');
   return (raw) => {
     const host = normalizeHostname(raw);
     if (deny !== undefined && deny(host)) return false;
-    return registryHosts().has(host) || allow(host);
+    return registryHosts().has(host) || allow(host) || routes(host);
   };
 }
 

@@ -26,14 +26,8 @@ function hostOf(authority: unknown): string | undefined {
   }
 }
 
-/**
- * The allow-list's answer, or a name the registry routes (`orders.shop`, a proxyless gRPC call's
- * authority kept as the app wrote it, sent to a registry target).
- */
 function inFleet(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const rt = runtime();
-  return rt.allowed(host) || rt.router?.serviceFor(host) !== undefined;
+  return host !== undefined && runtime().allowed(host);
 }
 
 function mayCarry(sessionHost: string | undefined, headers: OutgoingHttpHeaders): boolean {

@@ -73,7 +73,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   const noHosts: ReadonlySet<string> = new Set();
   let router: Router | undefined;
   // Validated before anything subscribes to the source, so a bad option leaves nothing behind.
-  const allowed = createHostPolicy(options, () => router?.hosts() ?? noHosts);
+  const allowed = createHostPolicy(options, () => router?.hosts() ?? noHosts, (host) => router?.serviceFor(host) !== undefined);
   const setting = options.registry;
   // A named registry is opened here (one factory for every source, imported from here, where the
   // source packages are dependencies); a given source belongs to the app.
