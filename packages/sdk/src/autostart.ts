@@ -1,7 +1,8 @@
 /* What `register` runs: the SDK from the environment, the inbound and gRPC coverage `init()` leaves to code. */
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { ConfigError, Emitter, registryKind, type RegistrySource, type Snapshot } from '@devstack/core';
-import { FileSource, parseRegistry } from '@devstack/registry-file';
+import type * as RegistryFile from '@devstack/registry-file';
 import { routeGrpc, routeServers } from './auto.js';
 import { optionsFromEnv } from './env.js';
 import { init, type DevstackSdk } from './init.js';
@@ -17,6 +18,9 @@ function warn(problems: readonly string[]): void {
  * usual; a first read that fails is left to the source's own start, which reports it.
  */
 function primedFile(path: string): RegistrySource {
+  // Loaded only for a file registry (its YAML parser is most of a propagation-only start's cost);
+  // synchronously, so the snapshot is there before the app's first line.
+  const { FileSource, parseRegistry } = createRequire(import.meta.url)('@devstack/registry-file') as typeof RegistryFile;
   const inner = new FileSource({ path, persistent: false });
   let first: Snapshot | undefined;
   try {
