@@ -17,6 +17,8 @@ export interface ChainConfig {
   readonly args: readonly string[];
   /** The preloads of the echo leaves (default: those of the others). */
   readonly leafArgs?: readonly string[];
+  /** The front end's app (default `web`, Express). */
+  readonly web?: string;
   readonly env?: Readonly<Record<string, string>>;
   /** OpenTelemetry's own baggage propagator re-serialises other entries: compared by value, not bytes. */
   readonly otel: boolean;
@@ -72,7 +74,7 @@ export async function runChain(t: Test, config: ChainConfig): Promise<void> {
   const api = { SERVICE: 'api', NEXT_URL: 'http://echo/', DEVSTACK_REGISTRY: echoFile };
   const [apiBase, apiF2] = await Promise.all([start('api', api), start('api', { ...api, SERVICE: 'api-feature2', DEVSTACK_DEFAULT_KEY: 'feature2' })]);
   await writeFile(fleetFile, `${echoYaml}  api:\n    base: ${apiBase!.url}\n    features:\n      feature2: ${apiF2!.url}\n`);
-  const web = await start('web', { SERVICE: 'web', NEXT_URL: 'http://api/', DEVSTACK_REGISTRY: fleetFile });
+  const web = await start(config.web ?? 'web', { SERVICE: 'web', NEXT_URL: 'http://api/', DEVSTACK_REGISTRY: fleetFile });
 
   for (const row of ROWS) {
     const { status, lane, body } = await getJson(web.url, row.headers);
