@@ -311,6 +311,17 @@ t.test('a grpc-js client the SDK does not instrument: metadata for a third-party
   t.same([written?.plain, written?.baggage], [[], []], 'the key grpcInterceptor wrote');
 });
 
+// Last: it closes the SDK.
+t.test('sdk.close() takes every hook off: headers go out as the app wrote them', async (t) => {
+  await sdk.close();
+  t.notOk(Object.hasOwn(http.ClientRequest.prototype, '_storeHeader'), 'node:http renders with its own step again');
+  const headers = { 'uber-ctx-key': 'BAD', baggage: BAGGAGE, 'x-team': 'pay' };
+  for (const client of ['raw headers', 'Expect: 100-continue', 'http2 session.request', 'fetch']) {
+    const got = await forward(client, THIRD, headers);
+    t.same([got.headers['uber-ctx-key'], got.headers['baggage']], ['BAD', BAGGAGE], client);
+  }
+});
+
 function listen(server: http.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
 }
