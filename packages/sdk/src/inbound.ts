@@ -34,7 +34,7 @@ export function extractRoutingContext(headers: HeaderBag, parent: Context = cont
     diag.debug(`devstack: ignored a ${reading.problem} routing key in the ${reading.carrier} carrier`);
   }
   const own = lane ?? rt.lane;
-  return contextWithRoutingKey(withInboundBaggage(parent, headers), reading.key ?? (own === 'base' ? rt.defaultKey : own));
+  return contextWithRoutingKey(withInboundBaggage(parent, headers, rt.codec.name), reading.key ?? (own === 'base' ? rt.defaultKey : own));
 }
 
 /** Runs `next` in the request's routing context; event listeners added later run in it too. */

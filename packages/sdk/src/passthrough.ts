@@ -1,4 +1,4 @@
-import { context, createContextKey, type Context } from '@opentelemetry/api';
+import { context, createContextKey, propagation, type Context } from '@opentelemetry/api';
 import type { HeaderBag } from '@devstack/core';
 
 /*
@@ -9,10 +9,15 @@ import type { HeaderBag } from '@devstack/core';
  */
 const INBOUND_BAGGAGE = createContextKey('devstack.sdk.inbound-baggage');
 
-/** `ctx` holding the request's raw `baggage` header (or none, when it had none). */
-export function withInboundBaggage(ctx: Context, headers: HeaderBag): Context {
+/**
+ * `ctx` holding the request's raw `baggage` header: none when it had none, or when `ctx`'s baggage
+ * already holds entries besides the key (OpenTelemetry's baggage propagator read the header, and
+ * writes those entries on every call itself: both would repeat them).
+ */
+export function withInboundBaggage(ctx: Context, headers: HeaderBag, keyName: string): Context {
   const raw = headers['baggage'];
-  const value = typeof raw === 'string' || Array.isArray(raw) ? raw : undefined;
+  const parsed = propagation.getBaggage(ctx)?.getAllEntries().some(([name]) => name !== keyName) === true;
+  const value = !parsed && (typeof raw === 'string' || Array.isArray(raw)) ? raw : undefined;
   if (ctx.getValue(INBOUND_BAGGAGE) === value) return ctx;
   return value === undefined ? ctx.deleteValue(INBOUND_BAGGAGE) : ctx.setValue(INBOUND_BAGGAGE, value);
 }
