@@ -30,6 +30,10 @@ export const METRICS = Object.freeze({
   duration: 'devstack_request_duration_seconds',
   /** counter {direction, service, code}: every failed upstream attempt, retried or not, by UPSTREAM_FAILURES code */
   upstreamErrors: 'devstack_upstream_errors_total',
+  /** counter {direction, service, lane}: targets ejected by passive health (consecutive connect failures); `lane` is the target's */
+  upstreamEjections: 'devstack_upstream_ejections_total',
+  /** counter {direction, service, from, to}: calls moved to another target after a failed attempt, by lane (`to` is `none` when none was left) */
+  upstreamFailovers: 'devstack_upstream_failovers_total',
   /** counter {direction, carrier, problem} */
   invalidKeys: 'devstack_invalid_keys_total',
   /** gauge: logical services in the current snapshot */

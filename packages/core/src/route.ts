@@ -2,6 +2,7 @@ import type { KeyReading } from './carriers.js';
 import { normalizeHost } from './carriers.js';
 import { resolve, INVALID_KEY, type Decision } from './resolve.js';
 import type { Lane, Snapshot, Target } from './snapshot.js';
+import type { PassiveHealth } from './health.js';
 
 /**
  * Why a routed call is answered with an error instead of being forwarded, with the HTTP status and
@@ -42,6 +43,12 @@ export interface RouteStepOptions {
   /** The copy's own key: carried by calls that arrive with no valid key. */
   readonly defaultKey?: string | undefined;
   readonly strict?: boolean | undefined;
+  /**
+   * Passive health: ejected targets are passed over, a feature lane whose every ready target is
+   * ejected goes to base (not in strict mode), and `failOver` moves a call on after a connect
+   * failure. Without it the step picks by round robin alone.
+   */
+  readonly health?: PassiveHealth | undefined;
 }
 
 /**
@@ -74,15 +81,27 @@ export function effectiveKey(reading: KeyReading | undefined, defaultKey: string
 
 const counters = new WeakMap<Lane, { n: number }>();
 
-/** Round robin over a lane's ready targets; the counter lives beside the (immutable) lane. */
-export function pickTarget(lane: Lane): Target | undefined {
+/**
+ * Round robin over a lane's ready targets; the counter lives beside the (immutable) lane. With a
+ * passive health tracker, ejected targets are passed over; undefined when all of them are.
+ */
+export function pickTarget(lane: Lane, health?: PassiveHealth): Target | undefined {
   const ready = lane.ready;
-  if (ready.length <= 1) return ready[0];
+  if (health === undefined || health.size === 0) {
+    if (ready.length <= 1) return ready[0];
+  } else if (ready.length <= 1) {
+    return ready[0] !== undefined && !health.ejected(ready[0].origin) ? ready[0] : undefined;
+  }
   let counter = counters.get(lane);
   if (counter === undefined) counters.set(lane, (counter = { n: 0 }));
-  const target = ready[counter.n % ready.length];
+  const start = counter.n;
   counter.n = (counter.n + 1) & 0x3fffffff;
-  return target;
+  if (health === undefined || health.size === 0) return ready[start % ready.length];
+  for (let i = 0; i < ready.length; i++) {
+    const target = ready[(start + i) % ready.length]!;
+    if (!health.ejected(target.origin)) return target;
+  }
+  return undefined;
 }
 
 /** The ready target after `current`: a retry should not hit the target that just failed. */
@@ -122,7 +141,88 @@ export function routeStep(snapshot: Snapshot, service: string | undefined, readi
     out.refusal = 'no-feature-copy';
     return false;
   }
-  out.target = pickTarget(decision.lane!);
-  out.refusal = out.target === undefined ? 'no-ready-target' : undefined;
-  return out.target !== undefined;
+  const lane = decision.lane!;
+  const health = options.health;
+  const target = health === undefined || health.size === 0 ? pickTarget(lane) : (pickTarget(lane, health) ?? choose(snapshot, lane, options, NONE_TRIED));
+  out.target = target;
+  // Every ready target of the copy is ejected: base serves, and the lane header says so.
+  if (target !== undefined && !lane.ready.includes(target)) out.lane = BASE_LANE;
+  out.refusal = target === undefined ? 'no-ready-target' : undefined;
+  return target !== undefined;
+}
+
+const NONE_TRIED: readonly Target[] = Object.freeze([]);
+const BASE_LANE = 'base';
+
+function tried(list: readonly Target[], target: Target): boolean {
+  for (const t of list) if (t.origin === target.origin) return true;
+  return false;
+}
+
+/** The first target of `lane` from `start` on, not tried, ejected or not as asked. */
+function scan(lane: Lane, start: number, done: readonly Target[], health: PassiveHealth | undefined, ejected: boolean): Target | undefined {
+  const ready = lane.ready;
+  for (let i = 0; i < ready.length; i++) {
+    const target = ready[(start + i) % ready.length]!;
+    if (tried(done, target) || (health?.ejected(target.origin) ?? false) !== ejected) continue;
+    return target;
+  }
+  return undefined;
+}
+
+/** Where the round robin of `lane` stands, taking a turn of it. */
+function turn(lane: Lane): number {
+  if (lane.ready.length <= 1) return 0;
+  let counter = counters.get(lane);
+  if (counter === undefined) counters.set(lane, (counter = { n: 0 }));
+  const n = counter.n;
+  counter.n = (counter.n + 1) & 0x3fffffff;
+  return n;
+}
+
+/**
+ * The next target for a call in `lane` that has tried `done`: the lane's other ready targets that
+ * are not ejected (in round-robin order after the last one tried), then base's (a feature lane,
+ * not strict), then, only when every one left is ejected, the ejected ones in the same order: a
+ * fleet whose every target failed lately is still tried rather than refused.
+ */
+function choose(snapshot: Snapshot, lane: Lane, options: RouteStepOptions, done: readonly Target[]): Target | undefined {
+  const health = options.health;
+  const last = done.length === 0 ? undefined : done[done.length - 1];
+  const at = last === undefined ? -1 : lane.ready.findIndex((t) => t.origin === last.origin);
+  const from = at === -1 ? turn(lane) : at + 1;
+  const base = options.strict === true || lane.key === null ? undefined : snapshot.services.get(lane.service)?.base;
+  const baseFrom = base === undefined ? 0 : turn(base);
+  return (
+    scan(lane, from, done, health, false) ??
+    (base === undefined ? undefined : scan(base, baseFrom, done, health, false)) ??
+    (health === undefined ? undefined : scan(lane, from, done, health, true) ?? (base === undefined ? undefined : scan(base, baseFrom, done, health, true)))
+  );
+}
+
+/**
+ * After a connection to `out.target` failed before any byte of the request was sent (core's
+ * UPSTREAM_FAILURES marks those `retry`), moves `out` on to the next target `choose` gives and its
+ * lane (`base` when it fell back), adding the failed one to `done`, which the caller keeps for the
+ * call. Returns false when none is left: `out.refusal` is then `no-ready-target` in strict mode for
+ * a feature lane (answer 503), else undefined (report the connect failure itself); `out.target`
+ * stays the failed one. Record the failure in the tracker first (`health.failure`): it decides
+ * whether the target is ejected for later calls, not which target this call tries next.
+ */
+export function failOver(snapshot: Snapshot, out: RouteFields, options: RouteStepOptions, done: Target[]): boolean {
+  const lane = out.decision?.lane;
+  if (out.target !== undefined && !tried(done, out.target)) done.push(out.target);
+  if (lane === undefined || out.decision?.outcome === 'reject') return false;
+  // The lane as the snapshot at hand has it: the call may have waited across a registry update.
+  const current = snapshot.services.get(lane.service);
+  const now = current === undefined ? lane : lane.key === null ? current.base : (current.features.get(lane.key) ?? lane);
+  const next = choose(snapshot, now, options, done);
+  if (next === undefined) {
+    out.refusal = options.strict === true && lane.key !== null ? 'no-ready-target' : undefined;
+    return false;
+  }
+  out.target = next;
+  out.lane = now.ready.includes(next) ? now.name : BASE_LANE;
+  out.refusal = undefined;
+  return true;
 }
