@@ -9,6 +9,7 @@ import type { RegistrySource } from './source.js';
 export const REGISTRY_SOURCES = Object.freeze({
   file: '@devstack/registry-file',
   kubernetes: '@devstack/registry-kubernetes',
+  relay: '@devstack/registry-relay',
 } as const);
 
 export type RegistryKind = keyof typeof REGISTRY_SOURCES;
@@ -16,18 +17,24 @@ export type RegistryKind = keyof typeof REGISTRY_SOURCES;
 /** The names `--registry` and `init({ registry })` accept for a source other than a file path. */
 const KIND_NAMES: Readonly<Record<string, RegistryKind>> = Object.freeze({ k8s: 'kubernetes', kubernetes: 'kubernetes' });
 
-/** Which source a registry setting names: `k8s` (or `kubernetes`), else it is a file path. */
+/** A devstack-relay's origin: the registry is followed from its stream, with no Kubernetes client. */
+const RELAY_URL = /^https?:\/\//i;
+
+/** Which source a registry setting names: `k8s` (or `kubernetes`), a relay's `http(s)://` URL, else it is a file path. */
 export function registryKind(registry: string): RegistryKind {
+  if (RELAY_URL.test(registry)) return 'relay';
   return Object.hasOwn(KIND_NAMES, registry) ? KIND_NAMES[registry]! : 'file';
 }
 
 export interface RegistrySourceOptions {
-  /** `k8s` (or `kubernetes`), or the path of a YAML/JSON registry file. */
+  /** `k8s` (or `kubernetes`), a devstack-relay's `http(s)://` origin, or the path of a YAML/JSON registry file. */
   registry: string;
   /** Options of the file source (besides `path`). */
   file?: Readonly<Record<string, unknown>>;
   /** Options of the Kubernetes source (`namespaces`, `allNamespaces`, `kubeconfig`, `targets`, ...). */
   kubernetes?: Readonly<Record<string, unknown>>;
+  /** Options of the relay source (besides `url`): `namespace`, timeouts. */
+  relay?: Readonly<Record<string, unknown>>;
 }
 
 interface SourceModule {
@@ -50,8 +57,14 @@ export async function createRegistrySource(options: RegistrySourceOptions, load:
     throw new ConfigError([missing ? `registry ${kind} needs the package ${name}: npm install ${name}` : `registry ${kind}: ${name} failed to load: ${(error as Error).message}`], { cause: error });
   }
   if (typeof module.createSource !== 'function') throw new ConfigError([`registry ${kind}: ${name} has no createSource()`]);
-  const own = kind === 'file' ? { ...options.file, path: options.registry } : { ...options.kubernetes };
+  const own = kind === 'file' ? { ...options.file, path: options.registry } : kind === 'relay' ? relayOptions(options) : { ...options.kubernetes };
   return module.createSource(own);
+}
+
+/** The relay source's options: the namespace may come as the Kubernetes source's `namespaces` (the flag both share). */
+function relayOptions(options: RegistrySourceOptions): Record<string, unknown> {
+  const namespaces = options.kubernetes?.['namespaces'];
+  return { ...(namespaces !== undefined ? { namespaces } : {}), ...options.relay, url: options.registry };
 }
 
 /**
