@@ -1,0 +1,68 @@
+/*
+ * The relay source (`--registry http://RELAY`) through core's factory, against the real relay
+ * command: a relay killed and restarted, and what the client process loads.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { createRegistrySource, registryKind, type Snapshot } from '@devstack/core';
+import type { RelayStatus } from '@devstack/registry-relay';
+import { NS, deploy, fleet, startRelay, until } from './helpers.ts';
+
+const lanes = (s: Snapshot | undefined, service: string) => [...(s?.services.get(service)?.features.keys() ?? [])].sort();
+
+t.test('the relay killed: routing goes on from the last snapshot, stale; restarted: a change made meanwhile arrives', async (t) => {
+  const { api, kubeconfig } = await fleet(t);
+  const args = ['--kubeconfig', kubeconfig, '--namespace', NS];
+  const first = await startRelay(t, args);
+  t.equal(registryKind(`http://127.0.0.1:${first.port}`), 'relay');
+  const source = await createRegistrySource({ registry: `http://127.0.0.1:${first.port}`, kubernetes: { namespaces: [NS] }, relay: { backoff: { initialMs: 20, maxMs: 100 } } });
+  t.teardown(() => source.close());
+  t.equal(source.kind, 'relay');
+  const snapshot = await source.start();
+  t.same([...snapshot.services.keys()].sort(), ['orders', 'web']);
+  const status = () => source.status!() as RelayStatus;
+  await until(async () => status(), (s) => s.connected);
+  t.equal(status().stale, false);
+
+  first.proc.kill('SIGKILL');
+  await first.exited;
+  await until(async () => status(), (s) => s.failures > 0);
+  t.equal(status().stale, true, 'stale without the relay');
+  t.equal(source.current(), snapshot, 'the last snapshot kept');
+
+  deploy(api, 'web-f3', 'web', '10.0.3.1', 'f3');
+  const second = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--port', String(first.port)]);
+  t.equal(second.port, first.port);
+  await until(async () => source.current(), (s) => lanes(s, 'web').includes('f3'));
+  t.pass('the change made while the relay was away arrived');
+  await until(async () => status(), (s) => !s.stale);
+  t.not(status().epoch, undefined);
+  t.ok(status().failuresByReason.connect > 0, 'refused connections counted');
+});
+
+t.test('a relay-mode app loads no Kubernetes client', async (t) => {
+  const { kubeconfig } = await fleet(t);
+  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS]);
+  const script = `
+    import { registerHooks } from 'node:module';
+    const loaded = [];
+    registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
+    const { createRegistrySource } = await import('@devstack/core');
+    const source = await createRegistrySource({ registry: 'http://127.0.0.1:${relay.port}', relay: { namespace: '${NS}' } }, (name) => import(name));
+    const snapshot = await source.start();
+    await source.close();
+    console.log(JSON.stringify({ services: [...snapshot.services.keys()].sort(), loaded: loaded.filter((u) => /client-node|registry-/.test(u)) }));
+  `;
+  const out = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+  });
+  const { services, loaded } = JSON.parse(out) as { services: string[]; loaded: string[] };
+  t.same(services, ['orders', 'web'], 'routed from the relay');
+  t.ok(loaded.some((u) => u.includes('registry-relay')), 'the relay source was loaded');
+  t.notOk(loaded.some((u) => /client-node|registry-kubernetes|registry-file/.test(u)), 'no Kubernetes source or client, no file source');
+});
