@@ -19,6 +19,27 @@ const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
 export type ConnectionProtocol = 'http1' | 'h2';
 
+const RST_STREAM = 0x3;
+
+/** How many RST_STREAM frames the complete frames after the preface in `bytes` hold. */
+export function resetFrames(bytes: Buffer): number {
+  let resets = 0;
+  for (let at = PREFACE.length; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) {
+    if (bytes[at + 3] === RST_STREAM) resets++;
+  }
+  return resets;
+}
+
+/** The server's connection preface (an empty SETTINGS frame), then GOAWAY ENHANCE_YOUR_CALM, last stream 0. */
+const REFUSE_SESSION = (() => {
+  const bytes = Buffer.alloc(9 + 9 + 8);
+  bytes[3] = 0x4; // SETTINGS, empty
+  bytes.writeUIntBE(8, 9, 3);
+  bytes[12] = 0x7; // GOAWAY on stream 0
+  bytes.writeUInt32BE(constants.NGHTTP2_ENHANCE_YOUR_CALM, 22);
+  return bytes;
+})();
+
 /**
  * Which protocol a connection speaks, from its first bytes: the HTTP/2 preface, or anything else
  * (HTTP/1.1, whose parser then judges it). Undefined while the bytes so far are a strict prefix of
@@ -129,6 +150,15 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
       const protocol = sniff(seen);
       if (protocol === undefined) return;
       done();
+      if (protocol === 'h2' && resetFrames(seen) > deps.maxResets) {
+        // node:http2 takes the bytes read with the preface in one call, every stream of them
+        // created before any handler runs (about 2000 HEADERS + RST_STREAM pairs in 64 KiB):
+        // over the reset budget already, the connection is refused before it becomes a session.
+        metrics.abusiveSession(name, 'resets');
+        socket.end(REFUSE_SESSION);
+        socket.resume();
+        return;
+      }
       socket.pause();
       socket.unshift(seen);
       if (protocol === 'h2') {

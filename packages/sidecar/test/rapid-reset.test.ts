@@ -48,6 +48,31 @@ t.test('HEADERS + RST_STREAM pairs: nothing forwarded, the connection ended with
   t.equal(await metric(admin, 'devstack_in_flight', {}), 0, 'no exchange is left in flight');
 });
 
+t.test('pairs sent once the session is up end it as well, and the pairs read after that cost nothing', async (t) => {
+  const orders = await heldUpstream(t);
+  orders.release();
+  const registry = writeRegistry(t.testdir(), { orders: { base: orders.origin } });
+  const s = await sidecar(t, registry, { maxClientResets: BUDGET });
+  const out = s.addresses.outbound!.port;
+  for (const [via, open] of [['direct', async () => out], ['CONNECT', () => tunnel(out, 'orders:80')]] as const) {
+    const client = await rawH2(await open());
+    t.teardown(() => client.socket.destroy());
+    // One ordinary request first: the session is set up before the pairs arrive.
+    client.socket.write(headersFrame(1, 'orders'));
+    await client.until(() => client.answered.has(1));
+    const pairs = Array.from({ length: 2000 }, (_, i) => Buffer.concat([headersFrame(2 * i + 3, 'orders'), rstFrame(2 * i + 3, CANCEL)]));
+    client.socket.write(Buffer.concat(pairs));
+    await client.closed;
+    t.equal(client.goaway, ENHANCE_YOUR_CALM, `${via}: GOAWAY ENHANCE_YOUR_CALM`);
+  }
+  t.equal(orders.hits, 2, 'only the two ordinary requests reached the upstream');
+  t.equal(await metric(s.addresses.admin!.port, 'devstack_h2_connections_ended_total', { direction: 'outbound', reason: 'resets' }), 2);
+  // Requests counted as aborted: the streams the sidecar handled before it ended each connection,
+  // the budget and the few already read behind the one over it; not the 4000 sent.
+  const aborted = await metric(s.addresses.admin!.port, 'devstack_requests_total', { direction: 'outbound', status: 'aborted' });
+  t.ok(aborted <= 4 * BUDGET, `${aborted} streams handled of 4000 sent`);
+});
+
 t.test('resets within the budget cost the connection nothing', async (t) => {
   const orders = await heldUpstream(t);
   orders.release();
