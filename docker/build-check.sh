@@ -4,14 +4,14 @@
 # as the Dockerfile's RUN does, then runs what it built from the runtime tree alone, the way the
 # runtime stage would (--help, a real start, /healthz, SIGTERM).
 #
-#   bash docker/build-check.sh [sidecar] [examples] [hooks]     (default: all three)
+#   bash docker/build-check.sh [sidecar] [examples] [hooks] [sdk]     (default: all four)
 #
 # npm uses its cache first (prefer-offline); the registry is only asked for what the cache lacks.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples hooks)
+[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples hooks sdk)
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/devstack-build-check-XXXXXX")"
 pids=()
 cleanup() {
@@ -51,11 +51,22 @@ stop() {
   [ "$code" -eq 0 ] || fail "$2 exited $code after SIGTERM"
 }
 
+# The examples' build compiles the SDK too (its steps 1 and 2 are the sdk build's, and more).
+sdk_compiled=0
 for target in "${targets[@]}"; do
   out="$tmp/out-$target"
-  say "$target: sh docker/build.sh $target (npm ci, tsc --build, npm ci --omit=dev)"
   start=$SECONDS
-  (cd "$tmp/src" && sh docker/build.sh "$target" "$out") >"$tmp/build-$target.log" 2>&1 || { tail -30 "$tmp/build-$target.log" >&2; fail "$target: build.sh failed"; }
+  if [ "$target" = sdk ] && [ "$sdk_compiled" = 1 ]; then
+    say "sdk: npm ci and tsc --build as the examples' build just ran them, then sh docker/sdk-tree.sh (npm pack, npm install --omit=dev)"
+    (cd "$tmp/src" && sh docker/sdk-tree.sh "$out") >"$tmp/build-$target.log" 2>&1 || { tail -30 "$tmp/build-$target.log" >&2; fail "sdk: sdk-tree.sh failed"; }
+  else
+    case "$target" in
+      sdk) say "sdk: sh docker/build.sh sdk (npm ci, tsc --build, docker/sdk-tree.sh: npm pack, npm install --omit=dev)" ;;
+      *) say "$target: sh docker/build.sh $target (npm ci, tsc --build, npm ci --omit=dev)" ;;
+    esac
+    (cd "$tmp/src" && sh docker/build.sh "$target" "$out") >"$tmp/build-$target.log" 2>&1 || { tail -30 "$tmp/build-$target.log" >&2; fail "$target: build.sh failed"; }
+  fi
+  [ "$target" != examples ] || sdk_compiled=1
   say "$target: built in $((SECONDS - start)) s, runtime tree $(du -sh "$out" | cut -f1)"
   for dev in typescript tap eslint; do
     [ ! -e "$out/node_modules/$dev" ] || fail "$target: dev dependency $dev is in the runtime tree"
@@ -109,6 +120,36 @@ for target in "${targets[@]}"; do
       out="$(AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_MAX_ATTEMPTS=1 node packages/hooks/dist/cli.js sqs delete --queue q --key k --endpoint http://127.0.0.1:9 2>&1 || true)"
       grep -q 'DEVSTACK_HOOK_SQS' <<<"$out" || fail "hooks sqs delete: $out"
       say "hooks: --help, a refused key (exit 2), the Kubernetes and SQS clients load, from the runtime tree"
+      ;;
+    sdk)
+      for absent in @devstack/registry-kubernetes @kubernetes/client-node @devstack/sidecar; do
+        [ ! -e "node_modules/$absent" ] || fail "sdk: $absent is in the tree (the injected SDK only carries the key)"
+      done
+      links="$(find . -type l ! -path './node_modules/.bin/*')"
+      [ -z "$links" ] || fail "sdk: links in the tree (the copy must stand alone): $links"
+      # The chart's init container: cp -R <image root>/. <mountPath>; then an app that has no
+      # node_modules, ES module and CommonJS, loads it from NODE_OPTIONS and carries the key it was
+      # called with on its own call.
+      mnt="$tmp/sdk-mount"
+      mkdir -p "$mnt" "$tmp/app"
+      cp -R "$out/." "$mnt"
+      cat >"$tmp/app/app.mjs" <<'APP'
+import http from 'node:http';
+const listen = (handler) => new Promise((ok) => { const s = http.createServer(handler).listen(0, '127.0.0.1', () => ok(s)); });
+const back = await listen((req, res) => res.end(String(req.headers['uber-ctx-key'] ?? 'none')));
+const front = await listen(async (req, res) => res.end(await (await fetch(`http://localhost:${back.address().port}/`)).text()));
+const seen = await (await fetch(`http://127.0.0.1:${front.address().port}/`, { headers: { 'uber-ctx-key': 'feature1' } })).text();
+console.log(seen);
+back.close(); front.close();
+APP
+      sed -e "s/^import http from 'node:http';/const http = require('node:http');/" -e 's/^const back = await/(async () => { const back = await/' -e 's/^back.close(); front.close();/back.close(); front.close(); })();/' "$tmp/app/app.mjs" >"$tmp/app/app.cjs"
+      for app in app.mjs app.cjs; do
+        seen="$(cd "$tmp/app" && NODE_OPTIONS="--import $mnt/register.mjs" node "$app")" || fail "sdk: $app did not run with the SDK"
+        [ "$seen" = feature1 ] || fail "sdk: $app carried '$seen', not feature1"
+        seen="$(cd "$tmp/app" && DEVSTACK_DEFAULT_KEY=Not-A-Key NODE_OPTIONS="--import $mnt/register.mjs" node "$app" 2>"$tmp/sdk.err")" || fail "sdk: $app stopped on a bad variable"
+        [ "$seen" = none ] && grep -q '^devstack: not started' "$tmp/sdk.err" || fail "sdk: $app with a bad variable: '$seen', $(cat "$tmp/sdk.err")"
+      done
+      say "sdk: no Kubernetes client or links in the tree, copied as the init container does, loaded by an ES module and a CommonJS app with no node_modules (key carried; a bad variable: one line, app unrouted)"
       ;;
   esac
   cd "$root"

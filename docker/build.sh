@@ -2,11 +2,13 @@
 # The build stage of docker/*.Dockerfile, kept in one file so that docker/build-check.sh runs exactly
 # these commands without a Docker engine. Run from the root of the build context (the repository):
 #
-#   sh docker/build.sh sidecar|examples|hooks OUT
+#   sh docker/build.sh sidecar|examples|hooks|sdk OUT
 #
 # OUT receives the runtime tree: package.json and node_modules with the production dependencies of
 # the target only, and each needed workspace's package.json, dist/ (or src/ for the examples, which
 # Node runs by type stripping) and nested node_modules. The runtime stage copies OUT and nothing else.
+# For sdk, OUT is what docker/sdk-tree.sh makes: the SDK installed from its packed tarballs, the
+# tree the chart's init container copies into a pod.
 set -eu
 
 target="${1:-}"
@@ -22,22 +24,30 @@ case "$target" in
     projects="packages/hooks"
     dirs="packages/core packages/registry-kubernetes packages/hooks"
     ;;
+  sdk)
+    projects="packages/sdk"
+    ;;
   examples)
     workspace=@devstack/examples
     projects="packages/sdk packages/sidecar packages/registry-kubernetes"
     dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sdk packages/sidecar examples"
     ;;
   *)
-    echo "usage: sh docker/build.sh sidecar|examples|hooks OUT" >&2
+    echo "usage: sh docker/build.sh sidecar|examples|hooks|sdk OUT" >&2
     exit 2
     ;;
 esac
-[ -n "$out" ] || { echo "usage: sh docker/build.sh sidecar|examples|hooks OUT" >&2; exit 2; }
+[ -n "$out" ] || { echo "usage: sh docker/build.sh sidecar|examples|hooks|sdk OUT" >&2; exit 2; }
 
 # 1. Every dependency the build needs, exactly as locked.
 npm ci --no-audit --no-fund
 # 2. Compile (tsc --build follows the project references: core, registry, ...).
 npx tsc --build $projects
+if [ "$target" = sdk ]; then
+  # 3-4. The packed SDK and its runtime dependencies, installed on their own.
+  sh docker/sdk-tree.sh "$out"
+  exit 0
+fi
 # 3. Production dependencies of the target's workspaces only: a clean install, no dev dependencies,
 #    nothing another workspace (bench, the SDK's test frameworks) needs.
 rm -rf node_modules packages/*/node_modules bench/node_modules examples/node_modules

@@ -30,6 +30,8 @@ kept in the context, so a caller that changes any of those still gets its own.
 {{- $resources := dig "sidecar" "resources" dict $d -}}
 {{- $hookFootprint := dict "requests" (dict "cpu" "50m" "memory" "64Mi") "limits" (dict "memory" "128Mi") -}}
 {{- $hookResources := dig "hooks" "resources" dict $d -}}
+{{- $sdkFootprint := dict "requests" (dict "cpu" "10m" "memory" "16Mi") "limits" (dict "memory" "32Mi") -}}
+{{- $sdkResources := dig "sdk" "resources" dict $d -}}
 {{- $appProtocol := .Values.appProtocol | default "http" | toString -}}
 {{- $config := dict
   "service" $service
@@ -58,6 +60,14 @@ kept in the context, so a caller that changes any of those still gets its own.
     "resources" (empty $resources | ternary $footprint $resources)
     "otelEndpoint" (dig "sidecar" "otelEndpoint" "" $d)
     "env" (dig "sidecar" "env" list $d))
+  "sdk" (dict
+    "inject" (dig "sdk" "inject" false $d)
+    "repository" (dig "sdk" "image" "repository" "devstack-sdk" $d)
+    "tag" (dig "sdk" "image" "tag" "latest" $d)
+    "image" (printf "%s:%s" (dig "sdk" "image" "repository" "devstack-sdk" $d) (dig "sdk" "image" "tag" "latest" $d | toString))
+    "pullPolicy" (dig "sdk" "image" "pullPolicy" "IfNotPresent" $d)
+    "mountPath" (dig "sdk" "mountPath" "/devstack/sdk" $d)
+    "resources" (empty $sdkResources | ternary $sdkFootprint $sdkResources))
   "edge" (dict
     "enabled" (dig "edge" "enabled" false $d)
     "host" (dig "edge" "host" "example.com" $d)

@@ -84,18 +84,28 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
 {{- end -}}
 {{- end -}}
 
-{{/* The pod's `initContainers:` key with the native sidecar, or nothing. */}}
+{{/*
+The pod's `initContainers:` key, or nothing: the SDK's copy (with sdk.inject), then the native
+sidecar. The copy is a few milliseconds, so the sidecar's start is not held up.
+*/}}
 {{- define "devstack.initContainers" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
-{{- if and $c.sidecar.enabled $c.sidecar.native -}}
+{{- $native := and $c.sidecar.enabled $c.sidecar.native -}}
+{{- if or $c.sdk.inject $native -}}
 initContainers:
+  {{- if $c.sdk.inject }}
+  {{- include "devstack.sdk.initContainer" . | nindent 2 }}
+  {{- end }}
+  {{- if $native }}
   {{- include "devstack.sidecar.container" . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 {{- end -}}
 
 {{/*
 Pod-level settings: the registry's ServiceAccount, with its token mounted into the sidecar only
-(the app container gets no API credentials), and the token's projected volume.
+(the app container gets no API credentials), the token's projected volume and, with sdk.inject, the
+volume the SDK is copied into.
 */}}
 {{- define "devstack.podSpec" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
@@ -110,6 +120,9 @@ volumes:
         - serviceAccountToken: { path: token, expirationSeconds: 3607 }
         - configMap: { name: kube-root-ca.crt, items: [{ key: ca.crt, path: ca.crt }] }
         - downwardAPI: { items: [{ path: namespace, fieldRef: { apiVersion: v1, fieldPath: metadata.namespace } }] }
+  {{- with include "devstack.sdk.volume" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
 {{- end -}}
 {{- end -}}
 

@@ -29,6 +29,7 @@ at most the format's length that matches its pattern; the devstack-service schem
   "endpoint" (list `^https?://[^\s]+$` 2048 "an http:// or https:// URL")
   "region" (list `^[a-z]{2}(-[a-z]+)+-[0-9]+$` 32 "an AWS region (e.g. eu-west-1)")
   "portName" (list `^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$` 15 "a port number from 1 to 65535 or a port name (an IANA service name)")
+  "mountPath" (list `^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$` 200 "an absolute path of letters, digits, '.', '_' and '-' (no space, no '.' or '..' part, at most 200 characters)")
 -}}
 {{- $path := index . 0 -}}
 {{- $v := index . 1 -}}
@@ -121,10 +122,10 @@ where a map belongs.
 {{- $d := .Values.devstack -}}
 {{- include "devstack.check.map" (list "devstack" $d) -}}
 {{- $d = $d | default dict -}}
-{{- range list "sidecar" "edge" "hooks" -}}
+{{- range list "sidecar" "sdk" "edge" "hooks" -}}
 {{- include "devstack.check.map" (list (printf "devstack.%s" .) (index $d .)) -}}
 {{- end -}}
-{{- range list (list "sidecar" "image") (list "sidecar" "ports") (list "hooks" "image") (list "hooks" "serviceAccount") (list "hooks" "sharedIngressRoute") -}}
+{{- range list (list "sidecar" "image") (list "sidecar" "ports") (list "sdk" "image") (list "hooks" "image") (list "hooks" "serviceAccount") (list "hooks" "sharedIngressRoute") -}}
 {{- include "devstack.check.map" (list (printf "devstack.%s.%s" (index . 0) (index . 1)) (dig (index . 0) (index . 1) nil $d)) -}}
 {{- end -}}
 {{- end -}}
@@ -166,6 +167,7 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- fail (printf "devstack.sidecar.otelEndpoint: %s is not a string" (include "devstack.show" $s.otelEndpoint)) -}}
 {{- end -}}
 {{- include "devstack.check.env" (list "devstack.sidecar.env" $s.env) -}}
+{{- include "devstack.validate.sdk" $c -}}
 {{- include "devstack.check.bool" (list "devstack.edge.enabled" $e.enabled) -}}
 {{- include "devstack.check" (list "devstack.edge.host" $e.host "host") -}}
 {{- include "devstack.check.enum" (list "devstack.edge.traefik" $e.traefik (list "v2" "v3")) -}}
@@ -282,5 +284,24 @@ starts with '-' would read as an option. `set` values are never shown (they may 
 {{- end -}}
 {{- if $q.endpoint }}{{ include "devstack.check" (list (printf "%s.endpoint" $path) $q.endpoint "endpoint") }}{{ end -}}
 {{- if $q.region }}{{ include "devstack.check" (list (printf "%s.region" $path) $q.region "region") }}{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The injected SDK. Its mount path goes into the app's NODE_OPTIONS (split at spaces) and is an
+emptyDir over whatever the app's image has there: a system directory itself would hide the files
+the app needs to start.
+*/}}
+{{- define "devstack.validate.sdk" -}}
+{{- $k := .sdk -}}
+{{- include "devstack.check.bool" (list "devstack.sdk.inject" $k.inject) -}}
+{{- include "devstack.check.image" (list "devstack.sdk.image" $k.repository $k.tag $k.pullPolicy) -}}
+{{- include "devstack.check" (list "devstack.sdk.mountPath" $k.mountPath "mountPath") -}}
+{{- if has $k.mountPath (list "/app" "/bin" "/boot" "/dev" "/etc" "/home" "/lib" "/lib32" "/lib64" "/opt" "/proc" "/root" "/run" "/sbin" "/srv" "/sys" "/tmp" "/usr" "/var") -}}
+{{- fail (printf "devstack.sdk.mountPath: %q is a directory of the app's image that the SDK's volume would hide; e.g. /devstack/sdk" $k.mountPath) -}}
+{{- end -}}
+{{- include "devstack.check.resources" (list "devstack.sdk.resources" $k.resources) -}}
+{{- if and $k.inject (not .sidecar.enabled) -}}
+{{- fail "devstack.sdk.inject: the injected SDK carries the key and the sidecar routes; it needs devstack.sidecar.enabled" -}}
 {{- end -}}
 {{- end -}}
