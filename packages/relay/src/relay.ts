@@ -114,7 +114,12 @@ export class Relay {
     stream.maxConnections = this.#o.maxConnections;
     stream.on('drop', () => this.metrics.rejected('connections'));
     stream.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.#clientError(error, socket));
-    stream.on('connection', (socket: Socket) => socket.setNoDelay(true));
+    stream.on('connection', (socket: Socket) => {
+      socket.setNoDelay(true);
+      // The headers timeout only counts from a request's first byte: a connection that sends
+      // nothing is closed by this one (a stream lifts it once it is served).
+      socket.setTimeout(this.#o.headersTimeoutMs);
+    });
     const admin = createServer({ maxHeaderSize: 8192, headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => void this.#handleAdmin(req, res));
     admin.on('clientError', (_error, socket: Socket) => socket.destroy());
     this.#stream = stream;
