@@ -1,6 +1,5 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { createKubernetesSource, loadKubeConfig } from '@devstack/registry-kubernetes';
 import { HELP, parseConfig, type RelayConfig } from './config.js';
 import { Relay, type RelayLog } from './relay.js';
 
@@ -36,6 +35,8 @@ async function main(): Promise<number> {
   const kube = { kubeconfig: config.kubeconfig, targets: config.targets, clusterDomain: config.clusterDomain, watchIdleTimeoutMs: config.watchIdleTimeoutMs };
   let relay: Relay;
   try {
+    // Loaded once the flags are good: the Kubernetes client costs a second to import, a usage error nothing.
+    const { createKubernetesSource, loadKubeConfig } = await import('@devstack/registry-kubernetes');
     // Credentials are checked now, also for namespaces opened later (--all-namespaces).
     loadKubeConfig({ kubeconfig: config.kubeconfig });
     relay = new Relay({ ...config, openSource: (namespace) => createKubernetesSource({ ...kube, namespaces: [namespace] }), log });
