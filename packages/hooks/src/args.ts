@@ -19,6 +19,12 @@ export const COMMANDS: Readonly<Record<string, CommandFlags>> = Object.freeze({
   'secret update': { strings: ['name', ...KUBE], pairs: ['set'], required: ['name', 'set'] },
   'sqs create': { strings: ['queue', 'key', 'endpoint', 'region', 'attributes', 'secret', 'secret-key', ...KUBE], required: ['queue', 'key'] },
   'sqs delete': { strings: ['queue', 'key', 'endpoint', 'region', 'request-timeout'], required: ['queue', 'key'] },
+  'sns subscribe': { strings: ['topic', 'queue', 'key', 'key-name', 'endpoint', 'region', 'attributes', 'secret', 'secret-key', ...KUBE], required: ['topic', 'queue', 'key'] },
+  'sns unsubscribe': { strings: ['topic', 'queue', 'key', 'endpoint', 'region', 'request-timeout'], required: ['topic', 'queue', 'key'] },
+  'sns create': { strings: ['topic', 'key', 'endpoint', 'region', 'attributes', 'secret', 'secret-key', ...KUBE], required: ['topic', 'key'] },
+  'sns delete': { strings: ['topic', 'key', 'endpoint', 'region', 'request-timeout'], required: ['topic', 'key'] },
+  'postgres create': { strings: ['database', 'key', 'template', 'owner', 'secret', 'secret-key', ...KUBE], required: ['database', 'key'] },
+  'postgres drop': { strings: ['database', 'key', 'request-timeout'], required: ['database', 'key'] },
 });
 
 export interface Invocation {

@@ -77,6 +77,54 @@ export class SqsCallError extends DevstackError {
   }
 }
 
+/** An SNS call that failed; `awsName` is the AWS error name (`NotFound`, `InvalidParameter`, …). */
+export class SnsCallError extends DevstackError {
+  readonly awsName: string | undefined;
+  readonly status: number | undefined;
+
+  constructor(what: string, awsName: string | undefined, status: number | undefined, detail: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_SNS', `${what}: ${awsName ?? 'error'}: ${detail}`, options);
+    this.awsName = awsName;
+    this.status = status;
+  }
+}
+
+/**
+ * A PostgreSQL call that failed; `sqlState` is the server's SQLSTATE (`42501`, …), undefined when
+ * no answer came (a refused connection, a timeout).
+ */
+export class PostgresCallError extends DevstackError {
+  readonly sqlState: string | undefined;
+
+  constructor(what: string, sqlState: string | undefined, detail: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_POSTGRES', `${what}: ${sqlState === undefined ? '' : `SQLSTATE ${sqlState}: `}${detail}`, options);
+    this.sqlState = sqlState;
+  }
+}
+
+/**
+ * `CREATE DATABASE ... TEMPLATE` was refused on every attempt because other sessions were
+ * connected to the template (SQLSTATE 55006): PostgreSQL copies a template only while no one else
+ * is connected to it.
+ */
+export class TemplateBusyError extends DevstackError {
+  readonly attempts: number;
+  readonly sessions: number | undefined;
+
+  constructor(message: string, attempts: number, sessions: number | undefined, options: { cause: unknown }) {
+    super('DEVSTACK_HOOK_PG_TEMPLATE_BUSY', message, options);
+    this.attempts = attempts;
+    this.sessions = sessions;
+  }
+}
+
+/** A secret's value that a command cannot use (a database URL that is not one); the value is never shown. */
+export class SecretValueError extends DevstackError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DEVSTACK_HOOK_SECRET_VALUE', message, options);
+  }
+}
+
 function reason(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

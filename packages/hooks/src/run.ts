@@ -11,6 +11,9 @@ import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_REQUEST_TIMEOUT_MS } from './reques
 import type { RuleSyntax, ServiceScheme } from './routes.js';
 import { checkCloneOptions, checkUpdateOptions, cloneSecret, updateSecret } from './secret.js';
 import { checkCreateQueueOptions, checkDeleteQueueOptions, createQueue, deleteQueue, type CreateQueueOptions } from './sqs.js';
+import { checkSubscribeOptions, checkTopicOptions, createTopic, deleteTopic, subscribeQueue, unsubscribeQueue, type CreateTopicOptions, type SubscribeOptions } from './sns.js';
+import { checkCreateDatabaseOptions, checkDropDatabaseOptions, createDatabase, DEFAULT_ADMIN_DATABASE, dropDatabase, type CreateDatabaseOptions } from './postgres.js';
+import type { ClientConfig } from 'pg';
 
 export interface Io {
   env: Readonly<Record<string, string | undefined>>;
@@ -70,10 +73,33 @@ function attributes(raw: string | undefined, problems: string[]): Record<string,
   return out;
 }
 
+const SSL_MODES: Record<string, ClientConfig['ssl']> = { disable: false, allow: false, prefer: true, require: true, 'verify-ca': true, 'verify-full': true, 'no-verify': { rejectUnauthorized: false } };
+
+/**
+ * The admin connection from the libpq variables, read as node-postgres reads them (PGSSLMODE
+ * included: `require` verifies the certificate, `no-verify` does not), from the command's
+ * environment. PGDATABASE defaults to the maintenance database, as createdb's does: never the
+ * template, which a session of this command's own would keep from being copied.
+ */
+export function pgConnection(env: Io['env'], problems: string[]): ClientConfig {
+  const port = env['PGPORT'] || undefined;
+  if (port !== undefined && !(/^[0-9]{1,5}$/.test(port) && Number(port) >= 1 && Number(port) <= 65535)) problems.push('PGPORT: expected a port from 1 to 65535');
+  const mode = env['PGSSLMODE'] || undefined;
+  if (mode !== undefined && !(mode in SSL_MODES)) problems.push(`PGSSLMODE: expected one of ${Object.keys(SSL_MODES).join(', ')}`);
+  return {
+    host: env['PGHOST'] || undefined,
+    port: port === undefined ? undefined : Number(port),
+    user: env['PGUSER'] || undefined,
+    password: env['PGPASSWORD'],
+    database: env['PGDATABASE'] || DEFAULT_ADMIN_DATABASE,
+    ssl: mode === undefined ? false : SSL_MODES[mode],
+  };
+}
+
 type Plan = { check(): void; needsKube: boolean; run(kc: KubeConnection | undefined, namespace: string, log: Logger): Promise<Record<string, unknown>> };
 
 /** Options from flags, checked by the same functions the library runs; no I/O here. */
-function plan(inv: Invocation, problems: string[]): Plan {
+function plan(inv: Invocation, env: Io['env'], problems: string[]): Plan {
   const v = inv.values;
   const key = v['key']!;
   const given = v['namespace'];
@@ -110,9 +136,48 @@ function plan(inv: Invocation, problems: string[]): Plan {
       });
       return { needsKube: secret !== undefined, check: () => checkCreateQueueOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createQueue({ ...options(kc, ns), log })) }) };
     }
-    default: {
+    case 'sqs delete': {
       const options = { queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], requestTimeoutMs };
       return { needsKube: false, check: () => checkDeleteQueueOptions(options), run: async () => ({ ...(await deleteQueue(options)) }) };
+    }
+    case 'sns subscribe': {
+      const attrs = attributes(v['attributes'], problems);
+      const secret = v['secret'];
+      const options = (kc: KubeConnection | undefined, namespace: string): SubscribeOptions => ({
+        topic: v['topic']!, queue: v['queue']!, key, keyName: v['key-name'], endpoint: v['endpoint'], region: v['region'], attributes: attrs, ...limits,
+        secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
+      });
+      return { needsKube: secret !== undefined, check: () => checkSubscribeOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await subscribeQueue({ ...options(kc, ns), log })) }) };
+    }
+    case 'sns unsubscribe': {
+      const options = { topic: v['topic']!, queue: v['queue']!, key, endpoint: v['endpoint'], region: v['region'], requestTimeoutMs };
+      return { needsKube: false, check: () => checkSubscribeOptions(options), run: async (_kc, _ns, log) => ({ ...(await unsubscribeQueue({ ...options, log })) }) };
+    }
+    case 'sns create': {
+      const attrs = attributes(v['attributes'], problems);
+      const secret = v['secret'];
+      const options = (kc: KubeConnection | undefined, namespace: string): CreateTopicOptions => ({
+        topic: v['topic']!, key, endpoint: v['endpoint'], region: v['region'], attributes: attrs, ...limits,
+        secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
+      });
+      return { needsKube: secret !== undefined, check: () => checkTopicOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createTopic({ ...options(kc, ns), log })) }) };
+    }
+    case 'sns delete': {
+      const options = { topic: v['topic']!, key, endpoint: v['endpoint'], region: v['region'], requestTimeoutMs };
+      return { needsKube: false, check: () => checkTopicOptions(options), run: async (_kc, _ns, log) => ({ ...(await deleteTopic({ ...options, log })) }) };
+    }
+    case 'postgres create': {
+      const connection = pgConnection(env, problems);
+      const secret = v['secret'];
+      const options = (kc: KubeConnection | undefined, namespace: string): CreateDatabaseOptions => ({
+        database: v['database']!, key, template: v['template'], owner: v['owner'], connection, ...limits,
+        secret: secret === undefined ? undefined : { kc: kc!, namespace, name: secret, key: v['secret-key'] },
+      });
+      return { needsKube: secret !== undefined, check: () => checkCreateDatabaseOptions(options(undefined, given ?? PLACEHOLDER_NS)), run: async (kc, ns, log) => ({ ...(await createDatabase({ ...options(kc, ns), log })) }) };
+    }
+    default: {
+      const options = { database: v['database']!, key, connection: pgConnection(env, problems), requestTimeoutMs };
+      return { needsKube: false, check: () => checkDropDatabaseOptions(options), run: async (_kc, _ns, log) => ({ ...(await dropDatabase({ ...options, log })) }) };
     }
   }
 }
@@ -177,7 +242,7 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
   if (parsed.kind === 'error') return usage(parsed.command, parsed.problems);
   const { invocation } = parsed;
   const problems: string[] = [];
-  const steps = plan(invocation, problems);
+  const steps = plan(invocation, io.env, problems);
   try {
     steps.check();
   } catch (error) {

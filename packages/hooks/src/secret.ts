@@ -170,3 +170,27 @@ export async function setKeys(store: Store<SecretObject>, name: string, set: Rec
   );
   return { change, keys: Object.keys(set).sort(), attempts };
 }
+
+/**
+ * Rewrites one key of an existing secret through `rewrite` (given and returning plain text), with
+ * the same optimistic concurrency; the same value back writes nothing. A missing secret or key is
+ * a NotFoundError: the value to rewrite is what `secret clone` copied from the base.
+ */
+export async function rewriteKey(store: Store<SecretObject>, name: string, key: string, rewrite: (value: string) => string, options: Common): Promise<SecretOutcome> {
+  let attempts = 0;
+  const change = await withRetries(
+    `rewrite ${key} in ${store.describe(name)}`,
+    async (n) => {
+      attempts = n;
+      const current = await store.get(name);
+      if (current === undefined) throw new NotFoundError(`${store.describe(name)} does not exist (the copy's secret, cloned from the base's with secret clone, is where ${key} is rewritten)`);
+      const value = current.data?.[key];
+      if (value === undefined) throw new NotFoundError(`${store.describe(name)} has no key ${key}`);
+      return writeChanges(store, current, b64({ [key]: rewrite(Buffer.from(value, 'base64').toString('utf8')) }), {}, {});
+    },
+    classifyKube,
+    options.log ?? SILENT,
+    options.retry,
+  );
+  return { change, keys: [key], attempts };
+}

@@ -82,12 +82,12 @@ export function checkDeleteQueueOptions(options: DeleteQueueOptions): void {
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
-type Sdk = typeof SqsSdk;
+export type SqsSdkModule = typeof SqsSdk;
 
 /** Loaded by the commands that talk to SQS only: the SDK is ~25 MiB that the Kubernetes commands never need. */
-const sdk = (): Promise<Sdk> => import('@aws-sdk/client-sqs');
+export const sqsSdk = (): Promise<SqsSdkModule> => import('@aws-sdk/client-sqs');
 
-function client(SDK: Sdk, options: SqsConnection): SQSClient {
+export function sqsClient(SDK: SqsSdkModule, options: SqsConnection): SQSClient {
   const timeout = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return (
     options.client ??
@@ -100,12 +100,12 @@ function client(SDK: Sdk, options: SqsConnection): SQSClient {
   );
 }
 
-const missing = (error: unknown) => {
+export const missing = (error: unknown) => {
   const name = (error as { name?: string }).name;
   return name === 'QueueDoesNotExist' || name === 'AWS.SimpleQueueService.NonExistentQueue';
 };
 
-async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
+export async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
@@ -115,7 +115,7 @@ async function call<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-async function urlOf(SDK: Sdk, sqs: SQSClient, name: string): Promise<string | undefined> {
+export async function urlOf(SDK: SqsSdkModule, sqs: SQSClient, name: string): Promise<string | undefined> {
   try {
     return (await sqs.send(new SDK.GetQueueUrlCommand({ QueueName: name }))).QueueUrl;
   } catch (error) {
@@ -140,61 +140,83 @@ export interface CreateQueueOutcome {
 export async function createQueue(options: CreateQueueOptions): Promise<CreateQueueOutcome> {
   checkCreateQueueOptions(options);
   const log = options.log ?? SILENT;
-  const SDK = await sdk();
-  const { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand } = SDK;
-  const sqs = client(SDK, options);
-  const name = copyQueueName(options.queue, options.key);
+  const SDK = await sqsSdk();
+  const sqs = sqsClient(SDK, options);
   try {
-    const wanted = await call(`read the base queue ${options.queue}`, async () => {
-      const baseUrl = await urlOf(SDK, sqs, options.queue);
-      if (baseUrl === undefined && options.attributes === undefined) throw new NotFoundError(`the base queue ${options.queue} does not exist (its attributes are what a copy gets; or pass --attributes)`);
-      const base = baseUrl === undefined ? {} : ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: baseUrl, AttributeNames: ['All'] }))).Attributes ?? {});
-      const copied = Object.fromEntries(Object.entries(base).filter(([k]) => COPIED_ATTRIBUTES.includes(k)));
-      return { ...copied, ...options.attributes, ...(name.endsWith('.fifo') ? { FifoQueue: 'true' } : {}) } as Record<string, string>;
-    });
-    let change: CreateQueueOutcome['change'];
-    let url = await call(`look up ${name}`, () => urlOf(SDK, sqs, name));
-    if (url === undefined) {
-      url = await call(`create ${name}`, async () => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: wanted }))).QueueUrl!);
-      change = 'created';
-    } else {
-      const have = await call(`read ${name}`, async () => ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['All'] }))).Attributes ?? {}) as Record<string, string>);
-      const differ = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => !IMMUTABLE.has(k) && have[k] !== v));
-      if (Object.keys(differ).length > 0) {
-        await call(`update ${name}`, () => sqs.send(new SetQueueAttributesCommand({ QueueUrl: url, Attributes: differ as Partial<Record<QueueAttributeName, string>> })));
-        change = 'updated';
-      } else change = 'unchanged';
-    }
+    const { name, url, change } = await ensureQueue(SDK, sqs, options);
     log.info('queue', { queue: name, change, url });
     const outcome: CreateQueueOutcome = { name, url, change };
-    if (options.secret !== undefined) {
-      const s = options.secret;
-      const written = await setKeys(secretStore(s.kc, s.namespace, options), s.name, { [s.key ?? DEFAULT_QUEUE_URL_KEY]: url }, { [FEATURE_LABEL]: options.key }, { namespace: s.namespace, retry: options.retry, requestTimeoutMs: options.requestTimeoutMs, maxResponseBytes: options.maxResponseBytes, log });
-      outcome.secret = written.change;
-    }
+    if (options.secret !== undefined) outcome.secret = await writeUrl(options.secret, url, DEFAULT_QUEUE_URL_KEY, options, log);
     return outcome;
   } finally {
     if (options.client === undefined) sqs.destroy();
   }
 }
 
+/** Writes a URL or ARN into the copy's secret, created (labelled as the copy's) when missing. */
+export async function writeUrl(
+  secret: NonNullable<CreateQueueOptions['secret']>,
+  value: string,
+  defaultKey: string,
+  options: { key: string; retry?: RetryOptions | undefined; requestTimeoutMs?: number | undefined; maxResponseBytes?: number | undefined },
+  log: Logger,
+): Promise<'created' | 'updated' | 'unchanged'> {
+  const store = secretStore(secret.kc, secret.namespace, options);
+  const written = await setKeys(store, secret.name, { [secret.key ?? defaultKey]: value }, { [FEATURE_LABEL]: options.key }, { namespace: secret.namespace, retry: options.retry, requestTimeoutMs: options.requestTimeoutMs, maxResponseBytes: options.maxResponseBytes, log });
+  return written.change;
+}
+
+/**
+ * The copy's queue with the base queue's attributes (over which `attributes` go): created, or an
+ * existing one's changeable attributes brought in line. The SDK retries throttling and server
+ * faults itself.
+ */
+export async function ensureQueue(SDK: SqsSdkModule, sqs: SQSClient, options: { queue: string; key: string; attributes?: Record<string, string> | undefined }): Promise<{ name: string; url: string; change: 'created' | 'updated' | 'unchanged' }> {
+  const { CreateQueueCommand, GetQueueAttributesCommand, SetQueueAttributesCommand } = SDK;
+  const name = copyQueueName(options.queue, options.key);
+  const wanted = await call(`read the base queue ${options.queue}`, async () => {
+    const baseUrl = await urlOf(SDK, sqs, options.queue);
+    if (baseUrl === undefined && options.attributes === undefined) throw new NotFoundError(`the base queue ${options.queue} does not exist (its attributes are what a copy gets; or pass --attributes)`);
+    const base = baseUrl === undefined ? {} : ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: baseUrl, AttributeNames: ['All'] }))).Attributes ?? {});
+    const copied = Object.fromEntries(Object.entries(base).filter(([k]) => COPIED_ATTRIBUTES.includes(k)));
+    return { ...copied, ...options.attributes, ...(name.endsWith('.fifo') ? { FifoQueue: 'true' } : {}) } as Record<string, string>;
+  });
+  let url = await call(`look up ${name}`, () => urlOf(SDK, sqs, name));
+  if (url === undefined) {
+    url = await call(`create ${name}`, async () => (await sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: wanted }))).QueueUrl);
+    if (typeof url !== 'string' || url === '') throw new SqsCallError(`create ${name}`, undefined, undefined, 'the answer has no QueueUrl');
+    return { name, url, change: 'created' };
+  }
+  const queueUrl = url;
+  const have = await call(`read ${name}`, async () => ((await sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['All'] }))).Attributes ?? {}) as Record<string, string>);
+  const differ = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => !IMMUTABLE.has(k) && have[k] !== v));
+  if (Object.keys(differ).length === 0) return { name, url, change: 'unchanged' };
+  await call(`update ${name}`, () => sqs.send(new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: differ as Partial<Record<QueueAttributeName, string>> })));
+  return { name, url, change: 'updated' };
+}
+
 /** Deletes the copy's queue; one that is not there is success (`absent`). */
 export async function deleteQueue(options: DeleteQueueOptions): Promise<{ name: string; change: 'deleted' | 'absent' }> {
   checkDeleteQueueOptions(options);
-  const SDK = await sdk();
-  const sqs = client(SDK, options);
+  const SDK = await sqsSdk();
+  const sqs = sqsClient(SDK, options);
   const name = copyQueueName(options.queue, options.key);
   try {
-    const url = await call(`look up ${name}`, () => urlOf(SDK, sqs, name));
-    if (url === undefined) return { name, change: 'absent' };
-    try {
-      await sqs.send(new SDK.DeleteQueueCommand({ QueueUrl: url }));
-    } catch (error) {
-      if (missing(error)) return { name, change: 'absent' };
-      await call(`delete ${name}`, () => Promise.reject(error));
-    }
-    return { name, change: 'deleted' };
+    return { name, change: await removeQueue(SDK, sqs, name) };
   } finally {
     if (options.client === undefined) sqs.destroy();
   }
+}
+
+/** Deletes a queue by name; one that is not there (or goes while this runs) is `absent`. */
+export async function removeQueue(SDK: SqsSdkModule, sqs: SQSClient, name: string, known?: string): Promise<'deleted' | 'absent'> {
+  const url = known ?? (await call(`look up ${name}`, () => urlOf(SDK, sqs, name)));
+  if (url === undefined) return 'absent';
+  try {
+    await sqs.send(new SDK.DeleteQueueCommand({ QueueUrl: url }));
+  } catch (error) {
+    if (missing(error)) return 'absent';
+    await call(`delete ${name}`, () => Promise.reject(error));
+  }
+  return 'deleted';
 }

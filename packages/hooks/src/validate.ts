@@ -52,3 +52,28 @@ export function problemsOf(checks: readonly (readonly [Check, string, string | u
   }
   return problems;
 }
+
+/** An SNS topic name, `.fifo` allowed at the end. */
+export const topicName: Check = (flag, value) => (/^[A-Za-z0-9_-]{1,256}$/.test(value.replace(/\.fifo$/, '')) && value.length <= 256 ? undefined : `${flag}: ${describeUntrusted(value)} is not an SNS topic name (A-Z, a-z, 0-9, '-', '_', at most 256 characters, .fifo at the end)`);
+
+const TOPIC_ARN = /^arn:aws[a-z-]{0,16}:sns:[a-z0-9-]{1,32}:[0-9]{12}:([A-Za-z0-9_.-]{1,256})$/;
+
+/** A topic by name or by ARN (`arn:aws:sns:REGION:ACCOUNT:NAME`). */
+export const topicRef: Check = (flag, value) => {
+  if (!value.startsWith('arn:')) return topicName(flag, value);
+  const m = TOPIC_ARN.exec(value);
+  return m !== null && topicName(flag, m[1]!) === undefined ? undefined : `${flag}: ${describeUntrusted(value)} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)`;
+};
+
+/** An SNS/SQS message attribute name: the key's attribute a filter policy matches. */
+export const attributeName: Check = (flag, value) =>
+  /^[A-Za-z0-9_-]([A-Za-z0-9_.-]{0,254}[A-Za-z0-9_-])?$/.test(value) && !value.includes('..') && !/^(aws\.|amazon\.)/i.test(value)
+    ? undefined
+    : `${flag}: ${describeUntrusted(value)} is not a message attribute name (A-Z, a-z, 0-9, '_', '-', '.', at most 256 characters, not starting with AWS. or Amazon.)`;
+
+/**
+ * A PostgreSQL database or role name this tool writes into SQL: letters, digits and '_', not
+ * starting with a digit, at most 63 bytes (PostgreSQL cuts longer names without an error, so two
+ * copies could end up as one). Quoted as well when it is used; this keeps what is quoted plain.
+ */
+export const pgIdentifier: Check = (flag, value) => (/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(value) ? undefined : `${flag}: ${describeUntrusted(value)} is not a PostgreSQL name this tool accepts (A-Z, a-z, 0-9, '_', not starting with a digit, at most 63 characters)`);
