@@ -12,8 +12,8 @@ export class RoutingRejectedError extends DevstackError {
   readonly reason: Refusal;
   readonly status: number;
 
-  constructor(service: string, reason: Refusal) {
-    super(REFUSALS[reason].code, `devstack: no route to ${service} (${reason})`);
+  constructor(service: string, reason: Refusal, options?: { cause?: unknown }) {
+    super(REFUSALS[reason].code, `devstack: no route to ${service} (${reason})`, options);
     this.service = service;
     this.reason = reason;
     this.status = REFUSALS[reason].status;

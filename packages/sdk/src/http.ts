@@ -1,16 +1,18 @@
 import dc from 'node:diagnostics_channel';
 import http, { type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { syncBuiltinESMExports } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { urlToHttpOptions } from 'node:url';
 import { diag } from '@opentelemetry/api';
-import { LANE_HEADER, REFUSALS, upstreamFailure, type MutableHeaderBag } from '@devstack/core';
+import { LANE_HEADER, REFUSALS, retryable, upstreamFailure, type MutableHeaderBag } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey, headerBag, rewriteRendered } from './headers.js';
 import { mayCarryKey, normalizeHostname } from './hosts.js';
-import type { Route } from './router.js';
+import type { ParsedTarget, Route } from './router.js';
 import { runtime } from './runtime.js';
 import { unroutedRequest } from './unrouted.js';
 
@@ -100,9 +102,115 @@ function hookRendering(): () => void {
 }
 
 interface Routed {
-  readonly route: Route;
+  /** The route of the attempt under way: a connection that fails moves it on (core's failOver). */
+  route: Route;
   responded: boolean;
   counted: boolean;
+}
+
+/** The routed call a connection is made for, on the options node:http hands the agent's createConnection. */
+const ROUTED = Symbol('devstack.routed');
+/** Sockets connected to another target than the one the agent pooled them under: never kept alive. */
+const moved = new WeakSet<net.Socket>();
+
+type Oncreate = (error: Error | null, socket?: net.Socket) => void;
+type ConnectOptions = Record<string | symbol, unknown>;
+
+/** How long a routed node:http call waits for its TCP (and TLS) connection before trying the next target. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+function socketTo(target: ParsedTarget, options: ConnectOptions): net.Socket {
+  const o = { ...options, host: target.hostname, port: target.port, path: undefined } as ConnectOptions;
+  // A target's scheme decides, not the module the call was made with: base may be https where the copy is not.
+  return target.protocol === 'https:' ? tls.connect(o as unknown as tls.ConnectionOptions) : net.connect(o as unknown as net.NetConnectOpts);
+}
+
+/**
+ * Connects a routed call: nothing of the request is written before the socket is handed over, so a
+ * connection that fails (refused, reset, timed out) carries no byte of it, and the call moves on to
+ * the lane's next target, then base (core's failOver), its lane header following. Strict mode with
+ * nothing left fails the call with a RoutingRejectedError (`DEVSTACK_NO_READY_UPSTREAM`).
+ */
+function connectRouted(record: Routed, options: ConnectOptions, oncreate: Oncreate): void {
+  const router = runtime().router;
+  let first = true;
+  const attempt = (): void => {
+    const target = record.route.target!;
+    const socket = socketTo(target, options);
+    const fresh = first;
+    first = false;
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const kind = retryable(error, { sent: false, responded: false, method: undefined, replayable: false });
+      const next = kind === false || router === undefined ? undefined : router.failOver(record.route, kind);
+      if (next?.target !== undefined) {
+        runtime().metrics?.upstreamError(record.route.service, upstreamFailure(error).code);
+        record.route = next;
+        return attempt();
+      }
+      if (next !== undefined) {
+        runtime().metrics?.upstreamError(record.route.service, upstreamFailure(error).code);
+        record.route = next;
+        return oncreate(new RoutingRejectedError(next.service, next.refusal!, { cause: error }));
+      }
+      oncreate(error);
+    };
+    const timer = setTimeout(() => fail(Object.assign(new Error(`connect ETIMEDOUT ${target.hostname}:${target.port}`), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+    socket.once('error', fail);
+    socket.once(target.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.removeListener('error', fail);
+      router?.connected(record.route);
+      if (!fresh) moved.add(socket);
+      oncreate(null, socket);
+    });
+  };
+  attempt();
+}
+
+type CreateConnection = (this: http.Agent, options: ConnectOptions, oncreate: Oncreate) => net.Socket | undefined;
+type KeepSocketAlive = (this: http.Agent, socket: net.Socket) => boolean;
+
+const fitted = new WeakSet<http.Agent>();
+
+/**
+ * Makes `agent` connect routed calls through connectRouted, leaving every other call of it alone:
+ * the app's own agents (keep-alive, TLS settings) and the global ones keep their pools. An agent
+ * that makes its connections its own way (a proxy agent) is left as it is: its calls do not fail over.
+ */
+function fit(agent: http.Agent): boolean {
+  if (fitted.has(agent)) return true;
+  const a = agent as unknown as { createConnection: CreateConnection; keepSocketAlive: KeepSocketAlive };
+  const own = a.createConnection;
+  const stock = [http.Agent.prototype, https.Agent.prototype].some((p) => (p as unknown as { createConnection: CreateConnection }).createConnection === own);
+  if (!stock || typeof a.keepSocketAlive !== 'function') return false;
+  const keep = a.keepSocketAlive;
+  a.createConnection = function createConnection(this: http.Agent, options: ConnectOptions, oncreate: Oncreate) {
+    const record = options[ROUTED] as Routed | undefined;
+    if (record === undefined || record.route.target === undefined) return Reflect.apply(own, this, [options, oncreate]) as net.Socket | undefined;
+    connectRouted(record, options, oncreate);
+    return undefined;
+  };
+  a.keepSocketAlive = function keepSocketAlive(this: http.Agent, socket: net.Socket) {
+    return moved.has(socket) ? false : (Reflect.apply(keep, this, [socket]) as boolean);
+  };
+  fitted.add(agent);
+  return true;
+}
+
+/** The agent a routed call is sent with: the app's (fitted), the module's global one, or, for `agent: false`, one of its own. */
+function agentFor(agent: unknown, protocol: 'http:' | 'https:'): http.Agent | false | undefined {
+  const Agent = protocol === 'https:' ? https.Agent : http.Agent;
+  const chosen = agent === undefined || agent === null ? (protocol === 'https:' ? https.globalAgent : http.globalAgent) : agent === false ? new Agent() : agent;
+  if (!(chosen instanceof http.Agent)) return agent as undefined;
+  fit(chosen);
+  return chosen;
 }
 
 const routed = new WeakMap<ClientRequest, Routed>();
@@ -128,10 +236,12 @@ function onError(message: unknown): void {
   const { request, error } = message as { request: ClientRequest; error: Error & { code?: string } };
   const r = routed.get(request);
   if (r === undefined || r.counted) return;
-  const failure = upstreamFailure(error);
+  // Strict mode, the copy unreachable: the connect failure is counted, the call answered as refused.
+  const refused = error instanceof RoutingRejectedError ? error : undefined;
+  const failure = upstreamFailure(refused?.cause ?? error);
   runtime().metrics?.upstreamError(r.route.service, failure.code);
   // A failure once the response has started reaches the app as an aborted response.
-  count(r, r.responded ? 'aborted' : failure.status);
+  count(r, r.responded ? 'aborted' : (refused?.status ?? failure.status));
 }
 
 type RequestFn = (...args: unknown[]) => ClientRequest;
@@ -142,6 +252,8 @@ interface Plan {
   readonly options: RequestOptions;
   readonly callback: Callback | undefined;
   readonly route: Route;
+  /** A routed call's record, there before its connection is made (undefined: refused). */
+  readonly record: Routed | undefined;
 }
 
 /** The call rewritten for a registry service, or undefined to leave it exactly as the app made it. */
@@ -176,14 +288,18 @@ function plan(args: unknown[], moduleProtocol: 'http:' | 'https:'): Plan | undef
     const error = new RoutingRejectedError(route.service, route.refusal!);
     // The refusal arrives as the request's 'error' event, as a failed connection would.
     const lookup = (_h: string, _o: unknown, done: (e: Error) => void): void => done(error);
-    return { protocol: moduleProtocol, options: { ...merged, headers, agent: false, lookup: lookup as RequestOptions['lookup'] }, callback: cb, route };
+    return { protocol: moduleProtocol, options: { ...merged, headers, agent: false, lookup: lookup as RequestOptions['lookup'] }, callback: cb, route, record: undefined };
   }
   const agent = target.protocol === moduleProtocol ? merged.agent : undefined;
+  const record: Routed = { route, responded: false, counted: false };
+  // With passive health the connection is made through connectRouted, which can move it on.
+  const failover = router.health === undefined ? agent : agentFor(agent, target.protocol);
   return {
     protocol: target.protocol,
-    options: { ...merged, protocol: target.protocol, hostname: target.hostname, host: target.hostname, port: target.port, headers, agent },
+    options: { ...merged, protocol: target.protocol, hostname: target.hostname, host: target.hostname, port: target.port, headers, agent: failover, [ROUTED]: record } as RequestOptions,
     callback: cb,
     route,
+    record,
   };
 }
 
@@ -202,7 +318,7 @@ function routedFn(originals: Originals, moduleProtocol: 'http:' | 'https:', get:
     if (p === undefined) return unroutedRequest(Reflect.apply(own, this, args));
     const send = p.protocol === 'https:' ? originals.httpsRequest : originals.httpRequest;
     const req = send(p.options, p.callback);
-    if (p.route.target !== undefined) routed.set(req, { route: p.route, responded: false, counted: false });
+    if (p.record !== undefined) routed.set(req, p.record);
     else runtime().metrics?.outbound(p.route.service, p.route.lane, REFUSALS[p.route.refusal!].status, (performance.now() - p.route.started) / 1000);
     if (get) req.end();
     return req;

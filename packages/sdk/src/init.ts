@@ -1,5 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { createKeyCodec, createRegistrySource, deferredSource, registryKind, type RegistrySource } from '@devstack/core';
+import { createKeyCodec, createRegistrySource, deferredSource, registryKind, type PassiveHealthOptions, type RegistrySource, type TargetHealth } from '@devstack/core';
 import { ensureContextManager } from './context.js';
 import { createHostPolicy, type HostPolicyOptions } from './hosts.js';
 import { installHttp } from './http.js';
@@ -38,6 +38,13 @@ export interface InitOptions extends HostPolicyOptions {
   strict?: boolean;
   /** A prom-client Registry: the sidecar's metric names are registered in it. */
   metrics?: unknown;
+  /**
+   * Proxyless mode: passive health of targets (`ejectAfter`, `baseEjectionMs`, `maxEjectionMs`,
+   * `maxTracked`, and `now`, a clock for tests). A call whose connection fails before any byte was
+   * sent goes to the lane's next ready target, then base (strict: a RoutingRejectedError,
+   * `DEVSTACK_NO_READY_UPSTREAM`), and the target is passed over for a while. `false` turns it off.
+   */
+  passiveHealth?: PassiveHealthOptions | false;
 }
 
 export interface DevstackSdk {
@@ -49,6 +56,11 @@ export interface DevstackSdk {
    * first one cannot be loaded. Without a registry it resolves false.
    */
   readonly ready: Promise<boolean>;
+  /**
+   * Proxyless mode: every target with a connect failure on record (`origin`,
+   * `consecutiveFailures`, `ejections`, `ejectedUntil` while it is passed over). Empty otherwise.
+   */
+  health(): TargetHealth[];
   /** Removes every hook, restores the defaults and closes a registry file source it opened. */
   close(): Promise<void>;
 }
@@ -84,7 +96,17 @@ export function init(options: InitOptions = {}): DevstackSdk {
         )
       : undefined;
   const source = owned ?? (setting as RegistrySource | undefined);
-  if (source !== undefined) router = new Router(source, { strict: options.strict, defaultKey: lane === 'base' ? undefined : lane, clusterDomain: options.clusterDomain, onSnapshot: (s) => metrics?.snapshot(s) });
+  if (source !== undefined) {
+    router = new Router(source, {
+      strict: options.strict,
+      defaultKey: lane === 'base' ? undefined : lane,
+      clusterDomain: options.clusterDomain,
+      onSnapshot: (s) => metrics?.snapshot(s),
+      passiveHealth: options.passiveHealth,
+      onEjected: (service, ejectedLane) => metrics?.ejection(service, ejectedLane),
+      onFailover: (service, from, to) => metrics?.failover(service, from, to),
+    });
+  }
   setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
   ensureContextManager();
   ensurePropagation();
@@ -95,6 +117,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   const sdk: DevstackSdk = {
     proxyless: router !== undefined,
     ready,
+    health: () => routing?.healthStatus() ?? [],
     async close() {
       if (active !== sdk) return;
       active = undefined;

@@ -7,6 +7,10 @@ export interface Metrics {
   /** One routed call, counted when its response ends (see METRICS in core for the meaning). */
   outbound(service: string, lane: string, status: number | 'aborted', seconds: number): void;
   upstreamError(service: string, code: string): void;
+  /** A target ejected by passive health; `lane` is the target's. */
+  ejection(service: string, lane: string): void;
+  /** A call moved on after a failed attempt (`to` is `none` when no target was left). */
+  failover(service: string, from: string, to: string): void;
   invalidKey(direction: 'inbound' | 'outbound', carrier: string, problem: string): void;
   snapshot(snapshot: Snapshot): void;
 }
@@ -53,6 +57,8 @@ export function createMetrics(registry: unknown): Metrics | undefined {
   const requests = metric<Inc>('Counter', METRICS.requests, 'Requests handled, by direction, logical service, lane and status', ['direction', 'service', 'lane', 'status']);
   const duration = metric<Observe>('Histogram', METRICS.duration, 'Time from request received to response finished, in seconds', ['direction', 'service', 'lane']);
   const errors = metric<Inc>('Counter', METRICS.upstreamErrors, 'Failed upstream attempts, by error code', ['direction', 'service', 'code']);
+  const ejections = metric<Inc>('Counter', METRICS.upstreamEjections, 'Targets ejected by passive health after consecutive connect failures', ['direction', 'service', 'lane']);
+  const failovers = metric<Inc>('Counter', METRICS.upstreamFailovers, 'Calls moved to another target after a failed attempt, by lane', ['direction', 'service', 'from', 'to']);
   const invalid = metric<Inc>('Counter', METRICS.invalidKeys, 'Routing keys ignored as invalid', ['direction', 'carrier', 'problem']);
   const services = metric<Set0>('Gauge', METRICS.registryServices, 'Logical services in the current snapshot', []);
   const updated = metric<Set0>('Gauge', METRICS.registryLastUpdate, 'Unix time of the current snapshot, seconds', []);
@@ -63,6 +69,12 @@ export function createMetrics(registry: unknown): Metrics | undefined {
     },
     upstreamError(service, code) {
       errors.inc({ direction: 'outbound', service, code });
+    },
+    ejection(service, lane) {
+      ejections.inc({ direction: 'outbound', service, lane });
+    },
+    failover(service, from, to) {
+      failovers.inc({ direction: 'outbound', service, from, to });
     },
     invalidKey(direction, carrier, problem) {
       invalid.inc({ direction, carrier, problem });

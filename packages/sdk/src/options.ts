@@ -24,11 +24,20 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
   strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
   denyHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
+  passiveHealth: (v) => {
+    if (v === false) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be false or an object of passive health options';
+    const unknown = Object.keys(v).filter((k) => !PASSIVE_HEALTH_OPTIONS.includes(k));
+    return unknown.length === 0 ? undefined : `has unknown options ${unknown.map((k) => describeUntrusted(k)).join(', ')} (known: ${PASSIVE_HEALTH_OPTIONS.join(', ')})`;
+  },
   metrics: (v) =>
     typeof v === 'object' && v !== null && typeof (v as { getSingleMetric?: unknown }).getSingleMetric === 'function'
       ? undefined
       : "must be a prom-client Registry (such as prom-client's `register`)",
 };
+
+/** What core's PassiveHealth takes; their values are checked when the router is made. */
+const PASSIVE_HEALTH_OPTIONS = ['ejectAfter', 'baseEjectionMs', 'maxEjectionMs', 'maxTracked', 'now'];
 
 /** What `createKubernetesSource` takes; their values are checked there, when the source is opened. */
 const KUBERNETES_OPTIONS = ['namespaces', 'allNamespaces', 'kubeconfig', 'targets', 'watchIdleTimeoutMs'];

@@ -1,5 +1,22 @@
 import { diag } from '@opentelemetry/api';
-import { NO_LANE, REFUSALS, resolve, routeStep, serviceForAuthority, type Decision, type KeyReading, type Refusal, type RegistrySource, type Snapshot, type Target } from '@devstack/core';
+import {
+  failOver,
+  NO_LANE,
+  PassiveHealth,
+  REFUSALS,
+  resolve,
+  routeStep,
+  serviceForAuthority,
+  type Decision,
+  type KeyReading,
+  type PassiveHealthOptions,
+  type Refusal,
+  type RegistrySource,
+  type RouteFields,
+  type Snapshot,
+  type Target,
+  type TargetHealth,
+} from '@devstack/core';
 import { normalizeHostname } from './hosts.js';
 
 export interface ParsedTarget {
@@ -62,6 +79,25 @@ export interface RouterOptions {
   /** Kubernetes cluster domain of `<service>.<namespace>.svc.<domain>` names. */
   clusterDomain?: string | undefined;
   onSnapshot?: ((snapshot: Snapshot) => void) | undefined;
+  /**
+   * Passive health (core's PassiveHealth): a target whose connections fail is passed over for a
+   * while, and a call that could not connect goes to the lane's next target, then base. `false`
+   * turns it off (a failed connection is then the app's error, as without the SDK).
+   */
+  passiveHealth?: PassiveHealthOptions | false | undefined;
+  /** A target was ejected (`lane` is its lane), for the ejections metric. */
+  onEjected?: ((service: string, lane: string, origin: string, until: number | undefined) => void) | undefined;
+  /** A call moved on after a failed attempt: from the lane that failed to the one tried next (`none`: nothing left). */
+  onFailover?: ((service: string, from: string, to: string) => void) | undefined;
+}
+
+/** What a routed call needs to move on to another target: the fields it was routed with, the targets it tried. */
+interface Attempts {
+  readonly snapshot: Snapshot;
+  readonly fields: RouteFields;
+  readonly done: Target[];
+  /** The target an idempotent call was sent to again after a reset (a stale keep-alive connection, most often). */
+  resent: Target | undefined;
 }
 
 /**
@@ -72,17 +108,23 @@ export interface RouterOptions {
 export class Router {
   readonly source: RegistrySource;
   readonly strict: boolean;
-  readonly #step: { strict: boolean; defaultKey: string | undefined };
+  readonly #step: { strict: boolean; defaultKey: string | undefined; health: PassiveHealth | undefined };
   readonly #clusterDomain: string;
   #snapshot: Snapshot | undefined;
   #hosts: ReadonlySet<string> = new Set();
   readonly #unsubscribe: Array<() => void> = [];
   readonly #onSnapshot: ((snapshot: Snapshot) => void) | undefined;
+  readonly #options: RouterOptions;
+  readonly #attempts = new WeakMap<Route, Attempts>();
+  /** Passive health of the targets calls went to; undefined when turned off. */
+  readonly health: PassiveHealth | undefined;
 
   constructor(source: RegistrySource, options: RouterOptions = {}) {
     this.source = source;
     this.strict = options.strict ?? false;
-    this.#step = { strict: this.strict, defaultKey: options.defaultKey };
+    this.health = options.passiveHealth === false ? undefined : new PassiveHealth(options.passiveHealth ?? {});
+    this.#step = { strict: this.strict, defaultKey: options.defaultKey, health: this.health };
+    this.#options = options;
     this.#clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#onSnapshot = options.onSnapshot;
     this.#unsubscribe.push(
@@ -125,7 +167,7 @@ export class Router {
     const out = { service: undefined as string | undefined, reading: undefined as KeyReading | undefined, key: undefined as string | undefined, decision: undefined as Decision | undefined, lane: NO_LANE, target: undefined as Target | undefined, refusal: undefined as Refusal | undefined };
     routeStep(snapshot, service, reading, this.#step, out);
     if (out.service === undefined || out.decision === undefined) return undefined;
-    return {
+    const route: Route = {
       service: out.service,
       key: out.key,
       decision: out.decision,
@@ -134,6 +176,52 @@ export class Router {
       refusal: out.refusal,
       started: performance.now(),
     };
+    if (out.target !== undefined && this.health !== undefined) this.#attempts.set(route, { snapshot, fields: out, done: [], resent: undefined });
+    return route;
+  }
+
+  /** A connection to the route's target was made: its passive health record is cleared. */
+  connected(route: Route): void {
+    const health = this.health;
+    if (health === undefined || health.size === 0 || route.target === undefined) return;
+    health.success(route.target.origin);
+  }
+
+  /**
+   * A routed call's attempt failed: `connect` (nothing reached the target: a passive health
+   * failure) or `idempotent` (sent, unanswered, safe to send again). Returns the route of the next
+   * attempt (another target of the lane, or base), a refused route (strict mode, no target left:
+   * `no-ready-target`), or undefined when the failure is the call's answer.
+   */
+  failOver(route: Route, kind: 'connect' | 'idempotent'): Route | undefined {
+    const a = this.#attempts.get(route);
+    const health = this.health;
+    if (a === undefined || health === undefined || a.fields.target === undefined) return undefined;
+    const failed = a.fields.target;
+    // Reset after it was sent: the target accepted the connection, so it is tried once more on a
+    // new one (an idle connection it had closed is the usual cause) before the call moves on.
+    if (kind === 'idempotent' && a.resent !== failed) {
+      a.resent = failed;
+      const again: Route = { ...route };
+      this.#attempts.set(again, a);
+      return again;
+    }
+    if (kind === 'connect' && health.failure(failed.origin)) {
+      const until = health.status().find((s) => s.origin === failed.origin)?.ejectedUntil;
+      diag.warn(`devstack: ${failed.origin} (${route.service}, lane ${route.lane}) could not be connected to: passed over until ${until === undefined ? 'now' : new Date(until).toISOString()}`);
+      this.#options.onEjected?.(route.service, route.lane, failed.origin, until);
+    }
+    const moved = failOver(a.snapshot, a.fields, this.#step, a.done);
+    this.#options.onFailover?.(route.service, route.lane, moved ? a.fields.lane : NO_LANE);
+    if (!moved && a.fields.refusal === undefined) return undefined;
+    const next: Route = { ...route, target: moved ? parseTarget(a.fields.target) : undefined, lane: a.fields.lane, refusal: a.fields.refusal };
+    if (moved) this.#attempts.set(next, a);
+    return next;
+  }
+
+  /** Every target with a connect failure on record, ejected ones with when they are tried again. */
+  healthStatus(): TargetHealth[] {
+    return this.health?.status() ?? [];
   }
 
   /**

@@ -1,8 +1,8 @@
 import dc from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
-import { diag } from '@opentelemetry/api';
+import { context, diag } from '@opentelemetry/api';
 import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
-import { LANE_HEADER, REFUSALS, upstreamFailure } from '@devstack/core';
+import { LANE_HEADER, REFUSALS, retryable, upstreamFailure } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey, headerBag, rewriteFlat } from './headers.js';
@@ -102,59 +102,185 @@ function withLane(raw: Buffer[], lane: string): Buffer[] {
   return out;
 }
 
+/** Sends an attempt: the next dispatcher of the chain, in the context the app made the call in. */
+type Send = (opts: Dispatcher.DispatchOptions, handler: Handler) => void;
+
+/** A body undici can send again as it is: none, or held whole in memory (not a stream it consumed). */
+function replayable(body: unknown): boolean {
+  return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array;
+}
+
+/**
+ * The one controller the app's handler is given for a call of several attempts: it acts on the
+ * attempt under way, and an abort from the app ends the call, so nothing is retried after it.
+ */
+class CallController {
+  current: Dispatcher.DispatchController | undefined;
+  abortedByApp = false;
+  #reason: Error | null = null;
+
+  abort(reason: Error): void {
+    this.abortedByApp = true;
+    this.#reason = reason;
+    this.current?.abort(reason);
+  }
+  pause(): void {
+    this.current?.pause();
+  }
+  resume(): void {
+    this.current?.resume();
+  }
+  get paused(): boolean {
+    return this.current?.paused ?? false;
+  }
+  get aborted(): boolean {
+    return this.abortedByApp || (this.current?.aborted ?? false);
+  }
+  get reason(): Error | null {
+    return this.#reason ?? this.current?.reason ?? null;
+  }
+}
+
 /**
  * The app's handler, seeing the routed lane in `x-devstack-lane` as it would behind the sidecar,
  * and feeding the sidecar's metrics: one count when the response ends or fails (core's METRICS).
  * Only the methods the app's handler has are offered, so undici still tells its legacy and current
- * handler styles apart.
+ * handler styles apart. A failed attempt goes to the next target (core's `failOver`) when nothing
+ * reached its target, or when the method is idempotent, its body can be sent again and no byte of
+ * an answer came; the app's handler sees one call, started once, answered by the lane that served
+ * it.
  */
-function routedHandler(handler: Handler, route: Route, metrics: Metrics | undefined): Handler {
+function routedHandler(handler: Handler, first: Route, metrics: Metrics | undefined, opts: Dispatcher.DispatchOptions, send: Send): Handler {
+  const router = runtime().router;
   const out: Record<string, unknown> = {};
   for (const m of METHODS) {
     const fn = handler[m];
     if (typeof fn === 'function') out[m] = fn.bind(handler);
   }
+  let route = first;
   let status = 0;
   let counted = false;
+  /** The app's handler was told the call started (onConnect / onRequestStart), once. */
+  let started = false;
+  /** This attempt began writing the request. */
+  let sent = false;
+  let responded = false;
+  let appAbort: ((reason?: Error) => void) | undefined;
+  let attemptAbort: ((reason?: Error) => void) | undefined;
+  let abortedByApp = false;
+  const controller = new CallController();
   const record = (final: number | 'aborted'): void => {
     if (counted) return;
     counted = true;
     metrics?.outbound(route.service, route.lane, final, (performance.now() - route.started) / 1000);
   };
+  /** True when the failure was taken over by another attempt (or answered as a refusal). */
+  const retried = (error: Error): boolean => {
+    if (counted) return false;
+    metrics?.upstreamError(route.service, upstreamFailure(error).code);
+    if (router === undefined || abortedByApp || controller.abortedByApp) return false;
+    const kind = retryable(error, { sent, responded, method: opts.method, replayable: replayable(opts.body) });
+    if (kind === false) return false;
+    const next = router.failOver(route, kind);
+    if (next === undefined) return false;
+    route = next;
+    if (next.target === undefined) {
+      const refusal = new RoutingRejectedError(next.service, next.refusal!, { cause: error });
+      record(REFUSALS[next.refusal!].status);
+      if (typeof handler.onResponseError === 'function') handler.onResponseError(controller as unknown as Dispatcher.DispatchController, refusal);
+      else handler.onError?.(refusal);
+      return true;
+    }
+    sent = false;
+    status = 0;
+    send({ ...opts, origin: next.target.origin }, wrapped);
+    return true;
+  };
   const failed = (error: Error): void => {
     if (counted) return;
-    const failure = upstreamFailure(error);
-    metrics?.upstreamError(route.service, failure.code);
-    record(status >= 200 ? 'aborted' : failure.status);
+    record(status >= 200 ? 'aborted' : upstreamFailure(error).status);
   };
+  if (out['onConnect'] !== undefined) {
+    out['onConnect'] = (abort: (reason?: Error) => void, context: unknown) => {
+      sent = true;
+      attemptAbort = abort;
+      router?.connected(route);
+      if (abortedByApp) return abort();
+      if (started) return;
+      started = true;
+      appAbort = (reason?: Error) => {
+        abortedByApp = true;
+        attemptAbort?.(reason);
+      };
+      return (handler.onConnect as (abort: (reason?: Error) => void, context: unknown) => void)(appAbort, context);
+    };
+  }
+  if (out['onRequestStart'] !== undefined) {
+    out['onRequestStart'] = (c: Dispatcher.DispatchController, context: unknown) => {
+      sent = true;
+      controller.current = c;
+      router?.connected(route);
+      if (controller.abortedByApp) return c.abort(controller.reason ?? new Error('aborted'));
+      if (started) return;
+      started = true;
+      return handler.onRequestStart!(controller as unknown as Dispatcher.DispatchController, context as never);
+    };
+  }
   if (out['onHeaders'] !== undefined) {
     out['onHeaders'] = (code: number, raw: Buffer[], resume: () => void, text: string) => {
+      responded = true;
       if (code >= 200) status = code;
       return handler.onHeaders!(code, withLane(raw, route.lane), resume, text);
     };
   }
   if (out['onResponseStart'] !== undefined) {
     out['onResponseStart'] = (c: Dispatcher.DispatchController, code: number, headers: Record<string, string | string[]>, text?: string) => {
+      controller.current = c;
+      responded = true;
       if (code >= 200) status = code;
-      return handler.onResponseStart!(c, code, { ...headers, [LANE_HEADER]: route.lane }, text);
+      return handler.onResponseStart!(controller as unknown as Dispatcher.DispatchController, code, { ...headers, [LANE_HEADER]: route.lane }, text);
+    };
+  }
+  if (out['onResponseData'] !== undefined) out['onResponseData'] = (c: Dispatcher.DispatchController, chunk: Buffer) => ((controller.current = c), handler.onResponseData!(controller as unknown as Dispatcher.DispatchController, chunk));
+  if (out['onRequestUpgrade'] !== undefined) {
+    out['onRequestUpgrade'] = (_c: Dispatcher.DispatchController, ...rest: unknown[]) => {
+      responded = true;
+      return (handler.onRequestUpgrade as (...a: unknown[]) => void)(controller, ...rest);
+    };
+  }
+  if (out['onUpgrade'] !== undefined) {
+    out['onUpgrade'] = (...rest: unknown[]) => {
+      responded = true;
+      return (handler.onUpgrade as (...a: unknown[]) => void)(...rest);
     };
   }
   if (out['onComplete'] !== undefined) out['onComplete'] = (trailers: unknown) => (record(status), handler.onComplete!(trailers as never));
   if (out['onResponseEnd'] !== undefined) {
-    out['onResponseEnd'] = (c: Dispatcher.DispatchController, trailers: Record<string, string | string[]>) => (record(status), handler.onResponseEnd!(c, trailers));
+    out['onResponseEnd'] = (_c: Dispatcher.DispatchController, trailers: Record<string, string | string[]>) => (record(status), handler.onResponseEnd!(controller as unknown as Dispatcher.DispatchController, trailers));
   }
-  if (out['onError'] !== undefined) out['onError'] = (e: Error) => (failed(e), handler.onError!(e));
+  if (out['onError'] !== undefined) {
+    out['onError'] = (e: Error) => {
+      if (retried(e)) return;
+      failed(e);
+      return handler.onError!(e);
+    };
+  }
   if (out['onResponseError'] !== undefined) {
-    out['onResponseError'] = (c: Dispatcher.DispatchController, e: Error) => (failed(e), handler.onResponseError!(c, e));
+    out['onResponseError'] = (_c: Dispatcher.DispatchController, e: Error) => {
+      if (retried(e)) return;
+      failed(e);
+      return handler.onResponseError!(controller as unknown as Dispatcher.DispatchController, e);
+    };
   }
-  return out as Handler;
+  const wrapped = out as Handler;
+  return wrapped;
 }
 
 // headerBag and the codec only ever store strings.
 type UndiciHeaderRecord = Record<string, string | string[]>;
 type Plan = { opts: Dispatcher.DispatchOptions; handler: Handler } | { error: Error };
 
-function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefined {
+function plan(opts: Dispatcher.DispatchOptions, handler: Handler, send: Send): Plan | undefined {
   const rt = runtime();
   const info = originInfo(opts.origin);
   if (info === undefined) return undefined;
@@ -174,7 +300,8 @@ function plan(opts: Dispatcher.DispatchOptions, handler: Handler): Plan | undefi
   const headers = headerBag(opts.headers);
   headers['host'] ??= info.host;
   if (route.key !== undefined) applyKey(headers, rt.codec, route.key);
-  return { opts: { ...opts, origin: route.target.origin, headers: headers as UndiciHeaderRecord }, handler: routedHandler(handler, route, rt.metrics) };
+  const routed = { ...opts, origin: route.target.origin, headers: headers as UndiciHeaderRecord };
+  return { opts: routed, handler: routedHandler(handler, route, rt.metrics, routed, send) };
 }
 
 /**
@@ -187,8 +314,20 @@ export function routingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) =>
     function devstackDispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
       let p: Plan | undefined;
+      // A later attempt is sent from undici's callbacks: in the app's context, so the key is its own.
+      const saved = context.active();
+      const send: Send = (o, h) => {
+        setImmediate(() => {
+          try {
+            context.with(saved, () => dispatch(o, h));
+          } catch (error) {
+            h.onResponseError?.(null as unknown as Dispatcher.DispatchController, error as Error);
+            if (typeof h.onResponseError !== 'function') h.onError?.(error as Error);
+          }
+        });
+      };
       try {
-        p = plan(opts, handler as Handler);
+        p = plan(opts, handler as Handler, send);
       } catch (error) {
         diag.error(`devstack: undici call left unrouted: ${(error as Error).message}`);
       }
