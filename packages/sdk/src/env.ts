@@ -14,6 +14,7 @@ export interface EnvOptions {
 export const ENV_VARIABLES = [
   'DEVSTACK_REGISTRY',
   'DEVSTACK_DEFAULT_KEY',
+  'DEVSTACK_SERVICE',
   'DEVSTACK_KEY_NAME',
   'DEVSTACK_STRICT',
   'DEVSTACK_DOMAIN',
@@ -54,6 +55,12 @@ export function optionsFromEnv(env: Env): EnvOptions {
   if (key !== undefined) {
     if (key === 'base' || isValidKey(key)) options.lane = key;
     else problems.push(`DEVSTACK_DEFAULT_KEY: ${describeUntrusted(key)} is not a routing key (a DNS-1123 label: a-z, 0-9, '-', at most 63 characters)`);
+  }
+  const service = str('DEVSTACK_SERVICE');
+  if (service !== undefined) {
+    // A service name has a key's shape (a DNS-1123 label).
+    if (isValidKey(service)) options.service = service;
+    else problems.push(`DEVSTACK_SERVICE: ${describeUntrusted(service)} is not a registry service name (a DNS-1123 label: a-z, 0-9, '-', at most 63 characters)`);
   }
   const keyName = str('DEVSTACK_KEY_NAME');
   if (keyName !== undefined) options.keyName = keyName;

@@ -17,4 +17,8 @@ export {
   resolveQueueName,
 } from './messages.js';
 export type { SqsAttribute, SqsAttributes, KafkaHeaders } from './messages.js';
+export { consumeDecision, shouldConsume, fanOutConsume, laneGroupId } from './consume.js';
+export type { LaneOptions, ConsumeDecision, ConsumeReason } from './consume.js';
+export { kafkaDecision, shouldConsumeRecord, recordKeyReading, laneEachMessage, laneMessageHandler } from './kafka.js';
+export type { RecordHeaders, RecordLike, RecordHandlerOptions, EachMessagePayloadLike } from './kafka.js';
 export { RoutingRejectedError, RegistryUnavailableError } from './errors.js';

@@ -21,6 +21,11 @@ export interface InitOptions extends HostPolicyOptions {
   /** The lane this process serves: `base` (default) or its feature copy's key. */
   lane?: string;
   /**
+   * The registry service this process is (a worker's own Service): which lane consumes a message
+   * is decided for it (`shouldConsume`).
+   */
+  service?: string;
+  /**
    * Proxyless mode: a registry source, the path of a registry file, or `k8s` (Services and
    * EndpointSlices from the Kubernetes API; needs `@devstack/registry-kubernetes` installed). Calls
    * addressed to one of its services (`http://orders/...`) are sent to the lane the sidecar's
@@ -107,7 +112,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
       onFailover: (service, from, to) => metrics?.failover(service, from, to),
     });
   }
-  setRuntime({ codec, lane, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
+  setRuntime({ codec, lane, service: options.service, defaultKey: lane === 'base' ? undefined : lane, allowed, router, metrics, unrouted: (host) => readiness.unrouted(host) });
   ensureContextManager();
   ensurePropagation();
   const readiness = watchReadiness(router, owned !== undefined ? String(setting) : `the ${source?.kind ?? ''} source`);

@@ -1,5 +1,5 @@
 import { diag } from '@opentelemetry/api';
-import { isValidKey, type MutableHeaderBag } from '@devstack/core';
+import { isValidKey, type KeyReading, type MutableHeaderBag } from '@devstack/core';
 import { outboundKey } from './context.js';
 import { runtime } from './runtime.js';
 
@@ -24,12 +24,17 @@ function text(value: unknown): string | string[] | undefined {
 }
 
 function readKey(bag: MutableHeaderBag, where: string): string | undefined {
+  return readCarriers(bag, where).key;
+}
+
+/** The key reading of a message's carriers; a problem is counted and logged as inbound. */
+export function readCarriers(bag: MutableHeaderBag, where: string): KeyReading {
   const reading = runtime().codec.read(bag);
   if (reading.problem !== undefined) {
     runtime().metrics?.invalidKey('inbound', reading.carrier ?? 'unknown', reading.problem);
     diag.debug(`devstack: ignored a ${reading.problem} routing key in ${where}`);
   }
-  return reading.key;
+  return reading;
 }
 
 /**
@@ -47,6 +52,12 @@ export function injectSqsAttributes(attributes: SqsAttributes = {}, key: string 
  * Undefined when absent or invalid; never throws.
  */
 export function extractSqsKey(attributes: SqsAttributes | undefined | null): string | undefined {
+  const bag = sqsCarriers(attributes);
+  return bag === undefined ? undefined : readKey(bag, 'SQS message attributes');
+}
+
+/** The key's carriers among message attributes, as headers; undefined for no attributes at all. */
+export function sqsCarriers(attributes: SqsAttributes | undefined | null): MutableHeaderBag | undefined {
   if (attributes === null || typeof attributes !== 'object') return undefined;
   const { codec } = runtime();
   const bag: MutableHeaderBag = {};
@@ -56,7 +67,7 @@ export function extractSqsKey(attributes: SqsAttributes | undefined | null): str
     const value = attr?.StringValue ?? attr?.stringValue;
     if (typeof value === 'string') bag[lower] = value;
   }
-  return readKey(bag, 'SQS message attributes');
+  return bag;
 }
 
 /** Record headers with the routing key set (and merged into a `baggage` header if there is one). */
@@ -71,13 +82,19 @@ export function injectKafkaHeaders(headers: KafkaHeaders = {}, key: string | und
 
 /** The routing key carried by record headers (same carriers and rules as HTTP). Never throws. */
 export function extractKafkaKey(headers: KafkaHeaders | undefined | null): string | undefined {
+  const bag = kafkaCarriers(headers);
+  return bag === undefined ? undefined : readKey(bag, 'record headers');
+}
+
+/** Record headers as a header bag (text values); undefined for no headers at all. */
+export function kafkaCarriers(headers: KafkaHeaders | undefined | null): MutableHeaderBag | undefined {
   if (headers === null || typeof headers !== 'object') return undefined;
   const bag: MutableHeaderBag = {};
   for (const [name, value] of Object.entries(headers)) {
     const v = text(value);
     if (v !== undefined) bag[name.toLowerCase()] = v;
   }
-  return readKey(bag, 'record headers');
+  return bag;
 }
 
 /** The name of a queue's or topic's copy for a key: `orders-events` -> `orders-events-feature1`. */

@@ -1,4 +1,4 @@
-import { ConfigError, describeUntrusted } from '@devstack/core';
+import { ConfigError, describeUntrusted, isValidKey } from '@devstack/core';
 
 /**
  * `init()` is usually given options straight from JavaScript or the environment, where the type
@@ -13,6 +13,7 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
       ? undefined
       : `must be a list of domain names${typeof v === 'string' ? ` (write [${JSON.stringify(v)}])` : ''}`,
   lane: (v) => (typeof v === 'string' ? undefined : "must be a string: 'base' or a routing key"),
+  service: (v) => (isValidKey(v) ? undefined : 'must be a registry service name (a DNS-1123 label: a-z, 0-9, \'-\', at most 63 characters)'),
   registry: (v) =>
     (typeof v === 'string' && v.length > 0) || isSource(v) ? undefined : "must be a registry file path, 'k8s', or a RegistrySource (start, current, subscribe, onError, close)",
   kubernetes: (v) => {

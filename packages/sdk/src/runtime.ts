@@ -14,6 +14,8 @@ export interface Runtime {
   readonly defaultKey: string | undefined;
   /** The lane inbound responses report when the middleware is given none. */
   readonly lane: string;
+  /** The registry service this process is (`init({ service })`), for lane consumption. */
+  readonly service: string | undefined;
   readonly allowed: HostPredicate;
   readonly router: Router | undefined;
   readonly metrics: Metrics | undefined;
@@ -28,6 +30,7 @@ export function defaultRuntime(): Runtime {
     codec: createKeyCodec(),
     defaultKey: undefined,
     lane: 'base',
+    service: undefined,
     allowed: createHostPolicy({}, () => NO_HOSTS),
     router: undefined,
     metrics: undefined,
