@@ -108,3 +108,19 @@ t.test('DEVSTACK_SERVICE', async (t) => {
   t.equal(bad.problems.length, 1);
   t.match(bad.problems[0], /^DEVSTACK_SERVICE: "Worker\\n1" is not a registry service name/);
 });
+
+t.test('the main entry and register load no AWS SDK; @devstack/sdk/sqs does', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const loads = (entry: string): string[] => {
+    const script = `
+      import { registerHooks } from 'node:module';
+      const seen = [];
+      registerHooks({ resolve(specifier, context, next) { if (specifier.startsWith('@aws-sdk/')) seen.push(specifier); return next(specifier, context); } });
+      await import(${JSON.stringify(entry)});
+      process.stdout.write(JSON.stringify([...new Set(seen)]));`;
+    return JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: import.meta.dirname, env: { ...process.env, DEVSTACK_SERVICE: 'worker' } }).toString()) as string[];
+  };
+  t.same(loads('@devstack/sdk'), []);
+  t.same(loads('@devstack/sdk/register'), []);
+  t.ok(loads('@devstack/sdk/sqs').includes('@aws-sdk/client-sqs'));
+});
