@@ -17,7 +17,7 @@ let resyncs: number[] | undefined;
 let synced = 0;
 const MARK = /10\.200\.(\d+)\.(\d+)/g;
 
-function open(state: { epoch?: string; version?: number; first: boolean }): void {
+function open(state: { epoch?: string; version?: number; first: boolean; attempt?: number }): void {
   let retried = false;
   const again = () => {
     if (retried) return;
@@ -35,6 +35,7 @@ function open(state: { epoch?: string; version?: number; first: boolean }): void
         const line = buffered.slice(0, nl);
         buffered = buffered.slice(nl + 1);
         const at = now();
+        state.attempt = 0;
         if (line.startsWith('{"type":"snapshot"')) {
           const head = /"epoch":"([^"]+)","version":(\d+)/.exec(line.slice(0, 200))!;
           state.epoch = head[1];
@@ -67,9 +68,11 @@ function open(state: { epoch?: string; version?: number; first: boolean }): void
   req.end();
 }
 
-function retry(state: { epoch?: string; version?: number; first: boolean }): void {
-  // The relay source's first backoff step: 250-500 ms.
-  setTimeout(() => open(state), 250 + Math.random() * 250);
+function retry(state: { epoch?: string; version?: number; first: boolean; attempt?: number }): void {
+  // The relay source's backoff: 500 ms doubling to 30 s, over the upper half of each step.
+  const step = Math.min(30_000, 500 * 2 ** Math.min(state.attempt ?? 0, 30));
+  state.attempt = (state.attempt ?? 0) + 1;
+  setTimeout(() => open(state), step / 2 + (step / 2) * Math.random());
 }
 
 process.on('message', (m: { type: string }) => {
