@@ -124,3 +124,22 @@ t.test('the main entry and register load no AWS SDK; @devstack/sdk/sqs does', as
   t.same(loads('@devstack/sdk/register'), []);
   t.ok(loads('@devstack/sdk/sqs').includes('@aws-sdk/client-sqs'));
 });
+
+t.test('register: DEVSTACK_SERVICE, DEVSTACK_DEFAULT_KEY and a registry file decide for a worker started with no code', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'devstack-consume-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'registry.yaml');
+  writeFileSync(file, `services:\n  worker:\n    base: ${URL}\n    features:\n      feature1: ${URL}\n`);
+  const script = `
+    import { shouldConsume } from '@devstack/sdk';
+    process.stdout.write(JSON.stringify([shouldConsume('feature1'), shouldConsume(undefined), shouldConsume('feature9')]));`;
+  const run = (env: Record<string, string>) =>
+    JSON.parse(execFileSync(process.execPath, ['--import', '@devstack/sdk/register', '--input-type=module', '-e', script], { cwd: import.meta.dirname, env: { ...process.env, DEVSTACK_REGISTRY: file, ...env } }).toString()) as boolean[];
+  t.same(run({ DEVSTACK_SERVICE: 'worker', DEVSTACK_DEFAULT_KEY: 'feature1' }), [true, false, false], 'the copy');
+  t.same(run({ DEVSTACK_SERVICE: 'worker' }), [false, true, true], 'base');
+  t.same(run({ DEVSTACK_DEFAULT_KEY: 'feature1' }), [true, false, false], 'no service: the copy takes only its own key');
+});
