@@ -3,6 +3,7 @@
  * Each is reported as what it is, with its own code and exit 1, never as a missing or foreign
  * object, and never as a stack trace.
  */
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { answerWith, badServer } from './bad-server.ts';
 import { run, spawnCli } from './helpers.ts';
@@ -105,4 +106,35 @@ t.test('an answer that never ends: cut at --max-response-size, and at the deadli
   const slow = await clone(drip.kubeconfig, ['--request-timeout', '300ms']);
   t.equal(slow.code, 1, slow.stderr);
   t.match(errorOf(slow), { code: 'DEVSTACK_HOOK_KUBE_TIMEOUT', error: /no answer within 300 ms/ });
+});
+
+t.test('an SNS endpoint that never answers: the same timeout, exit 1', async (t) => {
+  const server = await badServer(t, () => undefined);
+  const r = await spawnCli(['sns', 'subscribe', '--topic', 'events', '--queue', 'orders', '--key', 'f1', '--endpoint', server.url, '--request-timeout', '100ms'], { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' });
+  t.equal(r.code, 1, r.stderr);
+  t.match(errorOf(r), { code: 'DEVSTACK_HOOK_SNS', error: /look up the topic events: TimeoutError: .*100 ms requestTimeout/ });
+  const topic = await spawnCli(['sns', 'delete', '--topic', 'events', '--key', 'f1', '--endpoint', server.url, '--request-timeout', '100ms'], { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_REGION: 'us-east-1', AWS_MAX_ATTEMPTS: '1' });
+  t.equal(topic.code, 1, topic.stderr);
+  t.match(errorOf(topic), { code: 'DEVSTACK_HOOK_SNS', error: /TimeoutError/ });
+});
+
+t.test('a PostgreSQL that accepts and never answers: a timeout, exit 1', async (t) => {
+  const sockets = new Set<Socket>();
+  const silent = createServer((socket) => {
+    sockets.add(socket);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const s of sockets) s.destroy();
+    silent.close(() => resolve());
+  }));
+  const env = { PGHOST: '127.0.0.1', PGPORT: String((silent.address() as AddressInfo).port), PGUSER: 'postgres', PGPASSWORD: 'pw-SECRET' };
+  for (const args of [['postgres', 'create', '--database', 'orders', '--key', 'f1'], ['postgres', 'drop', '--database', 'orders', '--key', 'f1']]) {
+    const r = await run([...args, '--request-timeout', '200ms'], env);
+    t.equal(r.code, 1, r.stderr);
+    t.match(errorOf(r), { code: 'DEVSTACK_HOOK_POSTGRES', error: /connect to PostgreSQL at 127\.0\.0\.1:\d+ as postgres: .*no answer within 200 ms \(--request-timeout/ });
+    t.notMatch(r.stdout + r.stderr, /pw-SECRET/);
+  }
+  t.equal(sockets.size, 2, 'one connection each, not retried');
 });
