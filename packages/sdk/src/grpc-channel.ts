@@ -12,7 +12,7 @@ import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
 import { applyKey } from './headers.js';
 import { hostOfAuthority, parseGrpcTarget, type GrpcTarget } from './grpc-target.js';
-import type { ParsedTarget, Router } from './router.js';
+import type { ParsedTarget, Route, Router } from './router.js';
 import { onClose, runtime } from './runtime.js';
 
 /** What the SDK uses of the app's `@grpc/grpc-js` module (`import * as grpc from '@grpc/grpc-js'`). */
@@ -185,6 +185,192 @@ export function refusedCall(grpc: GrpcModule, code: number, details: string, lan
   return call;
 }
 
+/** How long a routed gRPC call waits for its target's connection before it tries the next target. */
+export const GRPC_CONNECT_TIMEOUT_MS = 10_000;
+
+interface FailoverHost {
+  /** The channel to `target`, counted as in use. */
+  delegate(target: ParsedTarget): Delegate;
+  /** `d` could not connect: no longer in use by this call, and not reused for later ones. */
+  failed(d: Delegate): void;
+  /** `d` is no longer in use by this call (cancelled before it was made). */
+  release(d: Delegate): void;
+  /** The transport call on `d`, decorated for `route` (its end releases `d`); `guard` sees its events first. */
+  call(d: Delegate, route: Route, guard: (listener: InterceptingListener) => InterceptingListener): GrpcCall;
+  /** The call that answers a refused route (strict mode, nothing left). */
+  refused(route: Route): GrpcCall;
+}
+
+/** Operations of a call kept to be replayed on another target; past it, the call is not moved. */
+const MAX_REPLAY = 64;
+
+/**
+ * A routed call with passive health. It is created on its target's channel once that channel is
+ * connected, and grpc-js's "No connection established" (the connection went as the call was
+ * made) also means nothing of the call reached the target: either way the call moves on to the
+ * lane's next target, then base (core's failOver), whatever its kind, with what the app did so far
+ * (messages, half-close, reads) replayed. A call that heard its target's headers stays where it
+ * is. A channel that does not connect within GRPC_CONNECT_TIMEOUT_MS counts as failed. When no
+ * target is left the call fails as grpc-js fails it (UNAVAILABLE); strict mode answers
+ * `DEVSTACK_NO_READY_UPSTREAM`.
+ */
+class FailoverCall implements GrpcCall {
+  readonly #grpc: GrpcModule;
+  readonly #deadline: number;
+  readonly #host: FailoverHost;
+  readonly #number = ++calls;
+  #route: Route;
+  #d: Delegate;
+  #connectBy = 0;
+  #real: GrpcCall | undefined;
+  /** Everything the app did after start, for a replay; undefined once the call cannot move. */
+  #ops: Array<(call: GrpcCall) => void> | undefined = [];
+  #metadata: Metadata | undefined;
+  #listener: InterceptingListener | undefined;
+  /** The app cancelled it, or it was given to a call for good. */
+  #settled = false;
+
+  constructor(grpc: GrpcModule, args: CreateCallArgs, route: Route, d: Delegate, host: FailoverHost) {
+    this.#grpc = grpc;
+    const deadline = args[1];
+    this.#deadline = deadline instanceof Date ? deadline.getTime() : typeof deadline === 'number' ? deadline : Infinity;
+    this.#route = route;
+    this.#d = d;
+    this.#host = host;
+  }
+
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.#metadata = metadata;
+    this.#listener = listener;
+    this.#connectBy = Date.now() + GRPC_CONNECT_TIMEOUT_MS;
+    this.#wait();
+  }
+
+  #wait(): void {
+    if (this.#settled) return;
+    const states = this.#grpc.connectivityState;
+    let state: number;
+    try {
+      state = this.#d.channel.getConnectivityState(true);
+    } catch {
+      state = states.SHUTDOWN;
+    }
+    if (state === states.READY) {
+      runtime().router?.connected(this.#route);
+      return this.#make();
+    }
+    if (state === states.TRANSIENT_FAILURE || state === states.SHUTDOWN) return this.#moveOn();
+    const now = Date.now();
+    // The call's own deadline first: grpc-js answers DEADLINE_EXCEEDED for it as it always does.
+    if (now >= this.#deadline) return this.#make();
+    if (now >= this.#connectBy) return this.#moveOn();
+    try {
+      this.#d.channel.watchConnectivityState(state, Math.min(this.#deadline, this.#connectBy), () => this.#wait());
+    } catch {
+      this.#moveOn();
+    }
+  }
+
+  /** The target could not be reached: the next one, a refusal, or (none left) grpc-js's own failure. */
+  #moveOn(): void {
+    if (!this.#next()) this.#make();
+  }
+
+  #next(): boolean {
+    if (this.#ops === undefined) return false;
+    const next = runtime().router?.failOver(this.#route, 'connect');
+    if (next === undefined) return false;
+    this.#host.failed(this.#d);
+    this.#route = next;
+    if (next.target === undefined) {
+      this.#use(this.#host.refused(next));
+      return true;
+    }
+    this.#d = this.#host.delegate(next.target);
+    this.#connectBy = Date.now() + GRPC_CONNECT_TIMEOUT_MS;
+    this.#real = undefined;
+    this.#wait();
+    return true;
+  }
+
+  #make(): void {
+    this.#use(this.#host.call(this.#d, this.#route, this.#guard));
+  }
+
+  #use(call: GrpcCall): void {
+    this.#real = call;
+    call.start(this.#metadata!, this.#listener!);
+    for (const op of this.#ops ?? []) op(call);
+  }
+
+  /** Sees the transport call's events before the lane is added: a call that never got a connection moves on. */
+  readonly #guard = (listener: InterceptingListener): InterceptingListener => {
+    const d = this.#d;
+    return {
+      onReceiveMetadata: (metadata: Metadata) => {
+        this.#ops = undefined;
+        listener.onReceiveMetadata(metadata);
+      },
+      onReceiveMessage: (message: unknown) => listener.onReceiveMessage(message),
+      onReceiveStatus: (status: StatusObject) => {
+        const unsent = status.code === UNAVAILABLE && status.details.startsWith('No connection established');
+        if (unsent && !this.#settled && d === this.#d && this.#next()) return;
+        listener.onReceiveStatus(status);
+      },
+    };
+  };
+
+  #later(op: (call: GrpcCall) => void): void {
+    if (this.#ops !== undefined) {
+      if (this.#ops.length < MAX_REPLAY) this.#ops.push(op);
+      else this.#ops = undefined;
+    }
+    if (this.#real !== undefined) op(this.#real);
+  }
+
+  cancelWithStatus(code: Parameters<GrpcCall['cancelWithStatus']>[0], details: string): void {
+    this.#settled = true;
+    this.#ops = undefined;
+    if (this.#real !== undefined) return this.#real.cancelWithStatus(code, details);
+    // Cancelled while connecting: nothing was sent, the app gets its own status.
+    this.#host.release(this.#d);
+    const listener = this.#listener;
+    if (listener !== undefined) process.nextTick(() => listener.onReceiveStatus({ code, details, metadata: new this.#grpc.Metadata() }));
+  }
+
+  sendMessageWithContext(context: Parameters<GrpcCall['sendMessageWithContext']>[0], message: Buffer): void {
+    // A replayed message must not tell the app twice that it was written.
+    const callback = context.callback;
+    let told = false;
+    const once = { ...context, callback: callback === undefined ? undefined : () => (told ? undefined : ((told = true), callback())) };
+    this.#later((c) => c.sendMessageWithContext(once, message));
+  }
+
+  startRead(): void {
+    this.#later((c) => c.startRead());
+  }
+
+  halfClose(): void {
+    this.#later((c) => c.halfClose());
+  }
+
+  setCredentials(...args: Parameters<GrpcCall['setCredentials']>): void {
+    this.#later((c) => c.setCredentials(...args));
+  }
+
+  getPeer(): string {
+    return this.#real?.getPeer() ?? 'unknown';
+  }
+
+  getCallNumber(): number {
+    return this.#number;
+  }
+
+  getAuthContext(): ReturnType<GrpcCall['getAuthContext']> {
+    return this.#real?.getAuthContext() ?? null;
+  }
+}
+
 /** Where a registry target is reached: `host:port`, brackets around an IPv6 literal. */
 function grpcAddress(target: ParsedTarget): string {
   return `${target.hostname.includes(':') ? `[${target.hostname}]` : target.hostname}:${target.port}`;
@@ -219,7 +405,7 @@ interface Delegate {
 
 type Plan =
   | { readonly kind: 'direct'; readonly key: string | null | undefined }
-  | { readonly kind: 'routed'; readonly delegate: Delegate; readonly key: string | undefined; readonly lane: string }
+  | { readonly kind: 'routed'; readonly delegate: Delegate; readonly key: string | undefined; readonly lane: string; readonly route: Route }
   | { readonly kind: 'refused'; readonly code: number; readonly details: string; readonly lane: string };
 
 const live = new Set<WeakRef<RoutingChannel>>();
@@ -298,6 +484,8 @@ export class RoutingChannel implements ChannelInterface {
     if (plan.kind === 'refused') return refusedCall(this.#grpc, plan.code, plan.details, plan.lane);
     if (plan.kind === 'direct') return decorate(this.#directChannel().createCall(...args), { codec, key: plan.key });
     const d = plan.delegate;
+    // With passive health a call waits for its target's connection and, should it fail, moves on.
+    if (runtime().router?.health !== undefined) return this.#failover(args, plan, codec);
     const call = d.channel.createCall(...args);
     // Counted from creation, not start: a call created but never started keeps its channel open
     // (until the client or the SDK closes) rather than risk closing one a call is about to use.
@@ -362,7 +550,37 @@ export class RoutingChannel implements ChannelInterface {
     const route = service === undefined ? undefined : router.route(service, getRoutingKey());
     if (route === undefined) return this.#refused(shown, 'unknown-service', NO_LANE);
     if (route.target === undefined) return this.#refused(route.service, route.refusal!, route.lane);
-    return { kind: 'routed', delegate: this.#delegate(route.target), key: route.key, lane: route.lane };
+    return { kind: 'routed', delegate: this.#delegate(route.target), key: route.key, lane: route.lane, route };
+  }
+
+  #failover(args: CreateCallArgs, plan: Plan & { kind: 'routed' }, codec: KeyCodec): GrpcCall {
+    plan.delegate.active++;
+    return new FailoverCall(this.#grpc, args, plan.route, plan.delegate, {
+      delegate: (target) => {
+        const d = this.#delegate(target);
+        d.active++;
+        return d;
+      },
+      failed: (d) => {
+        // A channel that could not connect backs off on its own clock; the next call after the
+        // target's ejection gets a fresh one, so a copy that is back is used again at once.
+        d.retired = true;
+        this.#ended(d);
+      },
+      release: (d) => this.#ended(d),
+      call: (d, route, guard) => {
+        const raw = d.channel.createCall(...args);
+        const start = raw.start;
+        raw.start = function (this: GrpcCall, metadata: Metadata, listener: InterceptingListener): void {
+          Reflect.apply(start, this, [metadata, guard(listener)]);
+        };
+        return decorate(raw, { codec, key: route.key, lane: route.lane, onEnd: () => this.#ended(d), origin: d.origin });
+      },
+      refused: (route) => {
+        const refusal = this.#refused(route.service, route.refusal!, route.lane) as Plan & { kind: 'refused' };
+        return refusedCall(this.#grpc, refusal.code, refusal.details, refusal.lane);
+      },
+    });
   }
 
   #refused(service: string, refusal: Refusal, lane: string): Plan {

@@ -83,10 +83,10 @@ export interface EchoServer {
 }
 
 /**
- * Starts the echo service on 127.0.0.1, port 0. `nested` is called from inside a handler when a
+ * Starts the echo service on 127.0.0.1, port 0 unless told (a server started again where it was). `nested` is called from inside a handler when a
  * request asks for it (`{ nested: true }`), to check what the handler's own calls carry.
  */
-export async function startEcho(name: string, options: grpc.ServerOptions = {}, nested?: () => Promise<unknown>): Promise<EchoServer> {
+export async function startEcho(name: string, options: grpc.ServerOptions = {}, nested?: () => Promise<unknown>, port = 0): Promise<EchoServer> {
   const server = new grpc.Server(options);
   server.addService(ECHO, {
     unary(call: grpc.ServerUnaryCall<Ask, Seen>, callback: grpc.sendUnaryData<Seen>) {
@@ -112,12 +112,12 @@ export async function startEcho(name: string, options: grpc.ServerOptions = {}, 
       call.on('end', () => void Promise.all(answers).then(() => call.end()));
     },
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error, p) => (error ? reject(error) : resolve(p))),
   );
   return {
-    address: `127.0.0.1:${port}`,
-    port,
+    address: `127.0.0.1:${bound}`,
+    port: bound,
     // Calls still open (a test that failed half way) must not hold the process: no graceful wait.
     close: async () => server.forceShutdown(),
   };
