@@ -404,6 +404,9 @@ function describeFetchError(error: unknown): string {
   return (error as Error | null)?.message ?? String(error);
 }
 
+/** The Fetch standard's bad ports: fetch() refuses them outright, so a relay there could never be reached. */
+const BAD_PORTS = new Set([1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110, 111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532, 540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080]);
+
 export interface CreateRelaySourceOptions extends Partial<Omit<RelaySourceOptions, 'url' | 'namespace'>> {
   url: string;
   /** The namespace to follow; or `namespaces` with exactly one; else `DEVSTACK_NAMESPACE`, else `POD_NAMESPACE`. */
@@ -423,6 +426,7 @@ export function createRelaySource(options: CreateRelaySourceOptions): RelaySourc
   }
   if (url !== undefined) {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') problems.push(`relay ${describeUntrusted(options.url)} must use http or https`);
+    if (BAD_PORTS.has(Number(url.port))) problems.push(`relay ${describeUntrusted(options.url)}: fetch refuses port ${url.port} (a "bad port" of the Fetch standard): give the relay another port`);
     if (url.username || url.password || url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) problems.push(`relay ${describeUntrusted(options.url)} must be an origin only (no path, query, credentials)`);
   }
   const env = options.env ?? process.env;

@@ -180,6 +180,7 @@ t.test('options are checked, and the namespace may come from the environment', a
   };
   t.match(problems({ url: 'http://relay/path', namespace: 'shop' }), [/must be an origin only/]);
   t.match(problems({ url: 'ftp://relay', namespace: 'shop' }), [/must use http or https/]);
+  t.match(problems({ url: 'http://relay:6000', namespace: 'shop' }), [/fetch refuses port 6000/]);
   t.match(problems({ url: 'http://relay', env: {} }), [/needs the namespace to follow/]);
   t.match(problems({ url: 'http://relay', namespaces: ['a', 'b'], env: {} }), [/one namespace/, /needs the namespace/]);
   t.match(problems({ url: 'http://relay', namespace: 'Not_Valid' }), [/not a DNS-1123 label/]);
