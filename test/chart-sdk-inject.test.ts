@@ -5,13 +5,14 @@
  * played as the kubelet plays it: the rendered init container's command copies that content into an
  * empty folder (the emptyDir, at the rendered mount path), then a small Node app with no devstack
  * code and no node_modules, an ES module one and a CommonJS one, starts with exactly the rendered
- * app container's environment (its variables resolved and expanded as Kubernetes does). The app's
+ * app container's environment (its variables resolved and expanded as Kubernetes does), alone or
+ * under the OpenTelemetry auto-instrumentation the app starts itself (its own NODE_OPTIONS). The app's
  * calls go where the rendered HTTP_PROXY sends them: the sidecar's outbound listener, played here by
  * a recorder of what the app sent. The real sidecar would add a copy's default key itself, so what
  * the app puts on the wire is checked, not what a sidecar makes of it.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -80,6 +81,18 @@ mkdirSync(APPS);
 writeFileSync(join(APPS, 'esm.mjs'), `import http from 'node:http';\n${APP_BODY}`);
 writeFileSync(join(APPS, 'cjs.cjs'), `'use strict';\nconst http = require('node:http');\n${APP_BODY}`);
 const FORMATS = [['ES module', 'esm.mjs'], ['CommonJS', 'cjs.cjs']] as const;
+// The same apps in a team's usual OpenTelemetry set-up: the packages in their node_modules (links
+// to the repository's) and NODE_OPTIONS=--require @opentelemetry/auto-instrumentations-node/register.
+const OTEL_APPS = join(WORK, 'otel-apps');
+mkdirSync(join(OTEL_APPS, 'node_modules/@opentelemetry'), { recursive: true });
+for (const [, file] of FORMATS) writeFileSync(join(OTEL_APPS, file), readFileSync(join(APPS, file)));
+for (const name of ['api', 'auto-instrumentations-node']) symlinkSync(join(ROOT, 'node_modules/@opentelemetry', name), join(OTEL_APPS, 'node_modules/@opentelemetry', name));
+const OTEL_ENV = [
+  { name: 'OTEL_TRACES_EXPORTER', value: 'none' },
+  { name: 'OTEL_METRICS_EXPORTER', value: 'none' },
+  { name: 'OTEL_LOGS_EXPORTER', value: 'none' },
+  { name: 'OTEL_NODE_RESOURCE_DETECTORS', value: 'none' },
+];
 
 interface Seen {
   via: 'absolute' | 'connect';
@@ -173,9 +186,9 @@ interface RunningApp {
   stderr: () => string;
 }
 
-/** Starts an app with exactly `env`; resolves once it listens. Killed at teardown. */
-async function startApp(t: Test, file: string, env: Record<string, string>): Promise<RunningApp> {
-  const proc = spawn(process.execPath, [join(APPS, file)], { env, cwd: APPS, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts an app of `dir` with exactly `env`; resolves once it listens. Killed at teardown. */
+async function startApp(t: Test, dir: string, file: string, env: Record<string, string>): Promise<RunningApp> {
+  const proc = spawn(process.execPath, [join(dir, file)], { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   t.teardown(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
@@ -325,14 +338,17 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
   // A base release, a copy, and a base without injection as the control: the same app, the same
   // calls, so what differs is the SDK alone.
   const releases = [
-    { name: 'web', feature: '', inject: true },
-    { name: 'web-feature1', feature: 'feature1', inject: true },
-    { name: 'web-plain', feature: '', inject: false },
+    { name: 'web', feature: '', inject: true, otel: false },
+    { name: 'web-feature1', feature: 'feature1', inject: true, otel: false },
+    { name: 'web-plain', feature: '', inject: false, otel: false },
+    { name: 'web-otel', feature: '', inject: true, otel: true },
+    { name: 'web-otel-feature1', feature: 'feature1', inject: true, otel: true },
   ];
   const pods = new Map<string, Record<string, string>>();
   await Promise.all(releases.map(async (r) => {
     const mountPath = join(WORK, 'pods', r.name, 'devstack', 'sdk');
     const v = values(r.feature, outbound, { mountPath });
+    if (r.otel) v.env = [...v.env.filter((e) => e['name'] !== 'NODE_OPTIONS'), ...OTEL_ENV, { name: 'NODE_OPTIONS', value: `--require @opentelemetry/auto-instrumentations-node/register ${OWN_NODE_OPTIONS}` }];
     if (!r.inject) v.devstack.sdk = { inject: false, mountPath };
     const objects = await render(r.name, { values: v });
     const deployment = find(objects, 'Deployment', r.feature ? `web-${r.feature}` : 'web');
@@ -353,11 +369,16 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
     ['web-feature1', {}, 'feature1', 'the copy, called without a key: its default key'],
     ['web-feature1', { [KEY]: 'feature2' }, 'feature2', 'the copy, called with another key: that key'],
     ['web-plain', { [KEY]: 'feature1' }, null, 'control, the same app without injection: the key is lost'],
+    ['web-otel', { [KEY]: 'feature1' }, 'feature1', 'base under its own OpenTelemetry, called with the plain header: the key'],
+    ['web-otel', { baggage: `${KEY}=feature1` }, 'feature1', 'base under its own OpenTelemetry, called with the key in baggage'],
+    ['web-otel', {}, null, 'base under its own OpenTelemetry, called without a key: none'],
+    ['web-otel-feature1', { [KEY]: 'feature2' }, 'feature2', 'the copy under its own OpenTelemetry, called with another key: that key, not its default'],
+    ['web-otel-feature1', {}, 'feature1', 'the copy under its own OpenTelemetry, called without a key: its default key'],
   ];
   for (const [format, file] of FORMATS) {
     await t.test(`${format} app`, async (t) => {
       const running = new Map<string, RunningApp>();
-      await Promise.all([...pods].map(async ([name, env]) => running.set(name, await startApp(t, file, env))));
+      await Promise.all([...pods].map(async ([name, env]) => running.set(name, await startApp(t, name.includes('otel') ? OTEL_APPS : APPS, file, env))));
       for (const [release, inbound, key, what] of rows) {
         const answer = await call(running.get(release)!.port, inbound);
         t.equal(answer.error, undefined, `${what}: the app answered`);
@@ -369,13 +390,13 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
           if (key !== null) t.match(seen?.baggage ?? '', new RegExp(`(^|,)\\s*${KEY}=${key}(,|$)`), `${what} (${client}): the key in baggage too`);
         }
       }
-      for (const [name, pod] of running) t.equal(pod.stderr(), '', `${name}: nothing on stderr`);
+      for (const [name, pod] of running) t.notMatch(pod.stderr(), /devstack/, `${name}: no word from the SDK on stderr`);
     });
   }
 
   await t.test('a bad variable: one line, and the app runs unrouted', async (t) => {
     const env = { ...pods.get('web')!, DEVSTACK_DEFAULT_KEY: 'Not_A-Key' };
-    const pod = await startApp(t, 'esm.mjs', env);
+    const pod = await startApp(t, APPS, 'esm.mjs', env);
     const answer = await call(pod.port, { [KEY]: 'feature1' });
     t.equal(answer.fetch?.host, 'orders', 'the app still serves and calls');
     t.match(pod.stderr(), /^devstack: not started, the app runs unrouted: DEVSTACK_DEFAULT_KEY/, 'one warning line');
