@@ -62,12 +62,17 @@ function register(server: Postgres): void {
   });
 
   t.test('a template in use is retried, then a clear error that says why', async (t) => {
-    // A session on the template, as the base app keeps one: CREATE DATABASE refuses to copy it.
+    // A session on the template, as the base app keeps one: CREATE DATABASE refuses to copy it
+    // (after waiting 5 s itself). The two cases run side by side, on two templates, so the file
+    // waits for PostgreSQL once.
+    await server.query('postgres', 'CREATE DATABASE held TEMPLATE orders');
     const holder = new pg.Client(server.config('orders'));
-    await holder.connect();
+    const stays = new pg.Client(server.config('held'));
+    await Promise.all([holder.connect(), stays.connect()]);
+    t.teardown(() => stays.end());
     let released = false;
     const sleeps: number[] = [];
-    const outcome = await createDatabase({
+    const retried = createDatabase({
       database: 'orders',
       key: 'busy',
       connection: server.config(),
@@ -81,19 +86,16 @@ function register(server: Postgres): void {
         },
       },
     });
+    const refused = createDatabase({ database: 'orders', key: 'busy2', template: 'held', connection: server.config(), retry: { attempts: 1 } }).catch((e: unknown) => e);
+    const [outcome, error] = await Promise.all([retried, refused]);
     t.match(outcome, { name: 'orders_busy', change: 'created', attempts: 2 });
     t.equal(sleeps.length, 1, 'one retry, after the template was let go');
-
-    const stays = new pg.Client(server.config('orders'));
-    await stays.connect();
-    t.teardown(() => stays.end());
-    const error = await createDatabase({ database: 'orders', key: 'busy2', connection: server.config(), retry: { attempts: 1 } }).catch((e: unknown) => e);
     t.type(error, TemplateBusyError);
     t.match(error, {
       code: 'DEVSTACK_HOOK_PG_TEMPLATE_BUSY',
       attempts: 1,
       sessions: 1,
-      message: /create the database orders_busy2 from orders: the template stayed in use by other sessions through 1 attempt \(.*SQLSTATE 55006: source database "orders" is being accessed by other users; 1 session\(s\) on orders now\)\. PostgreSQL copies a template only while no one else is connected to it/,
+      message: /create the database orders_busy2 from held: the template stayed in use by other sessions through 1 attempt \(.*SQLSTATE 55006: source database "held" is being accessed by other users; 1 session\(s\) on held now\)\. PostgreSQL copies a template only while no one else is connected to it/,
     });
     t.notOk((await databases()).includes('orders_busy2'));
     t.equal((await dropDatabase({ database: 'orders', key: 'busy', connection: server.config() })).change, 'dropped');
