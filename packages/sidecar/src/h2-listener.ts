@@ -1,12 +1,13 @@
 import type { Server } from 'node:http';
 import { constants, createServer as createH2Server, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex } from 'node:stream';
-import type { DownstreamRequest, DownstreamResponse } from './downstream.js';
+import { clientGone, type DownstreamRequest, type DownstreamResponse } from './downstream.js';
+import type { Direction } from './exchange.js';
 import type { Guard } from './guard.js';
 import type { Listener, SidecarMetrics } from './metrics.js';
 import { ResetBudget, resetBeforeResponse } from './overload.js';
 
-const { NGHTTP2_ENHANCE_YOUR_CALM } = constants;
+const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_REFUSED_STREAM } = constants;
 
 const BUDGET = Symbol('devstack.h2.resetBudget');
 const OWNER = Symbol('devstack.h2.session');
@@ -66,6 +67,8 @@ export interface H2ListenerDeps {
   resetWindowMs: number;
   /** Invalid frames one connection may send before it is ended (node:http2's `maxSessionInvalidFrames`). */
   maxInvalidFrames: number;
+  /** True while the sidecar carries as many requests as it may: a new stream is refused at once. */
+  overloaded?: () => boolean;
 }
 
 /** The HTTP/2 side of one listener, for shutdown: GOAWAY to drain, destroy at the deadline. */
@@ -109,10 +112,21 @@ export function acceptH2(name: Listener, server: Server, handler: (req: Downstre
   // the shutdown deadline must reach them here.
   const sniffing = new Set<Duplex>();
   let draining = false;
-  h2.on('request', guard.request(name, handler));
+  // Past the in-flight limit a stream is refused as it opens, before it costs a request and a
+  // response object and a pass through the stages: refusing must stay much cheaper than serving.
+  const overloaded = deps.overloaded;
+  function refuseOverLimit(stream: ServerHttp2Stream): void {
+    if (overloaded === undefined || !overloaded()) return;
+    metrics.shed(name as Direction, 'h2');
+    stream.close(NGHTTP2_REFUSED_STREAM);
+  }
+  h2.on('request', guard.request(name, (req: DownstreamRequest, res: DownstreamResponse) => {
+    if (!clientGone(res)) handler(req, res);
+  }));
   h2.on('session', (session: ServerHttp2Session) => {
     sessions.add(session);
     (session as Budgeted)[BUDGET] = new ResetBudget({ budget: deps.maxResets, windowMs: deps.resetWindowMs });
+    session.prependListener('stream', refuseOverLimit);
     session.on('stream', watchResets);
     session.once('close', () => sessions.delete(session));
     session.on('error', () => undefined);

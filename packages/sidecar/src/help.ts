@@ -62,7 +62,7 @@ Limits (milliseconds, bytes)
   --max-in-flight N         requests carried at once, all listeners, default 1024; more are shed
                             (HTTP/1.1: 503 DEVSTACK_OVERLOADED, HTTP/2: RST_STREAM REFUSED_STREAM)
                                                                              DEVSTACK_MAX_IN_FLIGHT
-  --max-upstream-connections N  HTTP/1.1 connections per upstream origin, default 1024 (more
+  --max-upstream-connections N  HTTP/1.1 connections per upstream origin, default 256 (more
                             requests wait for one); 0: no limit              DEVSTACK_MAX_UPSTREAM_CONNECTIONS
   --max-concurrent-streams N  HTTP/2 streams one client connection may open, default 100
                                                                              DEVSTACK_MAX_CONCURRENT_STREAMS

@@ -23,10 +23,12 @@ export interface InFlightOptions {
  */
 export class InFlight {
   readonly stage: Stage;
+  readonly #limit: number;
   #count = 0;
 
   constructor(options: InFlightOptions) {
     const { limit, onShed } = options;
+    this.#limit = limit;
     const release = (): void => {
       this.#count--;
     };
@@ -41,6 +43,11 @@ export class InFlight {
       ex.res.once('close', release);
       ex.next();
     };
+  }
+
+  /** Whether the next exchange would be shed. */
+  full(): boolean {
+    return this.#count >= this.#limit;
   }
 
   /** Exchanges in flight now. */

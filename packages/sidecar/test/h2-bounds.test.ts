@@ -100,7 +100,7 @@ t.test('past --max-in-flight every listener sheds: 503 DEVSTACK_OVERLOADED or RE
 t.test('one client cannot open more upstream connections than the per-origin limit', async (t) => {
   const orders = await heldUpstream(t);
   const registry = writeRegistry(t.testdir(), { orders: { base: orders.origin } });
-  t.equal(DEFAULT_LIMITS.connections, 1024, 'by default as many as Envoy allows per cluster');
+  t.equal(DEFAULT_LIMITS.connections, 256, 'by default 256');
   const child = await spawnSidecar(t, ['--registry', registry, '--outbound-port', '0', '--max-upstream-connections', '8', '--max-concurrent-streams', '20']);
   const origin = `http://127.0.0.1:${child.ports['outbound']!}`;
   const sessions = [0, 1, 2].map(() => {
