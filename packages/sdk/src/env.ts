@@ -26,6 +26,11 @@ export const ENV_VARIABLES = [
   'DEVSTACK_KUBECONFIG',
   'DEVSTACK_TARGETS',
   'DEVSTACK_WATCH_IDLE_TIMEOUT',
+  'DEVSTACK_CONNECT_TIMEOUT',
+  'DEVSTACK_PASSIVE_HEALTH',
+  'DEVSTACK_EJECT_AFTER',
+  'DEVSTACK_BASE_EJECTION',
+  'DEVSTACK_MAX_EJECTION',
 ] as const;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -74,6 +79,20 @@ export function optionsFromEnv(env: Env): EnvOptions {
   if (allow !== undefined) options.allowHosts = allow;
   const deny = list('DEVSTACK_DENY_HOSTS');
   if (deny !== undefined) options.denyHosts = deny;
+  const ms = (name: string, min: number, max: number): number | undefined => {
+    const value = str(name);
+    if (value === undefined) return undefined;
+    if (/^[0-9]+$/.test(value) && Number(value) >= min && Number(value) <= max) return Number(value);
+    problems.push(`${name}: expected a whole number from ${min} to ${max}, got ${describeUntrusted(value)}`);
+    return undefined;
+  };
+  const connectTimeout = ms('DEVSTACK_CONNECT_TIMEOUT', 1, 3_600_000);
+  if (connectTimeout !== undefined) options.connectTimeoutMs = connectTimeout;
+  // The sidecar's names for the same settings (`--passive-health`, `--eject-after`, ...).
+  const health = { ejectAfter: ms('DEVSTACK_EJECT_AFTER', 1, 1000), baseEjectionMs: ms('DEVSTACK_BASE_EJECTION', 1, 3_600_000), maxEjectionMs: ms('DEVSTACK_MAX_EJECTION', 1, 3_600_000) };
+  const given = Object.fromEntries(Object.entries(health).filter(([, v]) => v !== undefined));
+  if (bool('DEVSTACK_PASSIVE_HEALTH') === false) options.passiveHealth = false;
+  else if (Object.keys(given).length > 0) options.passiveHealth = given;
   if (registry !== undefined && registryKind(registry) === 'kubernetes') {
     const kubernetes: Record<string, unknown> = {};
     const namespaces = list('DEVSTACK_NAMESPACE');

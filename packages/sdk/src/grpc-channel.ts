@@ -185,9 +185,6 @@ export function refusedCall(grpc: GrpcModule, code: number, details: string, lan
   return call;
 }
 
-/** How long a routed gRPC call waits for its target's connection before it tries the next target. */
-export const GRPC_CONNECT_TIMEOUT_MS = 10_000;
-
 interface FailoverHost {
   /** The channel to `target`, counted as in use. */
   delegate(target: ParsedTarget): Delegate;
@@ -210,7 +207,7 @@ const MAX_REPLAY = 64;
  * made) also means nothing of the call reached the target: either way the call moves on to the
  * lane's next target, then base (core's failOver), whatever its kind, with what the app did so far
  * (messages, half-close, reads) replayed. A call that heard its target's headers stays where it
- * is. A channel that does not connect within GRPC_CONNECT_TIMEOUT_MS counts as failed. When no
+ * is. A channel that does not connect within `connectTimeoutMs` counts as failed. When no
  * target is left the call fails as grpc-js fails it (UNAVAILABLE); strict mode answers
  * `DEVSTACK_NO_READY_UPSTREAM`.
  */
@@ -242,7 +239,7 @@ class FailoverCall implements GrpcCall {
   start(metadata: Metadata, listener: InterceptingListener): void {
     this.#metadata = metadata;
     this.#listener = listener;
-    this.#connectBy = Date.now() + GRPC_CONNECT_TIMEOUT_MS;
+    this.#connectBy = Date.now() + (runtime().router?.connectTimeoutMs ?? 5000);
     this.#wait();
   }
 
@@ -287,7 +284,7 @@ class FailoverCall implements GrpcCall {
       return true;
     }
     this.#d = this.#host.delegate(next.target);
-    this.#connectBy = Date.now() + GRPC_CONNECT_TIMEOUT_MS;
+    this.#connectBy = Date.now() + (runtime().router?.connectTimeoutMs ?? 5000);
     this.#real = undefined;
     this.#wait();
     return true;

@@ -116,9 +116,6 @@ const moved = new WeakSet<net.Socket>();
 type Oncreate = (error: Error | null, socket?: net.Socket) => void;
 type ConnectOptions = Record<string | symbol, unknown>;
 
-/** How long a routed node:http call waits for its TCP (and TLS) connection before trying the next target. */
-export const CONNECT_TIMEOUT_MS = 10_000;
-
 function socketTo(target: ParsedTarget, options: ConnectOptions): net.Socket {
   const o = { ...options, host: target.hostname, port: target.port, path: undefined } as ConnectOptions;
   // A target's scheme decides, not the module the call was made with: base may be https where the copy is not.
@@ -159,7 +156,8 @@ function connectRouted(record: Routed, options: ConnectOptions, oncreate: Oncrea
       }
       oncreate(error);
     };
-    const timer = setTimeout(() => fail(Object.assign(new Error(`connect ETIMEDOUT ${target.hostname}:${target.port}`), { code: 'ETIMEDOUT' })), CONNECT_TIMEOUT_MS);
+    // Node leaves a connect to the system (minutes); the sidecar's --connect-timeout default instead.
+    const timer = setTimeout(() => fail(Object.assign(new Error(`connect ETIMEDOUT ${target.hostname}:${target.port}`), { code: 'ETIMEDOUT' })), router?.connectTimeoutMs ?? 5000);
     socket.once('error', fail);
     socket.once(target.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
       if (settled) return;

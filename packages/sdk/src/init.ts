@@ -50,6 +50,11 @@ export interface InitOptions extends HostPolicyOptions {
    * `DEVSTACK_NO_READY_UPSTREAM`), and the target is passed over for a while. `false` turns it off.
    */
   passiveHealth?: PassiveHealthOptions | false;
+  /**
+   * Proxyless mode: how long a node:http(s) or gRPC call waits for its target's connection before
+   * it counts as failed (fetch and undici use their dispatcher's own connect timeout). Default 5000.
+   */
+  connectTimeoutMs?: number;
 }
 
 export interface DevstackSdk {
@@ -108,6 +113,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
       clusterDomain: options.clusterDomain,
       onSnapshot: (s) => metrics?.snapshot(s),
       passiveHealth: options.passiveHealth,
+      connectTimeoutMs: options.connectTimeoutMs,
       onEjected: (service, ejectedLane) => metrics?.ejection(service, ejectedLane),
       onFailover: (service, from, to) => metrics?.failover(service, from, to),
     });

@@ -25,6 +25,7 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
   strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
   denyHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
+  connectTimeoutMs: (v) => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 3_600_000 ? undefined : 'must be a whole number of milliseconds from 1 to 3600000'),
   passiveHealth: (v) => {
     if (v === false) return undefined;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be false or an object of passive health options';

@@ -85,6 +85,8 @@ export interface RouterOptions {
    * turns it off (a failed connection is then the app's error, as without the SDK).
    */
   passiveHealth?: PassiveHealthOptions | false | undefined;
+  /** node:http(s) and gRPC calls: a connection not made within this has failed. Default 5000, as the sidecar's --connect-timeout. */
+  connectTimeoutMs?: number | undefined;
   /** A target was ejected (`lane` is its lane), for the ejections metric. */
   onEjected?: ((service: string, lane: string, origin: string, until: number | undefined) => void) | undefined;
   /** A call moved on after a failed attempt: from the lane that failed to the one tried next (`none`: nothing left). */
@@ -118,6 +120,7 @@ export class Router {
   readonly #attempts = new WeakMap<Route, Attempts>();
   /** Passive health of the targets calls went to; undefined when turned off. */
   readonly health: PassiveHealth | undefined;
+  readonly connectTimeoutMs: number;
 
   constructor(source: RegistrySource, options: RouterOptions = {}) {
     this.source = source;
@@ -125,6 +128,7 @@ export class Router {
     this.health = options.passiveHealth === false ? undefined : new PassiveHealth(options.passiveHealth ?? {});
     this.#step = { strict: this.strict, defaultKey: options.defaultKey, health: this.health };
     this.#options = options;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 5000;
     this.#clusterDomain = options.clusterDomain ?? 'cluster.local';
     this.#onSnapshot = options.onSnapshot;
     this.#unsubscribe.push(

@@ -29,10 +29,11 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['keyName: a number', { keyName: 1 }, /^init: keyName must be a string/],
   ["strict: 'yes'", { strict: 'yes' }, /^init: strict must be true or false, got the string "yes"$/],
   ['metrics: not a registry', { metrics: {} }, /^init: metrics must be a prom-client Registry/],
+  ['connectTimeoutMs: not a whole number', { connectTimeoutMs: 1.5 }, /^init: connectTimeoutMs must be a whole number of milliseconds/],
   ['passiveHealth: not an object', { passiveHealth: true }, /^init: passiveHealth must be false or an object/],
   ['passiveHealth: a misspelt option', { passiveHealth: { ejectAfer: 2 } }, /^init: passiveHealth has unknown options "ejectAfer" \(known: ejectAfter, baseEjectionMs, maxEjectionMs, maxTracked, now\)/],
   ['passiveHealth: a bad value', { registry: new StaticSource(buildSnapshot({ services: {} })), passiveHealth: { ejectAfter: 0 } }, /^passive health: ejectAfter must be a whole number from 1 to 1000, got 0$/],
-  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, (service, )?registry, kubernetes, clusterDomain, strict, allowHosts, denyHosts, passiveHealth, metrics\)$/],
+  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, (service, )?registry, kubernetes, clusterDomain, strict, allowHosts, denyHosts, connectTimeoutMs, passiveHealth, metrics\)$/],
   ['options: null', null, /^init: options must be an object, got null$/],
   ['options: a string', 'orders', /^init: options must be an object, got the string "orders"$/],
 ];
