@@ -58,4 +58,25 @@ t.test('init({ registry: "http://RELAY" }) routes proxyless from the relay and l
   t.ok(result.loaded.some((u) => u.includes('registry-relay')), 'the relay source was loaded');
   t.notOk(result.loaded.some((u) => /client-node|registry-kubernetes/.test(u)), 'no Kubernetes source or client');
   t.ok(api.requests.every((r) => r.method === 'GET' && /\/namespaces\/shop\/(services|endpointslices)$/.test(r.path)), 'the API server saw only the relay');
+
+  // Zero code: register with DEVSTACK_REGISTRY naming the relay and DEVSTACK_NAMESPACE.
+  const app = `
+    const { withRoutingKey } = await import('@devstack/sdk');
+    let answer;
+    // Bounded: the relay's first snapshot arrives while the app already runs.
+    for (let i = 0; i < 500 && answer?.name !== 'web-f1'; i++) {
+      answer = await withRoutingKey('f1', async () => (await fetch('http://web/')).json()).catch(() => undefined);
+      if (answer?.name !== 'web-f1') await new Promise((r) => setTimeout(r, 10));
+    }
+    console.log(JSON.stringify(answer));
+    process.exit(0);
+  `;
+  const registered = await new Promise<string>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', '@devstack/sdk/register', '--input-type=module', '-e', app], { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, DEVSTACK_REGISTRY: `http://127.0.0.1:${relay.port}`, DEVSTACK_NAMESPACE: NS }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+  });
+  t.same(JSON.parse(registered), { name: 'web-f1', key: 'f1' }, 'register: DEVSTACK_REGISTRY=http://RELAY routes by the relay');
 });
