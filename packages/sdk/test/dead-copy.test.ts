@@ -16,7 +16,7 @@ import { RoutingRejectedError, init, withRoutingKey, type DevstackSdk, type Init
 
 interface Lane {
   readonly port: number;
-  /** Requests it answered, by method. */
+  /** Requests it answered: method and body. */
   readonly seen: string[];
   close(): Promise<void>;
 }
@@ -24,9 +24,11 @@ interface Lane {
 /** A service lane answering `{ lane }`; `port` 0 picks one, else listens there again. */
 async function serve(lane: string, port = 0, seen: string[] = []): Promise<Lane> {
   const server = http.createServer((req, res) => {
-    req.resume();
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
     req.on('end', () => {
-      seen.push(req.method ?? '');
+      seen.push(`${req.method ?? ''} ${body}`);
       res.setHeader('content-type', 'application/json');
       res.end(JSON.stringify({ lane }));
     });
@@ -219,6 +221,26 @@ t.test('a copy that accepts and resets before answering', async (t) => {
   t.equal(base.seen.length, before, 'and it was not sent again anywhere');
   const nodeGet = await call('node:http', 'stock', 'GET');
   t.ok('error' in nodeGet, 'node:http: a request written is not sent again (the request cannot be replayed)');
+});
+
+t.test('never ejected (ejectAfter 1000): each call tries the dead copy first, and base gets the whole request', async (t) => {
+  await copy.close();
+  await reinit({ registry: source, metrics, passiveHealth: { ejectAfter: 1000, now: clock.now } });
+  const count = async (name: string, labels: Record<string, string>) =>
+    (await metric(name)).filter((m) => Object.entries(labels).every(([k, v]) => m.labels[k] === v)).reduce((n, m) => n + m.value, 0);
+  const movedBefore = await count(METRICS.upstreamFailovers, { from: 'feature1', to: 'base' });
+  const ejectedBefore = await count(METRICS.upstreamEjections, {});
+  for (const client of CLIENTS) {
+    for (const method of ['POST', 'PUT', 'GET']) {
+      const body = method === 'GET' ? undefined : `{"client":"${client}","method":"${method}"}`;
+      const before = base.seen.length;
+      t.match(await call(client, 'orders', method, body), { status: 200, lane: 'base', served: 'base' }, `${client} ${method}`);
+      t.same(base.seen.slice(before), [`${method} ${body ?? ''}`], `${client} ${method}: base got it once, body and all`);
+    }
+  }
+  t.equal((await count(METRICS.upstreamFailovers, { from: 'feature1', to: 'base' })) - movedBefore, CLIENTS.length * 3, 'every call moved on');
+  t.equal((await count(METRICS.upstreamEjections, {})) - ejectedBefore, 0, 'and none ejected it');
+  copy = await serve('feature1', copyPort);
 });
 
 t.test('strict: a dead copy is DEVSTACK_NO_READY_UPSTREAM, not base', async (t) => {
