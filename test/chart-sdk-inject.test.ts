@@ -82,7 +82,9 @@ writeFileSync(join(APPS, 'esm.mjs'), `import http from 'node:http';\n${APP_BODY}
 writeFileSync(join(APPS, 'cjs.cjs'), `'use strict';\nconst http = require('node:http');\n${APP_BODY}`);
 const FORMATS = [['ES module', 'esm.mjs'], ['CommonJS', 'cjs.cjs']] as const;
 // The same apps in a team's usual OpenTelemetry set-up: the packages in their node_modules (links
-// to the repository's) and NODE_OPTIONS=--require @opentelemetry/auto-instrumentations-node/register.
+// to the repository's) and NODE_OPTIONS=--require (or --import)
+// @opentelemetry/auto-instrumentations-node/register, which loads the API's CommonJS (or ES module)
+// build: the key must survive under either.
 const OTEL_APPS = join(WORK, 'otel-apps');
 mkdirSync(join(OTEL_APPS, 'node_modules/@opentelemetry'), { recursive: true });
 for (const [, file] of FORMATS) writeFileSync(join(OTEL_APPS, file), readFileSync(join(APPS, file)));
@@ -343,12 +345,14 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
     { name: 'web-plain', feature: '', inject: false, otel: false },
     { name: 'web-otel', feature: '', inject: true, otel: true },
     { name: 'web-otel-feature1', feature: 'feature1', inject: true, otel: true },
+    { name: 'web-otel-import-feature1', feature: 'feature1', inject: true, otel: true },
   ];
   const pods = new Map<string, Record<string, string>>();
   await Promise.all(releases.map(async (r) => {
     const mountPath = join(WORK, 'pods', r.name, 'devstack', 'sdk');
     const v = values(r.feature, outbound, { mountPath });
-    if (r.otel) v.env = [...v.env.filter((e) => e['name'] !== 'NODE_OPTIONS'), ...OTEL_ENV, { name: 'NODE_OPTIONS', value: `--require @opentelemetry/auto-instrumentations-node/register ${OWN_NODE_OPTIONS}` }];
+    const preload = r.name.includes('import') ? '--import' : '--require';
+    if (r.otel) v.env = [...v.env.filter((e) => e['name'] !== 'NODE_OPTIONS'), ...OTEL_ENV, { name: 'NODE_OPTIONS', value: `${preload} @opentelemetry/auto-instrumentations-node/register ${OWN_NODE_OPTIONS}` }];
     if (!r.inject) v.devstack.sdk = { inject: false, mountPath };
     const objects = await render(r.name, { values: v });
     const deployment = find(objects, 'Deployment', r.feature ? `web-${r.feature}` : 'web');
@@ -374,6 +378,8 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
     ['web-otel', {}, null, 'base under its own OpenTelemetry, called without a key: none'],
     ['web-otel-feature1', { [KEY]: 'feature2' }, 'feature2', 'the copy under its own OpenTelemetry, called with another key: that key, not its default'],
     ['web-otel-feature1', {}, 'feature1', 'the copy under its own OpenTelemetry, called without a key: its default key'],
+    ['web-otel-import-feature1', { [KEY]: 'feature2' }, 'feature2', 'the copy under OpenTelemetry loaded with --import, called with another key: that key'],
+    ['web-otel-import-feature1', {}, 'feature1', 'the copy under OpenTelemetry loaded with --import, called without a key: its default key'],
   ];
   for (const [format, file] of FORMATS) {
     await t.test(`${format} app`, async (t) => {
