@@ -65,4 +65,12 @@ t.test('ready only after the first sync; streams end at their maximum age and cl
   const status = await get(relay.adminPort, '/status');
   t.match(status.body, { ready: true, namespaces: [{ namespace: NS, services: 2 }] });
   t.equal((await get(relay.adminPort, '/nope')).status, 404);
+
+  const lasting = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS]);
+  const last = await Stream.open(lasting.port, NS);
+  await last.next();
+  lasting.proc.kill('SIGTERM');
+  t.equal(await lasting.exited, 0, 'SIGTERM: a clean exit');
+  await last.next(() => false).catch(() => undefined);
+  t.ok(last.ended, 'streams are ended on the way out, so clients resume elsewhere at once');
 });

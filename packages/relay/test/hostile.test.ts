@@ -53,6 +53,31 @@ t.test('a subscriber that stops reading holds up nobody and catches up with the 
   t.ok(slowDeltas < fastDeltas, `fewer messages, not a backlog (${slowDeltas} against ${fastDeltas})`);
 });
 
+t.test('a subscriber that reads nothing for --stall-timeout is ended; the others stream on', async (t) => {
+  const { api, kubeconfig } = await fleet(t);
+  api.create(service('big', 'big'));
+  api.create(slice('big', addresses));
+  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--stall-timeout', '100']);
+  const fast = await Stream.open(relay.port, NS);
+  const slow = await Stream.open(relay.port, NS);
+  t.teardown(() => [fast, slow].forEach((s) => s.close()));
+  await Promise.all([fast.next(), slow.next()]);
+  slow.res.pause();
+  let stalled = 0;
+  for (let i = 0; i < 400 && stalled === 0; i++) {
+    const current = api.get(sliceRef('big')) as { metadata: { resourceVersion: string } };
+    const next = slice('big', addresses);
+    next.endpoints[0]!.conditions.ready = i % 2 === 1;
+    api.update({ ...next, metadata: { ...next.metadata, resourceVersion: current.metadata.resourceVersion } });
+    await fast.next((m) => m.type === 'delta', fast.messages.length);
+    if (i % 10 === 9) stalled = metric((await get(relay.adminPort, '/metrics')).text, 'devstack_relay_stalled_ended_total');
+  }
+  t.equal(stalled, 1, 'the stalled stream was ended');
+  deploy(api, 'web-on', 'web', '10.0.8.8', 'on');
+  await fast.next((m) => m.type === 'delta' && 'web' in (m as DeltaMessage).services);
+  t.pass('the reading subscriber streams on');
+});
+
 function raw(port: number, bytes: string): Promise<{ text: string; socket: Socket }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () => socket.write(bytes));
