@@ -201,17 +201,22 @@ function choose(snapshot: Snapshot, lane: Lane, options: RouteStepOptions, done:
 }
 
 /**
- * After a connection to `out.target` failed before any byte of the request was sent (core's
- * UPSTREAM_FAILURES marks those `retry`), moves `out` on to the next target `choose` gives and its
- * lane (`base` when it fell back), adding the failed one to `done`, which the caller keeps for the
- * call. Returns false when none is left: `out.refusal` is then `no-ready-target` in strict mode for
- * a feature lane (answer 503), else undefined (report the connect failure itself); `out.target`
- * stays the failed one. Record the failure in the tracker first (`health.failure`): it decides
+ * After an attempt on `out.target` failed in a way `retryable` allows, moves `out` on to the next
+ * target `choose` gives and its lane (`base` when it fell back), adding the failed one to `done`,
+ * which the caller keeps for the call. `kind` is `retryable`'s answer: after `idempotent` (the
+ * target accepted the connection, then reset it unanswered: most often an idle keep-alive
+ * connection it had closed) the same target is tried once more, on a new connection, before the
+ * call moves on. Returns false when none is left: `out.refusal` is then `no-ready-target` in strict
+ * mode for a feature lane (answer 503), else undefined (report the failure itself); `out.target`
+ * stays the failed one. Record a connect failure in the tracker first (`health.failure`): it decides
  * whether the target is ejected for later calls, not which target this call tries next.
  */
-export function failOver(snapshot: Snapshot, out: RouteFields, options: RouteStepOptions, done: Target[]): boolean {
+export function failOver(snapshot: Snapshot, out: RouteFields, options: RouteStepOptions, done: Target[], kind: 'connect' | 'idempotent' = 'connect'): boolean {
   const lane = out.decision?.lane;
-  if (out.target !== undefined && !tried(done, out.target)) done.push(out.target);
+  if (out.target !== undefined && !tried(done, out.target)) {
+    done.push(out.target);
+    if (kind === 'idempotent' && out.decision?.outcome !== 'reject') return true;
+  }
   if (lane === undefined || out.decision?.outcome === 'reject') return false;
   // The lane as the snapshot at hand has it: the call may have waited across a registry update.
   const current = snapshot.services.get(lane.service);

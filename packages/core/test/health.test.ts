@@ -151,6 +151,25 @@ t.test('failOver: the lane\'s other targets, then base, then nothing (strict: no
   }
 });
 
+t.test('failOver after a reset of a sent idempotent call: the same target once more, then on', async (t) => {
+  const health = new PassiveHealth({ now: clock().now });
+  const out = fields();
+  const options = { health };
+  routeStep(snapshot, 'orders', reading('solo'), options, out);
+  const done: Target[] = [];
+  t.equal(failOver(snapshot, out, options, done, 'idempotent'), true, 'first reset: tried again');
+  t.equal(port(out.target), 7201, 'on the same target');
+  t.equal(out.lane, 'solo');
+  t.equal(failOver(snapshot, out, options, done, 'idempotent'), true, 'second reset: moved on');
+  t.equal(out.lane, 'base');
+  const first = port(out.target);
+  t.equal(failOver(snapshot, out, options, done, 'idempotent'), true, 'a reset on base: base target again');
+  t.equal(port(out.target), first);
+  t.equal(failOver(snapshot, out, options, done, 'connect'), true, 'a connect failure there: base\'s other target');
+  t.not(port(out.target), first);
+  t.equal(failOver(snapshot, out, options, done, 'connect'), false, 'nothing left');
+});
+
 t.test('retryable: any method before a byte was sent, an idempotent one after, nothing once answered', async (t) => {
   const refused = Object.assign(new Error('refused'), { code: 'ECONNREFUSED' });
   const reset = Object.assign(new Error('reset'), { code: 'ECONNRESET' });

@@ -98,8 +98,6 @@ interface Attempts {
   readonly snapshot: Snapshot;
   readonly fields: RouteFields;
   readonly done: Target[];
-  /** The target an idempotent call was sent to again after a reset (a stale keep-alive connection, most often). */
-  resent: Target | undefined;
 }
 
 /**
@@ -180,7 +178,7 @@ export class Router {
       refusal: out.refusal,
       started: performance.now(),
     };
-    if (out.target !== undefined && this.health !== undefined) this.#attempts.set(route, { snapshot, fields: out, done: [], resent: undefined });
+    if (out.target !== undefined && this.health !== undefined) this.#attempts.set(route, { snapshot, fields: out, done: [] });
     return route;
   }
 
@@ -202,21 +200,14 @@ export class Router {
     const health = this.health;
     if (a === undefined || health === undefined || a.fields.target === undefined) return undefined;
     const failed = a.fields.target;
-    // Reset after it was sent: the target accepted the connection, so it is tried once more on a
-    // new one (an idle connection it had closed is the usual cause) before the call moves on.
-    if (kind === 'idempotent' && a.resent !== failed) {
-      a.resent = failed;
-      const again: Route = { ...route };
-      this.#attempts.set(again, a);
-      return again;
-    }
     if (kind === 'connect' && health.failure(failed.origin)) {
       const until = health.status().find((s) => s.origin === failed.origin)?.ejectedUntil;
       diag.warn(`devstack: ${failed.origin} (${route.service}, lane ${route.lane}) could not be connected to: passed over until ${until === undefined ? 'now' : new Date(until).toISOString()}`);
       this.#options.onEjected?.(route.service, route.lane, failed.origin, until);
     }
-    const moved = failOver(a.snapshot, a.fields, this.#step, a.done);
-    this.#options.onFailover?.(route.service, route.lane, moved ? a.fields.lane : NO_LANE);
+    const moved = failOver(a.snapshot, a.fields, this.#step, a.done, kind);
+    // The same target once more (a reset after sending) is a retry, not a move to another.
+    if (!moved || a.fields.target !== failed) this.#options.onFailover?.(route.service, route.lane, moved ? a.fields.lane : NO_LANE);
     if (!moved && a.fields.refusal === undefined) return undefined;
     const next: Route = { ...route, target: moved ? parseTarget(a.fields.target) : undefined, lane: a.fields.lane, refusal: a.fields.refusal };
     if (moved) this.#attempts.set(next, a);
