@@ -86,6 +86,28 @@ t.test('the copy comes back: used again once its ejection ends', async (t) => {
   t.same(sdk.health(), []);
 });
 
+t.test('never ejected (ejectAfter 1000): every kind of call tries the dead copy first, its messages replayed on base', async (t) => {
+  await copy.close();
+  await sdk.close();
+  sdk = init({ registry: source, passiveHealth: { ejectAfter: 1000, now: clock.now } });
+  await sdk.ready;
+  const c = client();
+  for (let round = 0; round < 2; round++) {
+    for (const [kind, call] of CALLS) {
+      const reply = await keyed(() => call(c));
+      t.equal(reply.error, undefined, `${kind}, round ${round}: no error`);
+      t.equal(first(reply)?.server, 'orders:base', `${kind}, round ${round}: base served`);
+      t.same(reply.metadata?.get(LANE_HEADER), ['base'], `${kind}, round ${round}: the lane says base`);
+      if (kind === 'client streaming') t.equal((first(reply) as { keysWhileReading?: unknown[] }).keysWhileReading?.length, 2, 'both messages reached base');
+      if (kind === 'bidi streaming') t.equal((reply.value as unknown[]).length, 2, 'both messages answered');
+    }
+  }
+  const record = sdk.health().find((h) => h.origin === `http://127.0.0.1:${copyPort}`);
+  t.equal(record?.consecutiveFailures, CALLS.length * 2, 'each call found the copy dead');
+  t.equal(record?.ejectedUntil, undefined, 'and none ejected it');
+  copy = await restart();
+});
+
 t.test('strict: a dead copy is DEVSTACK_NO_READY_UPSTREAM', async (t) => {
   await copy.close();
   await sdk.close();
