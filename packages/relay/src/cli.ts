@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { HELP, parseConfig, type RelayConfig } from './config.js';
 import { Relay, type RelayLog } from './relay.js';
 
@@ -33,13 +34,22 @@ async function main(): Promise<number> {
   const { config } = parsed;
   const log = logger(config.logLevel);
   const kube = { kubeconfig: config.kubeconfig, targets: config.targets, clusterDomain: config.clusterDomain, watchIdleTimeoutMs: config.watchIdleTimeoutMs };
+  let tls: { cert: Buffer; key: Buffer } | undefined;
+  if (config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    try {
+      tls = { cert: await readFile(config.tlsCert), key: await readFile(config.tlsKey) };
+    } catch (error) {
+      process.stderr.write(`devstack-relay: --tls-cert/--tls-key: ${(error as Error).message}\n`);
+      return 1;
+    }
+  }
   let relay: Relay;
   try {
     // Loaded once the flags are good: the Kubernetes client costs a second to import, a usage error nothing.
     const { createKubernetesSource, loadKubeConfig } = await import('@devstack/registry-kubernetes');
     // Credentials are checked now, also for namespaces opened later (--all-namespaces).
     loadKubeConfig({ kubeconfig: config.kubeconfig });
-    relay = new Relay({ ...config, openSource: (namespace) => createKubernetesSource({ ...kube, namespaces: [namespace] }), log });
+    relay = new Relay({ ...config, tls, openSource: (namespace) => createKubernetesSource({ ...kube, namespaces: [namespace] }), log });
   } catch (error) {
     process.stderr.write(`devstack-relay: ${(error as Error).message}\n`);
     return 1;

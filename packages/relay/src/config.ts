@@ -24,6 +24,8 @@ Listeners
   --host ADDRESS              default 0.0.0.0
   --admin-port PORT           /healthz, /readyz (200 after the first sync), /status, /metrics (default 7401)
   --admin-host ADDRESS        default 0.0.0.0
+  --tls-cert FILE             serve the stream over TLS (clients: --registry https://...), with
+  --tls-key FILE              this certificate chain and key (PEM), read at start
 
 Limits
   --heartbeat-interval MS     a heartbeat on every quiet stream this often (default ${DEFAULT_LIMITS.heartbeatIntervalMs})
@@ -49,6 +51,8 @@ export interface RelayConfig extends RelayLimits {
   host: string;
   adminPort: number;
   adminHost: string;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -87,6 +91,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         'cluster-domain': { type: 'string' },
         host: { type: 'string' },
         'admin-host': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         'log-level': { type: 'string' },
         ...Object.fromEntries(INTS.map(([flag]) => [flag, { type: 'string' as const }])),
       },
@@ -121,6 +127,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (listed.length === 0 && !all) problems.push('--namespace NS (repeatable) or --all-namespaces: which namespaces to serve');
   const targets = str('targets');
   if (targets !== undefined && targets !== 'service' && targets !== 'endpoints') problems.push(`--targets (DEVSTACK_TARGETS): expected service or endpoints, got ${describeUntrusted(targets)}`);
+  if ((str('tls-cert') === undefined) !== (str('tls-key') === undefined)) problems.push('--tls-cert and --tls-key (DEVSTACK_TLS_CERT, DEVSTACK_TLS_KEY): give both or neither');
   const level = str('log-level') ?? 'info';
   if (!['debug', 'info', 'warn', 'error'].includes(level)) problems.push(`--log-level (DEVSTACK_LOG_LEVEL): expected debug, info, warn or error, got ${describeUntrusted(level)}`);
   if (problems.length > 0) return { kind: 'error', problems };
@@ -134,6 +141,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       clusterDomain: str('cluster-domain'),
       host: str('host') ?? '0.0.0.0',
       adminHost: str('admin-host') ?? '0.0.0.0',
+      tlsCert: str('tls-cert'),
+      tlsKey: str('tls-key'),
       logLevel: level as RelayConfig['logLevel'],
     },
   };

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { isValidKey, type RegistrySource } from '@devstack/core';
 import { NDJSON, RELAY_ERRORS, STREAM_PATH } from '@devstack/registry-relay';
@@ -53,6 +54,8 @@ export interface RelayOptions extends Partial<RelayLimits> {
   host?: string;
   adminPort?: number;
   adminHost?: string;
+  /** A certificate and key (PEM) for the stream port: clients then use `https://`. */
+  tls?: { cert: Buffer | string; key: Buffer | string };
   log?: RelayLog;
   random?: () => number;
 }
@@ -110,7 +113,11 @@ export class Relay {
 
   /** Listens on both ports at once, and opens the sources; resolves when listening, not when synced. */
   async listen(): Promise<void> {
-    const stream = createServer({ maxHeaderSize: this.#o.maxHeaderSize, headersTimeout: this.#o.headersTimeoutMs, requestTimeout: this.#o.headersTimeoutMs, keepAliveTimeout: 5000, connectionsCheckingInterval: Math.min(1000, this.#o.headersTimeoutMs) }, (req, res) => this.#handle(req, res));
+    const http = { maxHeaderSize: this.#o.maxHeaderSize, headersTimeout: this.#o.headersTimeoutMs, requestTimeout: this.#o.headersTimeoutMs, keepAliveTimeout: 5000, connectionsCheckingInterval: Math.min(1000, this.#o.headersTimeoutMs) };
+    const handle = (req: IncomingMessage, res: ServerResponse) => this.#handle(req, res);
+    const tls = this.#o.tls;
+    // A TLS handshake that does not finish is bounded like a request that does not come.
+    const stream: Server = tls === undefined ? createServer(http, handle) : createTlsServer({ ...http, cert: tls.cert, key: tls.key, handshakeTimeout: this.#o.headersTimeoutMs }, handle);
     stream.maxConnections = this.#o.maxConnections;
     stream.on('drop', () => this.metrics.rejected('connections'));
     stream.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.#clientError(error, socket));

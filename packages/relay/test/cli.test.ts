@@ -33,6 +33,7 @@ t.test('usage errors say what is wrong and exit 2; no credentials exit 1', async
     [['--namespace', 'a', '--port', '70000'], {}, /--port \(DEVSTACK_PORT\): expected a whole number from 0 to 65535/],
     [['--namespace', 'a'], { DEVSTACK_MAX_CONNECTIONS: 'lots' }, /--max-connections \(DEVSTACK_MAX_CONNECTIONS\)/],
     [['--namespace', 'a', '--nope'], {}, /Unknown option '--nope'/],
+    [['--namespace', 'a', '--tls-cert', 'cert.pem'], {}, /--tls-cert and --tls-key \(DEVSTACK_TLS_CERT, DEVSTACK_TLS_KEY\): give both or neither/],
   ];
   for (const [args, env, message] of cases) {
     const r = await run(args, env);

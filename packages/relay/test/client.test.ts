@@ -2,7 +2,7 @@
  * The relay source (`--registry http://RELAY`) through core's factory, against the real relay
  * command: a relay killed and restarted, and what the client process loads.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { createRegistrySource, registryKind, type Snapshot } from '@devstack/core';
@@ -65,4 +65,30 @@ t.test('a relay-mode app loads no Kubernetes client', async (t) => {
   t.same(services, ['orders', 'web'], 'routed from the relay');
   t.ok(loaded.some((u) => u.includes('registry-relay')), 'the relay source was loaded');
   t.notOk(loaded.some((u) => /client-node|registry-kubernetes|registry-file/.test(u)), 'no Kubernetes source or client, no file source');
+});
+
+t.test('over TLS: --tls-cert and --tls-key, followed with --registry https://', async (t) => {
+  const { kubeconfig } = await fleet(t);
+  const dir = t.testdir({});
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=devstack-relay', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`], { stdio: 'ignore' });
+  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--tls-cert', `${dir}/cert.pem`, '--tls-key', `${dir}/key.pem`]);
+  const script = `
+    const { createRegistrySource } = await import('@devstack/core');
+    const source = await createRegistrySource({ registry: 'https://127.0.0.1:${relay.port}', relay: { namespace: '${NS}' } }, (name) => import(name));
+    const snapshot = await source.start();
+    await source.close();
+    console.log(JSON.stringify([...snapshot.services.keys()].sort()));
+  `;
+  const out = await new Promise<string>((resolve, reject) => {
+    // The relay's certificate is trusted as a cluster's CA would be, through NODE_EXTRA_CA_CERTS.
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: fileURLToPath(new URL('..', import.meta.url)), env: { ...process.env, NODE_EXTRA_CA_CERTS: `${dir}/cert.pem` }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (c: Buffer) => (text += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`exit ${code}`))));
+  });
+  t.same(JSON.parse(out), ['orders', 'web'], 'the snapshot over TLS');
+  const plain = await fetch(`http://127.0.0.1:${relay.port}/v1/namespaces/${NS}/stream`).then((r) => r.status, () => 'refused');
+  t.not(plain, 200, 'no plain HTTP on a TLS port');
+  t.equal(relay.proc.exitCode, null, 'the relay runs on');
 });
