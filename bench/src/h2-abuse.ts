@@ -26,6 +26,7 @@ const HELP = `Usage: npm run h2-abuse -w @devstack/bench -- [options]
   --via connect        inside CONNECT tunnels (outbound only)
   --pairs N            rapid-reset: HEADERS + RST_STREAM pairs in all (default 200000)
   --after-settings     rapid-reset: send the pairs once the sidecar's SETTINGS arrived
+  --bursts N           rapid-reset: the attack N times, --settle seconds apart (default 1)
   --connections N      connections at a time (default 8; stalled-h1: clients, default 2000)
   --streams N          stalled-h2: streams per connection (default 1000, the client's ask)
   --size BYTES         stalled-*: body size (default 10485760)
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     'sidecar-runtime': { type: 'string', default: 'image' },
     'sidecar-args': { type: 'string', default: '' },
     'after-settings': { type: 'boolean' },
+    bursts: { type: 'string', default: '1' },
     help: { type: 'boolean' },
   },
 });
@@ -244,13 +246,21 @@ const prober = probe();
 const started = performance.now();
 const attacked: Record<string, number> = {};
 const held: { sessions: ClientHttp2Session[]; sockets: Socket[] } = { sessions: [], sockets: [] };
+// --bursts N: the rapid-reset attack N times over, --settle seconds apart; RSS after each.
+const afterBursts: string[] = [];
 if (attack === 'rapid-reset') {
-  const share = { left: Number(values.pairs) };
   const stats = { pairs: 0, goaways: 0, connections: 0 };
-  // Reconnecting attackers: `connections` at a time until every pair is sent.
-  await Promise.all(Array.from({ length: connections }, async () => {
-    while (share.left > 0) await resetConnection(share, stats);
-  }));
+  for (let burst = 0; burst < Number(values.bursts); burst++) {
+    if (burst > 0) {
+      await new Promise((r) => setTimeout(r, Number(values.settle) * 1000));
+      afterBursts.push(mib(memory(sidecar.pid).rssKiB));
+    }
+    const share = { left: Number(values.pairs) };
+    // Reconnecting attackers: `connections` at a time until every pair is sent.
+    await Promise.all(Array.from({ length: connections }, async () => {
+      while (share.left > 0) await resetConnection(share, stats);
+    }));
+  }
   Object.assign(attacked, stats);
 } else {
   if (attack === 'stalled-h2') await stalledH2(held.sessions);
@@ -276,7 +286,7 @@ const report = {
   sidecarArgs: extra,
   seconds: Number(seconds.toFixed(1)),
   alive,
-  rss: { idle: mib(idle.rssKiB), peak: mib(during.peakKiB), peakResetWorked: peakReset, endOfAttack: mib(during.rssKiB), afterSettle: mib(after.rssKiB) },
+  rss: { idle: mib(idle.rssKiB), peak: mib(during.peakKiB), peakResetWorked: peakReset, endOfAttack: mib(during.rssKiB), afterSettle: mib(after.rssKiB), afterEarlierBursts: afterBursts },
   attacked,
   upstream: up,
   probe: { ...probed, maxMs: Math.round(probed.maxMs) },
