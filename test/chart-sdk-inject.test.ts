@@ -408,3 +408,79 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
     t.match(pod.stderr(), /^devstack: not started, the app runs unrouted: DEVSTACK_DEFAULT_KEY/, 'one warning line');
   });
 });
+
+// A gRPC server app with its own @grpc/grpc-js (a link to the repository's) and no devstack code:
+// its one method calls orders with fetch and answers what came back.
+const GRPC_APPS = join(WORK, 'grpc-apps');
+mkdirSync(join(GRPC_APPS, 'node_modules/@grpc'), { recursive: true });
+symlinkSync(join(ROOT, 'node_modules/@grpc/grpc-js'), join(GRPC_APPS, 'node_modules/@grpc/grpc-js'));
+const JSON_METHOD = `{
+  path: '/shop.Web/Hello', requestStream: false, responseStream: false,
+  requestSerialize: (v) => Buffer.from(JSON.stringify(v)), requestDeserialize: (b) => JSON.parse(b.toString('utf8')),
+  responseSerialize: (v) => Buffer.from(JSON.stringify(v)), responseDeserialize: (b) => JSON.parse(b.toString('utf8')),
+}`;
+writeFileSync(join(GRPC_APPS, 'server.cjs'), `'use strict';
+const grpc = require('@grpc/grpc-js');
+const service = { hello: ${JSON_METHOD} };
+const server = new grpc.Server();
+server.addService(service, {
+  hello: (call, done) => {
+    fetch(process.env.ORDERS_URL).then((res) => res.json()).then((seen) => done(null, { fetch: seen }), (error) => done(error));
+  },
+});
+server.bindAsync('127.0.0.1:' + process.env.PORT, grpc.ServerCredentials.createInsecure(), (error, port) => {
+  if (error) throw error;
+  console.log('listening on ' + port);
+});
+process.on('SIGTERM', () => server.forceShutdown());
+`);
+
+t.test('an unchanged gRPC server loaded with the injected SDK carries the key on its calls', async (t) => {
+  await built;
+  const grpc = await import('@grpc/grpc-js');
+  const outbound = await outboundRecorder(t);
+  const releases = [
+    { name: 'greeter', feature: '', inject: true },
+    { name: 'greeter-feature1', feature: 'feature1', inject: true },
+    { name: 'greeter-plain', feature: '', inject: false },
+  ];
+  const ports = new Map<string, number>();
+  await Promise.all(releases.map(async (r) => {
+    const mountPath = join(WORK, 'pods', r.name, 'devstack', 'sdk');
+    const v = { ...values(r.feature, outbound, { mountPath }), service: 'greeter', appProtocol: 'grpc' };
+    v.env = v.env.filter((e) => e['name'] !== 'NODE_OPTIONS');
+    if (!r.inject) v.devstack.sdk = { inject: false, mountPath };
+    const deployment = find(await render(r.name, { values: v }), 'Deployment', r.feature ? `greeter-${r.feature}` : 'greeter');
+    if (r.inject) await runInitContainer(deployment);
+    ports.set(r.name, (await startApp(t, GRPC_APPS, 'server.cjs', resolveEnv(app(deployment)))).port);
+  }));
+  const Client = grpc.makeGenericClientConstructor({
+    hello: {
+      path: '/shop.Web/Hello', requestStream: false, responseStream: false,
+      requestSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)), requestDeserialize: (b: Buffer): unknown => JSON.parse(b.toString('utf8')),
+      responseSerialize: (v: unknown) => Buffer.from(JSON.stringify(v)), responseDeserialize: (b: Buffer): unknown => JSON.parse(b.toString('utf8')),
+    },
+  }, 'Web');
+  const hello = (release: string, key: string | undefined) => new Promise<{ fetch?: Seen }>((resolve, reject) => {
+    const client = new Client(`127.0.0.1:${ports.get(release)!}`, grpc.credentials.createInsecure());
+    const metadata = new grpc.Metadata();
+    if (key !== undefined) metadata.set(KEY, key);
+    (client as unknown as { hello: (req: unknown, md: unknown, done: (error: Error | null, answer: { fetch?: Seen }) => void) => void }).hello({}, metadata, (error, answer) => {
+      client.close();
+      if (error) reject(error);
+      else resolve(answer);
+    });
+  });
+  const rows: [string, string | undefined, string | null, string][] = [
+    ['greeter', 'feature1', 'feature1', 'base, called with the key in metadata: the key on its fetch'],
+    ['greeter', undefined, null, 'base, called without a key: none'],
+    ['greeter-feature1', undefined, 'feature1', 'the copy, called without a key: its default key'],
+    ['greeter-feature1', 'feature2', 'feature2', 'the copy, called with another key: that key'],
+    ['greeter-plain', 'feature1', null, 'control, the same server without injection: the key is lost'],
+  ];
+  for (const [release, key, expected, what] of rows) {
+    const answer = await hello(release, key);
+    t.equal(answer.fetch?.host, 'orders', `${what}: the call went to the outbound listener for orders`);
+    t.equal(answer.fetch?.key ?? null, expected, what);
+  }
+});
