@@ -36,6 +36,7 @@ Limits
   --stall-timeout MS          a subscriber that reads nothing this long is ended (default ${DEFAULT_LIMITS.stallTimeoutMs})
   --history N                 versions kept per namespace to resume from with a change (default ${DEFAULT_LIMITS.history})
   --max-namespaces N          with --all-namespaces, namespaces watched at most (default ${DEFAULT_LIMITS.maxNamespaces})
+  --max-admin-connections N   open connections on the admin port (default ${DEFAULT_LIMITS.maxAdminConnections})
 
   --log-level debug|info|warn|error   default info
   --help, --version
@@ -71,6 +72,7 @@ const INTS: Array<[flag: string, key: keyof RelayLimits | 'port' | 'adminPort' |
   ['stall-timeout', 'stallTimeoutMs', 100, 3_600_000],
   ['history', 'history', 1, 100_000],
   ['max-namespaces', 'maxNamespaces', 1, 100_000],
+  ['max-admin-connections', 'maxAdminConnections', 1, 100_000],
   ['watch-idle-timeout', 'watchIdleTimeoutMs', 1000, 3_600_000],
 ];
 

@@ -3,7 +3,7 @@ import { METRICS } from '@devstack/core';
 import type { Channel, ChannelEvents } from './channel.js';
 
 /** Why the relay refused a connection or a request. */
-export type RejectReason = 'connections' | 'header_size' | 'timeout' | 'bad_request' | 'not_found' | 'method' | 'not_served';
+export type RejectReason = 'connections' | 'admin_connections' | 'header_size' | 'timeout' | 'bad_request' | 'not_found' | 'method' | 'not_served';
 
 /** The relay's Prometheus metrics; per-namespace state is read from the channels at scrape time. */
 export class RelayMetrics {

@@ -26,6 +26,8 @@ export interface RelayLimits {
   history: number;
   /** With all namespaces: namespaces opened at most (each one a list+watch of its own). */
   maxNamespaces: number;
+  /** Open connections on the admin port (probes and scrapes need few); more are closed at once. */
+  maxAdminConnections: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
@@ -38,6 +40,7 @@ export const DEFAULT_LIMITS: Readonly<RelayLimits> = Object.freeze({
   stallTimeoutMs: 120_000,
   history: 64,
   maxNamespaces: 1000,
+  maxAdminConnections: 128,
 });
 
 export interface RelayLog {
@@ -128,6 +131,8 @@ export class Relay {
       socket.setTimeout(this.#o.headersTimeoutMs);
     });
     const admin = createServer({ maxHeaderSize: 8192, headersTimeout: 10_000, requestTimeout: 10_000 }, (req, res) => void this.#handleAdmin(req, res));
+    admin.maxConnections = this.#o.maxAdminConnections;
+    admin.on('drop', () => this.metrics.rejected('admin_connections'));
     admin.on('clientError', (_error, socket: Socket) => socket.destroy());
     this.#stream = stream;
     this.#admin = admin;

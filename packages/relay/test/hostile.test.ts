@@ -92,7 +92,7 @@ function raw(port: number, bytes: string): Promise<{ text: string; socket: Socke
 
 t.test('garbage, huge headers and a flood of idle connections end nothing and starve nobody', async (t) => {
   const { api, kubeconfig } = await fleet(t);
-  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--max-connections', '20', '--headers-timeout', '500', '--max-header-size', '4096']);
+  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--max-connections', '20', '--headers-timeout', '500', '--max-header-size', '4096', '--max-admin-connections', '5']);
   const sub = await Stream.open(relay.port, NS);
   t.teardown(() => sub.close());
   await sub.next();
@@ -123,7 +123,17 @@ t.test('garbage, huge headers and a flood of idle connections end nothing and st
   const late = await Stream.open(relay.port, NS);
   t.teardown(() => late.close());
   t.equal((await late.next()).type, 'snapshot', 'a new subscriber is served after the flood');
-  const metrics = (await get(relay.adminPort, '/metrics')).text;
+  // The admin port is bounded too; what it dropped is counted once a slot is free again.
+  const probes = await Promise.all(
+    Array.from({ length: 10 }, () => new Promise<Socket>((resolve) => {
+      const s = connect(relay.adminPort, '127.0.0.1', () => resolve(s));
+      s.on('error', () => undefined);
+    })),
+  );
+  await until(async () => probes.filter((s) => s.destroyed || s.readyState !== 'open').length, (n) => n >= 5);
+  probes.forEach((s) => s.destroy());
+  const metrics = (await until(() => get(relay.adminPort, '/metrics').catch(() => undefined), (r) => r?.status === 200))!.text;
+  t.ok(metric(metrics, 'devstack_relay_rejected_total{reason="admin_connections"}') > 0, 'admin connections over the cap counted');
   t.ok(metric(metrics, 'devstack_relay_rejected_total{reason="connections"}') > 0, 'connections over the cap counted');
   t.ok(metric(metrics, 'devstack_relay_rejected_total{reason="bad_request"}') >= 2, 'garbage counted');
   t.ok(metric(metrics, 'devstack_relay_rejected_total{reason="header_size"}') >= 1, 'huge headers counted');
