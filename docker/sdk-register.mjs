@@ -10,7 +10,8 @@ import { pathToFileURL } from 'node:url';
 
 const here = new URL('./', import.meta.url);
 const sdk = new URL('./node_modules/@devstack/sdk/', import.meta.url);
-const manifest = JSON.parse(readFileSync(new URL('package.json', sdk), 'utf8'));
+/** The SDK's package.json, read in the guarded part below (a broken copy must not stop the app). */
+let manifest;
 // The SDK's mark on a `propagation` object it hooked (packages/sdk/src/otel-globals.ts).
 const PATCHED = Symbol.for('devstack.sdk.propagation');
 
@@ -98,6 +99,7 @@ function hookPropagation(api, RoutingPropagator) {
 }
 
 try {
+  manifest = JSON.parse(readFileSync(new URL('package.json', sdk), 'utf8'));
   const old = tooOld();
   if (old !== undefined) throw new Error(old);
   const api = appApi();

@@ -407,6 +407,18 @@ t.test('unchanged apps loaded with the injected SDK carry the key on their calls
     t.equal(answer.fetch?.host, 'orders', 'the app still serves and calls');
     t.match(pod.stderr(), /^devstack: not started, the app runs unrouted: DEVSTACK_DEFAULT_KEY/, 'one warning line');
   });
+
+  await t.test('a copy without the SDK (a half-copied volume): one line, and the app runs unrouted', async (t) => {
+    const broken = join(WORK, 'pods', 'broken', 'devstack', 'sdk');
+    mkdirSync(broken, { recursive: true });
+    writeFileSync(join(broken, 'register.mjs'), readFileSync(join(IMAGE_CONTENT, 'register.mjs')));
+    const env = { ...pods.get('web')!, NODE_OPTIONS: `--import ${broken}/register.mjs` };
+    const pod = await startApp(t, APPS, 'esm.mjs', env);
+    const answer = await call(pod.port, { [KEY]: 'feature1' });
+    t.equal(answer.fetch?.host, 'orders', 'the app still serves and calls');
+    t.equal(answer.fetch?.key ?? null, null, 'unrouted');
+    t.match(pod.stderr(), /^devstack: not started, the app runs unrouted: /, 'one warning line');
+  });
 });
 
 // A gRPC server app with its own @grpc/grpc-js (a link to the repository's) and no devstack code:

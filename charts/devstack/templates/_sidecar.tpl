@@ -86,7 +86,7 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
 
 {{/*
 The pod's `initContainers:` key, or nothing: the SDK's copy (with sdk.inject), then the native
-sidecar. The copy is a few milliseconds, so the sidecar's start is not held up.
+sidecar. The copy takes about a second at most (7 MiB), so the sidecar's start is barely held up.
 */}}
 {{- define "devstack.initContainers" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
