@@ -130,3 +130,24 @@ t.test('a CONNECT tunnel is bounded like a direct connection', async (t) => {
   orders.release();
   t.equal((await raw(s.addresses.outbound!.port, 'GET / HTTP/1.1\r\nHost: orders\r\nConnection: close\r\n\r\n')).split('\r\n')[0], 'HTTP/1.1 200 OK');
 });
+
+t.test('a client that opens streams past the limit is ended once its invalid frames pass --max-invalid-frames', async (t) => {
+  const orders = await heldUpstream(t);
+  const registry = writeRegistry(t.testdir(), { orders: { base: orders.origin } });
+  const s = await sidecar(t, registry);
+  // Assumes 1000 streams allowed and opens 300 before the sidecar's SETTINGS (100) can arrive.
+  const session = h2Connect(`http://127.0.0.1:${s.addresses.outbound!.port}`, { peerMaxConcurrentStreams: 1000, settings: { initialWindowSize: 0 } });
+  session.on('error', () => undefined);
+  t.teardown(() => session.destroy());
+  const codes: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const stream = session.request({ ':authority': 'orders', ':path': '/' });
+    stream.on('error', () => undefined);
+    stream.once('close', () => codes.push(stream.rstCode ?? 0));
+  }
+  await new Promise((resolve) => session.once('close', resolve));
+  t.ok(codes.filter((c) => c === REFUSED_STREAM).length >= 100, 'the streams over the limit were refused');
+  t.equal(await metric(s.addresses.admin!.port, 'devstack_h2_connections_ended_total', { direction: 'outbound', reason: 'invalid_frames' }), 1, 'and the connection ended, counted');
+  t.ok(orders.hits <= DEFAULT_LIMITS.maxConcurrentStreams, 'no more than the limit reached the upstream');
+  orders.release();
+});
