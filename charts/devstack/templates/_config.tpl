@@ -1,6 +1,6 @@
 {{/*
 The effective devstack settings of a release, as YAML: the including chart's `service`, `port`,
-`appProtocol` and `devstack` values over the defaults below. Every other template reads them
+`appProtocol`, `workload` and `devstack` values over the defaults below. Every other template reads them
 through `include "devstack.config" . | fromYaml`, so a value missing from the including chart gets
 the same default everywhere. `dig` (not `default`) keeps an explicit `false` or `""`. Every value is
 checked here (`devstack.validate.shape`, `devstack.validate`), with or without a schema, before any
@@ -44,6 +44,7 @@ kept in the context, so a caller that changes any of those still gets its own.
   "appPort" (.Values.port | default 8080)
   "appProtocol" $appProtocol
   "appH2c" (has $appProtocol (list "h2c" "grpc"))
+  "workload" (.Values.workload | default "service")
   "sidecar" (dict
     "enabled" (dig "sidecar" "enabled" true $d)
     "native" (dig "sidecar" "native" false $d)
@@ -88,6 +89,9 @@ kept in the context, so a caller that changes any of those still gets its own.
     "serviceAccountAnnotations" (dig "hooks" "serviceAccount" "annotations" dict $d)
     "secrets" (dig "hooks" "secrets" list $d)
     "queues" (dig "hooks" "queues" list $d)
+    "subscriptions" (dig "hooks" "subscriptions" list $d)
+    "topics" (dig "hooks" "topics" list $d)
+    "databases" (dig "hooks" "databases" list $d)
     "sharedIngressRoute" (dict
       "enabled" (dig "hooks" "sharedIngressRoute" "enabled" false $d)
       "name" (dig "hooks" "sharedIngressRoute" "name" "" $d)

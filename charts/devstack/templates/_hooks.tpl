@@ -78,6 +78,11 @@ spec:
           env:
             {{- toYaml . | nindent 12 }}
           {{- end }}
+          {{- with .adminSecret }}
+          # The admin connection's libpq variables (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE).
+          envFrom:
+            - secretRef: { name: {{ . | quote }} }
+          {{- end }}
           resources:
             {{- toYaml $h.resources | nindent 12 }}
           securityContext:

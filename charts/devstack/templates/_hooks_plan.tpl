@@ -5,9 +5,10 @@ rules: exactly what those commands need, per the hooks README) and `deleteEvents
 runs at pre-delete). Base plans nothing: every command works on a copy's key, and `base` is never
 one, so values shared by base and copies switch hooks on for the copies only.
 
-Weights order a copy's creation so that what routes traffic comes last: secrets (0), then queues
-(1, which write their URL into a cloned secret), then the shared route (2). At pre-delete the route
-goes first (0), then the queues (1).
+Weights order a copy's creation so that what routes traffic comes last: secrets (0), then queues,
+SNS subscriptions and topics, and databases (1: they write a URL or ARN into a cloned secret, and
+`postgres create --secret` rewrites the clone's database URL), then the shared route (2). At
+pre-delete the route goes first (0), then the queues, subscriptions, topics and databases (1).
 */}}
 {{- define "devstack.hooks.plan" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
@@ -64,9 +65,101 @@ goes first (0), then the queues (1).
 {{- $jobs = append $jobs (dict "suffix" (printf "sqs-%d-delete" $i) "events" "pre-delete" "weight" 1 "kube" false "args" (concat (list "sqs" "delete" "--queue" $q.name "--key" $c.feature) $where)) -}}
 {{- $deleteEvents = true -}}
 {{- end -}}
+{{- $pairs := list -}}
+{{- range $i, $s := $h.subscriptions -}}
+{{- $path := printf "devstack.hooks.subscriptions[%d]" $i -}}
+{{- $pair := printf "%s %s" $s.topic $s.queue -}}
+{{- if has $pair $pairs -}}
+{{- fail (printf "%s: the queue %q is subscribed to the topic %q twice" $path $s.queue $s.topic) -}}
+{{- end -}}
+{{- $pairs = append $pairs $pair -}}
+{{- if has $s.queue $queues -}}
+{{- fail (printf "%s.queue: %q is also in devstack.hooks.queues; sns subscribe creates the copy's queue itself (and unsubscribe deletes it)" $path $s.queue) -}}
+{{- end -}}
+{{- if gt (len (printf "%s-%s" $s.queue $c.feature)) 80 -}}
+{{- fail (printf "%s.queue: the copy's queue %q-%s (with .fifo) is longer than SQS's 80 characters" $path (trimSuffix ".fifo" $s.queue) $c.feature) -}}
+{{- end -}}
+{{- $where := list -}}
+{{- with $s.endpoint }}{{ $where = concat $where (list "--endpoint" .) }}{{ end -}}
+{{- with $s.region }}{{ $where = concat $where (list "--region" .) }}{{ end -}}
+{{- $which := list "--topic" $s.topic "--queue" $s.queue "--key" $c.feature -}}
+{{- $args := concat (list "sns" "subscribe") $which (list "--key-name" ($s.keyName | default $c.keyName)) $where -}}
+{{- with $s.attributes }}{{ $args = concat $args (list "--attributes" (toJson .)) }}{{ end -}}
+{{- if $s.secret -}}
+{{- if has $s.secret $froms -}}
+{{- fail (printf "%s.secret: %q is a base secret (a secrets entry's from); the copy's queue URL goes into the copy's secret" $path $s.secret) -}}
+{{- end -}}
+{{- $args = concat $args (list "--secret" $s.secret "--secret-key" ($s.secretKey | default "QUEUE_URL")) $ns -}}
+{{- if not (has $s.secret $copies) }}{{ $copies = append $copies $s.secret }}{{ end -}}
+{{- end -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "sns-%d" $i) "events" $create "weight" 1 "kube" (not (empty $s.secret)) "args" $args) -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "sns-%d-delete" $i) "events" "pre-delete" "weight" 1 "kube" false "args" (concat (list "sns" "unsubscribe") $which $where)) -}}
+{{- $deleteEvents = true -}}
+{{- end -}}
+{{- $topics := list -}}
+{{- range $i, $s := $h.topics -}}
+{{- $path := printf "devstack.hooks.topics[%d]" $i -}}
+{{- if has $s.topic $topics -}}
+{{- fail (printf "%s.topic: %q is listed twice" $path $s.topic) -}}
+{{- end -}}
+{{- $topics = append $topics $s.topic -}}
+{{- if gt (len (printf "%s-%s" $s.topic $c.feature)) 256 -}}
+{{- fail (printf "%s.topic: the copy's topic %q-%s (with .fifo) is longer than SNS's 256 characters" $path (trimSuffix ".fifo" $s.topic) $c.feature) -}}
+{{- end -}}
+{{- $where := list -}}
+{{- with $s.endpoint }}{{ $where = concat $where (list "--endpoint" .) }}{{ end -}}
+{{- with $s.region }}{{ $where = concat $where (list "--region" .) }}{{ end -}}
+{{- $which := list "--topic" $s.topic "--key" $c.feature -}}
+{{- $args := concat (list "sns" "create") $which $where -}}
+{{- with $s.attributes }}{{ $args = concat $args (list "--attributes" (toJson .)) }}{{ end -}}
+{{- if $s.secret -}}
+{{- if has $s.secret $froms -}}
+{{- fail (printf "%s.secret: %q is a base secret (a secrets entry's from); the copy's topic ARN goes into the copy's secret" $path $s.secret) -}}
+{{- end -}}
+{{- $args = concat $args (list "--secret" $s.secret "--secret-key" ($s.secretKey | default "TOPIC_ARN")) $ns -}}
+{{- if not (has $s.secret $copies) }}{{ $copies = append $copies $s.secret }}{{ end -}}
+{{- end -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "topic-%d" $i) "events" $create "weight" 1 "kube" (not (empty $s.secret)) "args" $args) -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "topic-%d-delete" $i) "events" "pre-delete" "weight" 1 "kube" false "args" (concat (list "sns" "delete") $which $where)) -}}
+{{- $deleteEvents = true -}}
+{{- end -}}
+{{- /* A database's secret must exist (secret clone makes it, at weight 0): get and update, no create. */ -}}
+{{- $rewritten := list -}}
+{{- $databases := list -}}
+{{- range $i, $s := $h.databases -}}
+{{- $path := printf "devstack.hooks.databases[%d]" $i -}}
+{{- $copy := printf "%s_%s" $s.database ($c.feature | replace "-" "_") -}}
+{{- if has $copy $databases -}}
+{{- fail (printf "%s.database: the copy's database %q is made by another entry too" $path $copy) -}}
+{{- end -}}
+{{- $databases = append $databases $copy -}}
+{{- if gt (len $copy) 63 -}}
+{{- fail (printf "%s.database: the copy's database %q is longer than PostgreSQL's 63 characters" $path $copy) -}}
+{{- end -}}
+{{- if eq ($s.template | default $s.database) $copy -}}
+{{- fail (printf "%s.template: %q is the copy itself" $path $copy) -}}
+{{- end -}}
+{{- $which := list "--database" $s.database "--key" $c.feature -}}
+{{- $args := concat (list "postgres" "create") $which -}}
+{{- with $s.template }}{{ $args = concat $args (list "--template" .) }}{{ end -}}
+{{- with $s.owner }}{{ $args = concat $args (list "--owner" .) }}{{ end -}}
+{{- if $s.secret -}}
+{{- if has $s.secret $froms -}}
+{{- fail (printf "%s.secret: %q is a base secret (a secrets entry's from); the copy's database URL goes into the copy's secret" $path $s.secret) -}}
+{{- end -}}
+{{- $args = concat $args (list "--secret" $s.secret "--secret-key" ($s.secretKey | default "DATABASE_URL")) $ns -}}
+{{- if not (has $s.secret $rewritten) }}{{ $rewritten = append $rewritten $s.secret }}{{ end -}}
+{{- end -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "db-%d" $i) "events" $create "weight" 1 "kube" (not (empty $s.secret)) "args" $args "adminSecret" $s.adminSecret) -}}
+{{- $jobs = append $jobs (dict "suffix" (printf "db-%d-delete" $i) "events" "pre-delete" "weight" 1 "kube" false "args" (concat (list "postgres" "drop") $which) "adminSecret" $s.adminSecret) -}}
+{{- $deleteEvents = true -}}
+{{- end -}}
+{{- $updated := concat $copies $rewritten | uniq -}}
+{{- if $updated -}}
+{{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "secrets") "resourceNames" (concat $bases $updated | uniq) "verbs" (list "get")) -}}
+{{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "secrets") "resourceNames" $updated "verbs" (list "update")) -}}
+{{- end -}}
 {{- if $copies -}}
-{{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "secrets") "resourceNames" (concat $bases $copies | uniq) "verbs" (list "get")) -}}
-{{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "secrets") "resourceNames" $copies "verbs" (list "update")) -}}
 {{- /* RBAC cannot limit create by name. */ -}}
 {{- $rules = append $rules (dict "apiGroups" (list "") "resources" (list "secrets") "verbs" (list "create")) -}}
 {{- end -}}

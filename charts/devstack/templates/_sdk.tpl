@@ -67,8 +67,8 @@ key, and the app gets no Kubernetes credentials.
 
 {{/*
 The app container's whole `env`, called with (list $ APP_ENV), APP_ENV being the app's own entries:
-`devstack.app.env`, then with sdk.inject the SDK's variables (an app's entry of the same name
-replaces the chart's), the app's entries, and NODE_OPTIONS last, the app's own with the SDK's
+`devstack.app.env`, then with sdk.inject (or `workload: worker`) the SDK's variables, a worker's
+DEVSTACK_SERVICE too (an app's entry of the same name replaces the chart's), the app's entries, and NODE_OPTIONS last, the app's own with the SDK's
 --import appended. Kubernetes cannot append to a value it reads from a ConfigMap or Secret: such an
 entry is renamed DEVSTACK_APP_NODE_OPTIONS and NODE_OPTIONS refers to it as $(...), which
 Kubernetes expands, as it does for any variable defined before.
@@ -80,12 +80,17 @@ Kubernetes expands, as it does for any variable defined before.
 {{- $appEnv = $appEnv | default list -}}
 {{- $c := include "devstack.config" $root | fromYaml -}}
 {{- $env := include "devstack.app.env" $root | fromYamlArray -}}
-{{- if $c.sdk.inject -}}
 {{- $names := list -}}
 {{- range $appEnv }}{{ $names = append $names .name }}{{ end -}}
+{{- $worker := eq $c.workload "worker" -}}
+{{- if or $c.sdk.inject $worker -}}
 {{- range include "devstack.sdk.env" $root | fromYamlArray -}}
 {{- if not (has .name $names) }}{{ $env = append $env . }}{{ end -}}
 {{- end -}}
+{{- /* A worker's lane consumption decides for its own registry service. */ -}}
+{{- if and $worker (not (has "DEVSTACK_SERVICE" $names)) }}{{ $env = append $env (dict "name" "DEVSTACK_SERVICE" "value" $c.service) }}{{ end -}}
+{{- end -}}
+{{- if $c.sdk.inject -}}
 {{- /* The last entry of a name is the one Kubernetes uses. */ -}}
 {{- $own := dict -}}
 {{- range $appEnv -}}

@@ -162,3 +162,15 @@ kubernetes.io/h2c
 {{- $c := include "devstack.config" . | fromYaml -}}
 {{- ternary "devstack-in" "http" $c.sidecar.enabled -}}
 {{- end -}}
+
+{{/*
+`clusterIP: None` for a worker (`workload: worker`), else nothing: a worker takes no calls, and its
+Service is there so that its lane is in the registry, ready as its EndpointSlice says. Its port
+stays (the Kubernetes registry takes a Service with a TCP port only, and reads readiness from the
+endpoints of that port); nothing needs to listen on it.
+*/}}
+{{- define "devstack.clusterIP" -}}
+{{- if eq (include "devstack.config" . | fromYaml).workload "worker" -}}
+clusterIP: None
+{{- end -}}
+{{- end -}}

@@ -28,6 +28,10 @@ at most the format's length that matches its pattern; the devstack-service schem
   "attribute" (list `^[A-Za-z]+$` 64 "an SQS attribute name")
   "endpoint" (list `^https?://[^\s]+$` 2048 "an http:// or https:// URL")
   "region" (list `^[a-z]{2}(-[a-z]+)+-[0-9]+$` 32 "an AWS region (e.g. eu-west-1)")
+  "topic" (list `^[A-Za-z0-9_-]{1,256}(\.fifo)?$` 256 "an SNS topic name (letters, digits, '-' and '_', .fifo last, at most 256 characters)")
+  "topicRef" (list `^(arn:aws[a-z-]{0,16}:sns:[a-z0-9-]{1,32}:[0-9]{12}:)?[A-Za-z0-9_-]{1,256}(\.fifo)?$` 330 "an SNS topic name (letters, digits, '-' and '_', .fifo last) or ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
+  "messageAttribute" (list `^[A-Za-z0-9_-]([A-Za-z0-9_.-]{0,254}[A-Za-z0-9_-])?$` 256 "an SNS message attribute name (letters, digits, '_', '-' and '.', at most 256 characters, no '..', not starting with AWS. or Amazon.)")
+  "pgName" (list `^[A-Za-z_][A-Za-z0-9_]{0,62}$` 63 "a PostgreSQL name (letters, digits and '_', not starting with a digit, at most 63 characters)")
   "portName" (list `^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$` 15 "a port number from 1 to 65535 or a port name (an IANA service name)")
   "mountPath" (list `^(/[A-Za-z0-9_][A-Za-z0-9._-]*)+$` 200 "an absolute path of letters, digits, '.', '_' and '-' (no space, no '.' or '..' part, at most 200 characters)")
 -}}
@@ -151,6 +155,7 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- if $c.ttl }}{{ include "devstack.check" (list "devstack.ttl" $c.ttl "ttl") }}{{ end -}}
 {{- include "devstack.check" (list "devstack.keyName" $c.keyName "keyName") -}}
 {{- include "devstack.check.int" (list "port" $c.appPort 1 65535) -}}
+{{- include "devstack.check.enum" (list "workload" $c.workload (list "service" "worker")) -}}
 {{- if not (has $c.appProtocol (list "http" "h2c" "grpc")) -}}
 {{- fail (printf "appProtocol: %q is not one of http, h2c, grpc" $c.appProtocol) -}}
 {{- end -}}
@@ -198,6 +203,9 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- end -}}
 {{- include "devstack.validate.secrets" $h.secrets -}}
 {{- include "devstack.validate.queues" $h.queues -}}
+{{- include "devstack.validate.subscriptions" $h.subscriptions -}}
+{{- include "devstack.validate.topics" $h.topics -}}
+{{- include "devstack.validate.databases" $h.databases -}}
 {{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.enabled" $r.enabled) -}}
 {{- include "devstack.check.bool" (list "devstack.hooks.sharedIngressRoute.create" $r.create) -}}
 {{- if and $r.enabled (not $r.name) }}{{ fail "devstack.hooks.sharedIngressRoute.name: the shared IngressRoute's name is required when enabled" }}{{ end -}}
@@ -270,6 +278,17 @@ starts with '-' would read as an option. `set` values are never shown (they may 
 {{- $path := printf "devstack.hooks.queues[%d]" $i -}}
 {{- include "devstack.check.map" (list $path $q) -}}
 {{- include "devstack.check" (list (printf "%s.name" $path) $q.name "queue") -}}
+{{- include "devstack.validate.aws" (list $path $q "the queue URL") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the SQS and SNS hooks share, called with (list PATH ENTRY WHAT): attributes, the copy's
+secret that gets WHAT, endpoint and region.
+*/}}
+{{- define "devstack.validate.aws" -}}
+{{- $path := index . 0 -}}
+{{- $q := index . 1 -}}
 {{- include "devstack.check.map" (list (printf "%s.attributes" $path) $q.attributes) -}}
 {{- range $k, $v := $q.attributes -}}
 {{- include "devstack.check" (list (printf "%s.attributes" $path) $k "attribute") -}}
@@ -277,13 +296,68 @@ starts with '-' would read as an option. `set` values are never shown (they may 
 {{- fail (printf "%s.attributes.%s: %s is not a string, number or boolean" $path $k (include "devstack.show" $v)) -}}
 {{- end -}}
 {{- end -}}
+{{- include "devstack.validate.secretTarget" (list $path $q (index . 2)) -}}
+{{- if $q.endpoint }}{{ include "devstack.check" (list (printf "%s.endpoint" $path) $q.endpoint "endpoint") }}{{ end -}}
+{{- if $q.region }}{{ include "devstack.check" (list (printf "%s.region" $path) $q.region "region") }}{{ end -}}
+{{- end -}}
+
+{{/* (list PATH ENTRY WHAT): an entry's `secret` (the copy's, that gets WHAT) and `secretKey`, only with it. */}}
+{{- define "devstack.validate.secretTarget" -}}
+{{- $path := index . 0 -}}
+{{- $q := index . 1 -}}
 {{- if $q.secret }}{{ include "devstack.check" (list (printf "%s.secret" $path) $q.secret "name") }}{{ end -}}
 {{- if $q.secretKey -}}
 {{- include "devstack.check" (list (printf "%s.secretKey" $path) $q.secretKey "dataKey") -}}
-{{- if not $q.secret }}{{ fail (printf "%s.secretKey: only with secret (the secret that gets the queue URL)" $path) }}{{ end -}}
+{{- if not $q.secret }}{{ fail (printf "%s.secretKey: only with secret (the secret that gets %s)" $path (index . 2)) }}{{ end -}}
 {{- end -}}
-{{- if $q.endpoint }}{{ include "devstack.check" (list (printf "%s.endpoint" $path) $q.endpoint "endpoint") }}{{ end -}}
-{{- if $q.region }}{{ include "devstack.check" (list (printf "%s.region" $path) $q.region "region") }}{{ end -}}
+{{- end -}}
+
+{{/* A copy's queue subscribed to a base SNS topic, for the copy's key only. */}}
+{{- define "devstack.validate.subscriptions" -}}
+{{- include "devstack.check.list" (list "devstack.hooks.subscriptions" .) -}}
+{{- range $i, $s := . -}}
+{{- $path := printf "devstack.hooks.subscriptions[%d]" $i -}}
+{{- include "devstack.check.map" (list $path $s) -}}
+{{- include "devstack.check" (list (printf "%s.topic" $path) $s.topic "topicRef") -}}
+{{- include "devstack.check" (list (printf "%s.queue" $path) $s.queue "queue") -}}
+{{- if not (kindIs "invalid" $s.keyName) -}}
+{{- include "devstack.check" (list (printf "%s.keyName" $path) $s.keyName "messageAttribute") -}}
+{{- if or (contains ".." $s.keyName) (regexMatch `^(?i)(aws|amazon)\.` $s.keyName) -}}
+{{- fail (printf "%s.keyName: %s is not an SNS message attribute name (no '..', not starting with AWS. or Amazon.)" $path (include "devstack.show" $s.keyName)) -}}
+{{- end -}}
+{{- end -}}
+{{- include "devstack.validate.aws" (list $path $s "the copy's queue URL") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Per-feature SNS topics, <topic>-<feature>. */}}
+{{- define "devstack.validate.topics" -}}
+{{- include "devstack.check.list" (list "devstack.hooks.topics" .) -}}
+{{- range $i, $s := . -}}
+{{- $path := printf "devstack.hooks.topics[%d]" $i -}}
+{{- include "devstack.check.map" (list $path $s) -}}
+{{- include "devstack.check" (list (printf "%s.topic" $path) $s.topic "topic") -}}
+{{- include "devstack.validate.aws" (list $path $s "the topic ARN") -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A copy's PostgreSQL database made from a template. The names go into SQL (quoted as well by the
+command); adminSecret is the Secret the Job's admin connection comes from (PGHOST, PGUSER, ...).
+*/}}
+{{- define "devstack.validate.databases" -}}
+{{- include "devstack.check.list" (list "devstack.hooks.databases" .) -}}
+{{- range $i, $s := . -}}
+{{- $path := printf "devstack.hooks.databases[%d]" $i -}}
+{{- include "devstack.check.map" (list $path $s) -}}
+{{- include "devstack.check" (list (printf "%s.database" $path) $s.database "pgName") -}}
+{{- if not (kindIs "invalid" $s.template) }}{{ include "devstack.check" (list (printf "%s.template" $path) $s.template "pgName") }}{{ end -}}
+{{- if not (kindIs "invalid" $s.owner) }}{{ include "devstack.check" (list (printf "%s.owner" $path) $s.owner "pgName") }}{{ end -}}
+{{- if kindIs "invalid" $s.adminSecret -}}
+{{- fail (printf "%s.adminSecret: the Secret of the admin connection (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE) is required" $path) -}}
+{{- end -}}
+{{- include "devstack.check" (list (printf "%s.adminSecret" $path) $s.adminSecret "name") -}}
+{{- include "devstack.validate.secretTarget" (list $path $s "the copy's database URL") -}}
 {{- end -}}
 {{- end -}}
 
