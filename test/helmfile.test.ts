@@ -31,8 +31,8 @@ function schemaFailures(objects: K8sObject[]): string[] {
 
 t.test('base: every service, in needs order, no feature labels', async (t) => {
   const { plan, rendered } = await renderAll('', t.testdir());
-  t.same(plan.map((r) => [r.name, r.installed]), [['payments', true], ['orders', true], ['web', true]], 'three base releases');
-  t.same(installOrder(plan), ['payments', 'orders', 'web'], 'payments first, web last (needs)');
+  t.same(plan.map((r) => [r.name, r.installed]), [['payments', true], ['orders', true], ['web', true], ['worker', true]], 'four base releases');
+  t.same(installOrder(plan).filter((n) => n !== 'worker'), ['payments', 'orders', 'web'], 'payments first, web last (needs)');
   for (const [name, objects] of rendered) {
     t.same(schemaFailures(objects), [], `${name}: every object valid`);
     const deployment = find(objects, 'Deployment', name);
@@ -45,11 +45,22 @@ t.test('base: every service, in needs order, no feature labels', async (t) => {
   }
   t.ok(rendered.get('web')!.some((o) => o.kind === 'IngressRoute'), 'web is the entry service: its edge routes');
   t.notOk([...rendered.get('orders')!, ...rendered.get('payments')!].some((o) => o.kind === 'IngressRoute'), 'no routes for the others');
+  t.match(find(rendered.get('worker')!, 'Service', 'worker').spec, { clusterIP: 'None' }, 'the worker: a headless Service');
+  t.equal(envOf(podSpec(find(rendered.get('worker')!, 'Deployment', 'worker')).containers[0]!)['DEVSTACK_SERVICE'], 'worker', 'the worker: DEVSTACK_SERVICE for its lane decisions');
+});
+
+t.test('feature3 changes the worker: its copy, headless, in the copy\'s lane', async (t) => {
+  const { plan, rendered } = await renderAll('feature3', t.testdir());
+  t.same(plan.filter((r) => r.installed).map((r) => r.name), ['worker-feature3'], 'only the worker copy');
+  const objects = rendered.get('worker-feature3')!;
+  t.same(schemaFailures(objects), [], 'every object valid');
+  t.match(find(objects, 'Service', 'worker-feature3'), { metadata: { labels: { 'devstack.io/service': 'worker', 'devstack.io/feature': 'feature3' } }, spec: { clusterIP: 'None' } }, 'headless, labelled as the copy');
+  t.match(envOf(podSpec(find(objects, 'Deployment', 'worker-feature3')).containers[0]!), { DEVSTACK_SERVICE: 'worker', DEVSTACK_DEFAULT_KEY: 'feature3', DEVSTACK_LANE: 'feature3', SQS_ENDPOINT: /^http:/ }, 'its service, lane and queue server');
 });
 
 t.test('feature1 with a TTL: copies of the services it changes, and only those', async (t) => {
   const { plan, rendered } = await renderAll('feature=feature1,ttl=6h', t.testdir());
-  t.same(plan.map((r) => [r.name, r.installed]), [['payments-feature1', true], ['orders-feature1', false], ['web-feature1', true]], 'web and payments change; orders is not installed');
+  t.same(plan.map((r) => [r.name, r.installed]), [['payments-feature1', true], ['orders-feature1', false], ['web-feature1', true], ['worker-feature1', false]], 'web and payments change; orders and the worker are not installed');
   t.notOk(plan.some((r) => ['web', 'orders', 'payments'].includes(r.name)), 'no base release is part of a feature run');
   t.same(installOrder(plan), ['payments-feature1', 'web-feature1'], 'install order');
   for (const [name, objects] of rendered) {
