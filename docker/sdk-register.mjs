@@ -12,8 +12,6 @@ const here = new URL('./', import.meta.url);
 const sdk = new URL('./node_modules/@devstack/sdk/', import.meta.url);
 /** The SDK's package.json, read in the guarded part below (a broken copy must not stop the app). */
 let manifest;
-// The SDK's mark on a `propagation` object it hooked (packages/sdk/src/otel-globals.ts).
-const PATCHED = Symbol.for('devstack.sdk.propagation');
 
 /** -1, 0 or 1 as version a is before, equal to or after b (numbers only; a pre-release is its release). */
 function compare(a, b) {
@@ -30,26 +28,13 @@ function tooOld() {
   return `Node ${process.versions.node} is older than the SDK needs (${manifest.engines.node})`;
 }
 
-/** What a package's `exports` entry gives an ES module import under Node (a path, or undefined). */
-function esmTarget(target) {
-  if (typeof target === 'string') return target;
-  if (typeof target !== 'object' || target === null || Array.isArray(target)) return undefined;
-  for (const condition of ['node', 'import', 'default']) {
-    const found = condition in target ? esmTarget(target[condition]) : undefined;
-    if (found !== undefined) return found;
-  }
-  return undefined;
-}
-
 /**
  * The app's own @opentelemetry/api, when it has one the SDK accepts (its peer range `^1.x.y`): the
- * URLs of its CommonJS build (what require gives) and of its ES module build. OpenTelemetry keeps
- * its globals across copies and builds of the API, but the SDK's propagation hook is on the
- * `propagation` object of the module it imports: with a copy of its own, the instrumentations the
- * app starts (auto-instrumentations-node, a NodeSDK) would extract and inject without it, and the
- * plain header's key would be lost at every hop. So the SDK imports the app's copy, as it does when
- * the app installs it, and the hook goes on both builds: instrumentations use the CommonJS one
- * under `--require` and the ES module one under `--import`.
+ * URL of its CommonJS build (what require gives). OpenTelemetry keeps its registrations in one
+ * global across copies and builds of the API, and the SDK hooks the propagator there, but it steps
+ * its context manager aside through the `context` object of the module it imports: with a copy of
+ * its own, a NodeSDK the app starts later would find the SDK's manager registered. So the SDK
+ * imports the app's copy, as it does when the app installs it.
  */
 function appApi() {
   const main = process.argv[1];
@@ -58,7 +43,6 @@ function appApi() {
   const request = module.createRequire(path.resolve(main));
   let entry;
   let version;
-  let esm;
   try {
     entry = request.resolve('@opentelemetry/api');
     // Its package.json is not exported: the nearest one above the entry (dist/index.cjs) is it.
@@ -71,31 +55,12 @@ function appApi() {
       }
       if (found.name !== '@opentelemetry/api') continue;
       version = found.version;
-      const target = esmTarget(typeof found.exports === 'object' && found.exports !== null && '.' in found.exports ? found.exports['.'] : found.exports);
-      if (target !== undefined) esm = pathToFileURL(path.join(dir, target)).href;
     }
   } catch {
     return undefined;
   }
   if (typeof version !== 'string' || version.split('.')[0] !== range[1] || compare(version, `${range[1]}.${range[2]}`) < 0) return undefined;
-  return { cjs: pathToFileURL(entry).href, esm };
-}
-
-/** The SDK's hook on one more `propagation` object, as the SDK puts it on its own (otel-globals.ts). */
-function hookPropagation(api, RoutingPropagator) {
-  const { propagation, defaultTextMapGetter, defaultTextMapSetter } = api;
-  if (propagation === undefined || propagation[PATCHED] === true) return;
-  const ours = new RoutingPropagator();
-  const extract = propagation.extract;
-  const inject = propagation.inject;
-  propagation.extract = function (ctx, carrier, getter = defaultTextMapGetter) {
-    return ours.extract(Reflect.apply(extract, this, [ctx, carrier, getter]), carrier, getter);
-  };
-  propagation.inject = function (ctx, carrier, setter = defaultTextMapSetter) {
-    Reflect.apply(inject, this, [ctx, carrier, setter]);
-    ours.inject(ctx, carrier, setter);
-  };
-  Object.defineProperty(propagation, PATCHED, { value: true });
+  return { cjs: pathToFileURL(entry).href };
 }
 
 try {
@@ -113,9 +78,6 @@ try {
   }
   // Through the package's exports, as `node --import @devstack/sdk/register` resolves it.
   await import('@devstack/sdk/register');
-  // The SDK hooked the build it imports once it started (not when a variable stopped it).
-  const started = api !== undefined && (await import(api.cjs)).propagation?.[PATCHED] === true;
-  if (started && api.esm !== undefined) hookPropagation(await import(api.esm), (await import('@devstack/sdk')).RoutingPropagator);
 } catch (error) {
   process.stderr.write(`devstack: not started, the app runs unrouted: ${error instanceof Error ? error.message : String(error)}\n`);
 }

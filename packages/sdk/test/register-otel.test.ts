@@ -14,3 +14,17 @@ const SDK = '@devstack/sdk/register';
 t.test('ES modules, OpenTelemetry first', (t) =>
   runChain(t, { ext: 'mjs', args: ['--import', '@opentelemetry/auto-instrumentations-node/register', '--import', SDK], leafArgs: ['--import', SDK], env: QUIET_OTEL, otel: true }),
 );
+
+// Under --require, OpenTelemetry's instrumentations use the API's CommonJS build: the key must ride
+// whichever build calls propagation, since both read the one global propagator.
+t.test('ES modules, OpenTelemetry first with --require', (t) =>
+  runChain(t, { ext: 'mjs', args: ['--require', '@opentelemetry/auto-instrumentations-node/register', '--import', SDK], leafArgs: ['--import', SDK], env: QUIET_OTEL, otel: true }),
+);
+
+t.test('CommonJS, OpenTelemetry first, --require both', (t) =>
+  runChain(t, { ext: 'cjs', args: ['--require', '@opentelemetry/auto-instrumentations-node/register', '--require', SDK], leafArgs: ['--require', SDK], env: QUIET_OTEL, otel: true }),
+);
+
+t.test('CommonJS, the SDK first, --require both', (t) =>
+  runChain(t, { ext: 'cjs', args: ['--require', SDK, '--require', '@opentelemetry/auto-instrumentations-node/register'], leafArgs: ['--require', SDK], env: QUIET_OTEL, otel: true }),
+);
