@@ -93,10 +93,11 @@ export function optionsFromEnv(env: Env): EnvOptions {
   const given = Object.fromEntries(Object.entries(health).filter(([, v]) => v !== undefined));
   if (bool('DEVSTACK_PASSIVE_HEALTH') === false) options.passiveHealth = false;
   else if (Object.keys(given).length > 0) options.passiveHealth = given;
+  // Every mode: the fleet's `<service>.<namespace>` names get the key, and a registry follows them.
+  const namespaces = list('DEVSTACK_NAMESPACE');
+  if (namespaces !== undefined) options.namespaces = namespaces;
   if (registry !== undefined && registryKind(registry) === 'kubernetes') {
     const kubernetes: Record<string, unknown> = {};
-    const namespaces = list('DEVSTACK_NAMESPACE');
-    if (namespaces !== undefined) kubernetes['namespaces'] = namespaces;
     if (bool('DEVSTACK_ALL_NAMESPACES') === true) kubernetes['allNamespaces'] = true;
     const kubeconfig = str('DEVSTACK_KUBECONFIG');
     if (kubeconfig !== undefined) kubernetes['kubeconfig'] = kubeconfig;

@@ -11,6 +11,13 @@ export interface HostPolicyOptions {
   allowHosts?: HostRules;
   /** Never given the key, whatever else matches: checked first. */
   denyHosts?: HostRules;
+  /**
+   * The fleet's namespaces: `<service>.<namespace>` and `<service>.<namespace>.svc[.<cluster
+   * domain>]` names in them are fleet hosts, allowed as registry services are.
+   */
+  namespaces?: readonly string[];
+  /** The cluster domain of `.svc.<domain>` names. Default `cluster.local`. */
+  clusterDomain?: string;
 }
 
 export type HostPredicate = (host: string) => boolean;
@@ -32,6 +39,29 @@ export function isClusterLocal(host: string): boolean {
   if (host === 'localhost' || host === '127.0.0.1' || host === '::1') return true;
   if (host.indexOf('.') === -1 && host.indexOf(':') === -1) return host.length > 0;
   return host.endsWith('.svc') || host.endsWith('.cluster.local') || host.endsWith('.localhost');
+}
+
+const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/**
+ * Whether `host` is a Service name in one of `namespaces` (`orders.shop`, `orders.shop.svc`,
+ * `orders.shop.svc.cluster.local`): the sidecar routes those names, so the key must go with them
+ * even where no registry lists them (propagation only).
+ */
+export function fleetHost(namespaces: readonly string[], clusterDomain = 'cluster.local'): HostPredicate {
+  if (namespaces.length === 0) return () => false;
+  const names = new Set(namespaces.map(normalizeHostname));
+  const domain = normalizeHostname(clusterDomain);
+  return (host) => {
+    const dot = host.indexOf('.');
+    if (dot <= 0 || !LABEL.test(host.slice(0, dot))) return false;
+    const rest = host.slice(dot + 1);
+    const end = rest.indexOf('.');
+    const namespace = end === -1 ? rest : rest.slice(0, end);
+    if (!names.has(namespace)) return false;
+    const tail = end === -1 ? '' : rest.slice(end + 1);
+    return tail === '' || tail === 'svc' || tail === `svc.${domain}`;
+  };
 }
 
 function compile(rules: HostRules, what: string): HostPredicate {
@@ -64,10 +94,11 @@ function compile(rules: HostRules, what: string): HostPredicate {
 export function createHostPolicy(options: HostPolicyOptions, registryHosts: () => ReadonlySet<string>, routes: HostPredicate = () => false): HostPredicate {
   const deny = options.denyHosts === undefined ? undefined : compile(options.denyHosts, 'denyHosts');
   const allow = options.allowHosts === undefined ? isClusterLocal : compile(options.allowHosts, 'allowHosts');
+  const fleet = fleetHost(options.namespaces ?? [], options.clusterDomain);
   return (raw) => {
     const host = normalizeHostname(raw);
     if (deny !== undefined && deny(host)) return false;
-    return registryHosts().has(host) || allow(host) || routes(host);
+    return registryHosts().has(host) || allow(host) || routes(host) || fleet(host);
   };
 }
 

@@ -37,6 +37,12 @@ export interface InitOptions extends HostPolicyOptions {
    * (`service` or `endpoints`) and `watchIdleTimeoutMs`, as `createKubernetesSource` takes them.
    */
   kubernetes?: Readonly<Record<string, unknown>>;
+  /**
+   * The fleet's namespaces (`DEVSTACK_NAMESPACE`): `<service>.<namespace>[.svc[.<cluster domain>]]`
+   * names in them are given the key as registry services are, with or without a registry; a `k8s`
+   * or relay registry follows them unless `kubernetes.namespaces` says otherwise.
+   */
+  namespaces?: readonly string[];
   /** Kubernetes cluster domain of `<service>.<namespace>.svc.<domain>` names. Default `cluster.local`. */
   clusterDomain?: string;
   /** Strict resolution in proxyless mode: unknown keys and unready copies fail instead of base. */
@@ -102,7 +108,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   const owned =
     typeof setting === 'string'
       ? deferredSource(registryKind(setting), () =>
-          createRegistrySource({ registry: setting, file: { persistent: false }, kubernetes: { ...options.kubernetes, clusterDomain: options.clusterDomain } }, (name) => import(name)),
+          createRegistrySource({ registry: setting, file: { persistent: false }, kubernetes: { ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }), ...options.kubernetes, clusterDomain: options.clusterDomain } }, (name) => import(name)),
         )
       : undefined;
   const source = owned ?? (setting as RegistrySource | undefined);

@@ -21,6 +21,10 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
     const unknown = Object.keys(v).filter((k) => !KUBERNETES_OPTIONS.includes(k));
     return unknown.length === 0 ? undefined : `has unknown options ${unknown.map((k) => describeUntrusted(k)).join(', ')} (known: ${KUBERNETES_OPTIONS.join(', ')})`;
   },
+  namespaces: (v) =>
+    Array.isArray(v) && v.every((n) => isValidKey(n))
+      ? undefined
+      : `must be a list of namespace names${typeof v === 'string' ? ` (write [${JSON.stringify(v)}])` : ''}`,
   clusterDomain: (v) => (typeof v === 'string' && v.length > 0 ? undefined : 'must be a domain name such as cluster.local'),
   strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),

@@ -22,6 +22,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['kubernetes: a string', { kubernetes: 'shop' }, /^init: kubernetes must be an object of Kubernetes source options, got the string "shop"$/],
   ['kubernetes: a misspelt option', { kubernetes: { namespace: ['shop'] } }, /^init: kubernetes has unknown options "namespace" \(known: namespaces, allNamespaces, kubeconfig, targets, watchIdleTimeoutMs\)/],
   ['clusterDomain: empty', { clusterDomain: '' }, /^init: clusterDomain must be a domain name/],
+  ['namespaces: a string', { namespaces: 'shop' }, /^init: namespaces must be a list of namespace names \(write \["shop"\]\)/],
   ['registry: not a source', { registry: { start() {} } }, /^init: registry must be .*got an object$/],
   ["domains: 'a.b'", { domains: 'a.b' }, /^init: domains must be a list of domain names \(write \["a\.b"\]\), got the string "a\.b"$/],
   ['domains with a number', { domains: ['a.b', 7] }, /^init: domains must be a list of domain names, got an array$/],
@@ -33,7 +34,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ['passiveHealth: not an object', { passiveHealth: true }, /^init: passiveHealth must be false or an object/],
   ['passiveHealth: a misspelt option', { passiveHealth: { ejectAfer: 2 } }, /^init: passiveHealth has unknown options "ejectAfer" \(known: ejectAfter, baseEjectionMs, maxEjectionMs, maxTracked, now\)/],
   ['passiveHealth: a bad value', { registry: new StaticSource(buildSnapshot({ services: {} })), passiveHealth: { ejectAfter: 0 } }, /^passive health: ejectAfter must be a whole number from 1 to 1000, got 0$/],
-  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, (service, )?registry, kubernetes, clusterDomain, strict, allowHosts, denyHosts, connectTimeoutMs, passiveHealth, metrics\)$/],
+  ['a misspelt option', { alowHosts: ['*'] }, /^init: unknown option "alowHosts" \(known: keyName, domains, lane, (service, )?registry, kubernetes, namespaces, clusterDomain, strict, allowHosts, denyHosts, connectTimeoutMs, passiveHealth, metrics\)$/],
   ['options: null', null, /^init: options must be an object, got null$/],
   ['options: a string', 'orders', /^init: options must be an object, got the string "orders"$/],
 ];
