@@ -4,14 +4,14 @@
 # as the Dockerfile's RUN does, then runs what it built from the runtime tree alone, the way the
 # runtime stage would (--help, a real start, /healthz, SIGTERM).
 #
-#   bash docker/build-check.sh [sidecar] [examples] [hooks] [sdk]     (default: all four)
+#   bash docker/build-check.sh [sidecar] [relay] [examples] [hooks] [sdk]     (default: all five)
 #
 # npm uses its cache first (prefer-offline); the registry is only asked for what the cache lacks.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(sidecar examples hooks sdk)
+[ ${#targets[@]} -gt 0 ] || targets=(sidecar relay examples hooks sdk)
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/devstack-build-check-XXXXXX")"
 pids=()
 cleanup() {
@@ -96,6 +96,51 @@ for target in "${targets[@]}"; do
       k8s="$(node packages/sidecar/dist/cli.js --registry k8s --kubeconfig "$tmp/none" --outbound-port 0 2>&1 || true)"
       grep -q 'no Kubernetes credentials' <<<"$k8s" || fail "sidecar --registry k8s: $k8s"
       say "sidecar: --help, start with the image's ENTRYPOINT (${entrypoint[*]}) and ${image_env[*]}, /healthz, /routes, SIGTERM (exit 0) and --registry k8s from the runtime tree"
+      ;;
+    relay)
+      node packages/relay/dist/cli.js --help | grep -q 'devstack-relay' || fail "relay --help"
+      # The Kubernetes source and its client load (they are imported before the kubeconfig is read):
+      # a missing kubeconfig stops the start there (exit 1), not at a missing package.
+      code=0
+      out="$(node packages/relay/dist/cli.js --namespace shop --kubeconfig "$tmp/none" 2>&1)" || code=$?
+      [ "$code" -eq 1 ] && grep -q "ENOENT.*$tmp/none" <<<"$out" || fail "relay with a missing kubeconfig exited $code: $out"
+      # A real start against the repository's fake API server (a dev dependency, so not in the tree):
+      # synced, /readyz, a stream's first snapshot, SIGTERM -> exit 0.
+      fake="$root/packages/kube-fake/dist/index.js"
+      [ -f "$fake" ] || fail "relay: $fake is not built (npx tsc --build packages/kube-fake)"
+      node --input-type=module -e "
+        import { startFakeApiServer } from '$fake';
+        const api = await startFakeApiServer({ namespaces: ['shop'] });
+        api.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'shop', labels: { 'devstack.io/service': 'web' } }, spec: { ports: [{ name: 'http', port: 80 }] } });
+        await api.kubeconfig('$tmp/kubeconfig');
+        console.log('fake ready');
+        process.on('SIGTERM', () => api.close().then(() => process.exit(0)));
+      " >"$tmp/fake.log" 2>&1 &
+      pids+=($!)
+      for _ in $(seq 1 200); do grep -q 'fake ready' "$tmp/fake.log" && break; sleep 0.05; done
+      grep -q 'fake ready' "$tmp/fake.log" || { cat "$tmp/fake.log" >&2; fail "relay: the fake API server did not start"; }
+      # The image's ENTRYPOINT and ENV (ports 7400 and 7401 replaced by free ones).
+      env NODE_ENV=production MALLOC_ARENA_MAX=2 node packages/relay/dist/cli.js --namespace shop --kubeconfig "$tmp/kubeconfig" \
+        --port 0 --admin-port 0 --host 127.0.0.1 --admin-host 127.0.0.1 2>"$tmp/relay.log" &
+      pids+=($!)
+      for _ in $(seq 1 200); do grep -q '"message":"listening"' "$tmp/relay.log" && break; sleep 0.05; done
+      line="$(grep -m1 '"message":"listening"' "$tmp/relay.log")" || { cat "$tmp/relay.log" >&2; fail "the built relay did not listen"; }
+      port="$(sed -E 's/.*"port":([0-9]+).*/\1/' <<<"$line")"
+      admin="$(sed -E 's/.*"adminPort":([0-9]+).*/\1/' <<<"$line")"
+      for _ in $(seq 1 200); do http_get "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.05; done
+      http_get "http://127.0.0.1:$admin/readyz" >/dev/null || fail "relay /readyz"
+      first="$(node -e "
+        const http = require('node:http');
+        http.get('http://127.0.0.1:$port/v1/namespaces/shop/stream', (res) => {
+          let text = '';
+          res.setEncoding('utf8').on('data', (c) => { text += c; const nl = text.indexOf('\n'); if (nl >= 0) { console.log(text.slice(0, nl)); process.exit(0); } });
+        }).on('error', (e) => { console.error(e.message); process.exit(1); });
+      ")" || fail "relay stream"
+      grep -q '"type":"snapshot"' <<<"$first" && grep -q '"web"' <<<"$first" || fail "relay stream: $first"
+      stop "${pids[-1]}" relay
+      kill -TERM "${pids[-2]}" 2>/dev/null || true
+      wait "${pids[-2]}" 2>/dev/null || true
+      say "relay: --help, a missing kubeconfig (exit 1), a start against the fake API server: /readyz, a stream's snapshot, SIGTERM (exit 0), from the runtime tree"
       ;;
     examples)
       [ -f node_modules/@devstack/sidecar/dist/cli.js ] || fail "examples: the sidecar is missing from the runtime tree"

@@ -2,7 +2,7 @@
 # The build stage of docker/*.Dockerfile, kept in one file so that docker/build-check.sh runs exactly
 # these commands without a Docker engine. Run from the root of the build context (the repository):
 #
-#   sh docker/build.sh sidecar|examples|hooks|sdk OUT
+#   sh docker/build.sh sidecar|relay|examples|hooks|sdk OUT
 #
 # OUT receives the runtime tree: package.json and node_modules with the production dependencies of
 # the target only, and each needed workspace's package.json, dist/ (or src/ for the examples, which
@@ -19,6 +19,11 @@ case "$target" in
     projects="packages/sidecar packages/registry-kubernetes"
     dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sidecar"
     ;;
+  relay)
+    workspace=@devstack/relay
+    projects="packages/relay"
+    dirs="packages/core packages/registry-relay packages/registry-kubernetes packages/relay"
+    ;;
   hooks)
     workspace=@devstack/hooks
     projects="packages/hooks"
@@ -33,11 +38,11 @@ case "$target" in
     dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sdk packages/sidecar examples"
     ;;
   *)
-    echo "usage: sh docker/build.sh sidecar|examples|hooks|sdk OUT" >&2
+    echo "usage: sh docker/build.sh sidecar|relay|examples|hooks|sdk OUT" >&2
     exit 2
     ;;
 esac
-[ -n "$out" ] || { echo "usage: sh docker/build.sh sidecar|examples|hooks|sdk OUT" >&2; exit 2; }
+[ -n "$out" ] || { echo "usage: sh docker/build.sh sidecar|relay|examples|hooks|sdk OUT" >&2; exit 2; }
 
 # 1. Every dependency the build needs, exactly as locked.
 npm ci --no-audit --no-fund
