@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlockList } from 'node:net';
-import { LANE_HEADER, resolve, snapshotToJSON, type Snapshot, type SourceStatus } from '@devstack/core';
+import { LANE_HEADER, resolve, snapshotToJSON, type PassiveHealth, type Snapshot, type SourceStatus } from '@devstack/core';
 import type { SidecarMetrics } from './metrics.js';
 import { PROXY_ERRORS, sendError, type ProxyErrorCode } from './errors.js';
 
@@ -8,6 +8,8 @@ export interface AdminState {
   snapshot(): Snapshot | undefined;
   ready(): boolean;
   strict: boolean;
+  /** Passive health: the targets with failures on record show in `/routes`. */
+  health?: PassiveHealth | undefined;
   metrics: SidecarMetrics;
   /** The registry source's own account of its state (sync, staleness), if it gives one. */
   registry?: (() => SourceStatus | undefined) | undefined;
@@ -91,7 +93,7 @@ export function adminHandler(state: AdminState) {
       case '/routes': {
         const snapshot = state.snapshot();
         if (snapshot === undefined) return refuse(res, 'DEVSTACK_NOT_READY', 'no registry snapshot yet');
-        return json(res, 200, { ...snapshotToJSON(snapshot), registry: state.registry?.() });
+        return json(res, 200, { ...snapshotToJSON(snapshot), registry: state.registry?.(), health: state.health?.status() ?? [] });
       }
       case '/resolve': {
         const snapshot = state.snapshot();

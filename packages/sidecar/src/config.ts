@@ -25,7 +25,7 @@ const STRING_FLAGS = [
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
   'kubeconfig', 'targets', 'watch-idle-timeout', 'app-protocol', 'max-in-flight', 'max-concurrent-streams', 'max-upstream-connections',
-  'max-client-resets', 'max-invalid-frames',
+  'max-client-resets', 'max-invalid-frames', 'passive-health', 'eject-after', 'base-ejection', 'max-ejection',
 ] as const;
 const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces', 'passthrough'] as const;
 
@@ -41,12 +41,19 @@ function envName(flag: string): string {
   return `DEVSTACK_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
+/** `--passive-health` is on unless turned off: `--no-passive-health`, `--passive-health=false`, or its variable. */
+function onByDefault(arg: string): string {
+  if (arg === '--passive-health') return '--passive-health=true';
+  if (arg === '--no-passive-health') return '--passive-health=false';
+  return arg;
+}
+
 /** Flags win over environment variables; every problem is reported, one line each. */
 export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParseResult {
   let parsed;
   try {
     parsed = parseArgs({
-      args: [...argv],
+      args: argv.map(onByDefault),
       strict: true,
       allowPositionals: false,
       options: {
@@ -162,6 +169,14 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     opt('maxClientResets', int('max-client-resets', 1, 1_000_000)),
     opt('maxInvalidFrames', int('max-invalid-frames', 0, 1_000_000)),
   );
+  const passive = str('passive-health');
+  const ejection = { ...opt('ejectAfter', int('eject-after', 1, 1000)), ...opt('baseEjectionMs', int('base-ejection', 1, 3_600_000)), ...opt('maxEjectionMs', int('max-ejection', 1, 3_600_000)) };
+  if (passive !== undefined && !/^(1|true|yes|on|0|false|no|off)$/i.test(passive)) problems.push(`--passive-health (DEVSTACK_PASSIVE_HEALTH): expected true or false, got ${describeUntrusted(passive)}`);
+  if (passive !== undefined && /^(0|false|no|off)$/i.test(passive)) config.passiveHealth = false;
+  else if (Object.keys(ejection).length > 0) {
+    if ((ejection.maxEjectionMs ?? 10_000) < (ejection.baseEjectionMs ?? 1000)) problems.push(`--max-ejection (DEVSTACK_MAX_EJECTION): must not be below --base-ejection (${ejection.baseEjectionMs ?? 1000})`);
+    config.passiveHealth = ejection;
+  }
   // 0 lifts the bound: one upstream connection per concurrent request, as before there was one.
   const connections = int('max-upstream-connections', 0, 1_000_000);
   if (connections !== undefined) config.connections = connections === 0 ? null : connections;

@@ -45,6 +45,8 @@ export class Exchange implements RouteFields {
   /** Set when the sidecar answered with an error instead of the upstream's response. */
   errorCode: ProxyErrorCode | undefined = undefined;
   attempts = 0;
+  /** Targets this call tried and failed on (failover), made on the first failure. */
+  tried: Target[] | undefined = undefined;
   readonly #stages: readonly Stage[];
   readonly #onFault: FaultHandler | undefined;
   #index = 0;

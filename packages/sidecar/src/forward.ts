@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { LANE_HEADER, nextTarget, upstreamFailure } from '@devstack/core';
+import { failOver, LANE_HEADER, retryable, upstreamFailure, type PassiveHealth, type RouteStepOptions, type Snapshot } from '@devstack/core';
 import { canAddTrailers, clientGone, requestHasBody } from './downstream.js';
 import type { Exchange, Stage } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
@@ -20,7 +20,20 @@ export interface ForwardOptions {
   draining?: () => boolean;
   /** Upstream silence that fails a request sent outside undici (one with trailers). Default 60000. */
   idleTimeoutMs?: number | undefined;
+  /** The snapshot at hand, where a failed call finds its next target. */
+  snapshot?: (() => Snapshot | undefined) | undefined;
+  /** The routing step's options (default key, strict, health), the same the lane was chosen with. */
+  step?: RouteStepOptions | undefined;
+  /** Passive health: connect failures are recorded, connections made clear the record. */
+  health?: PassiveHealth | undefined;
+  /** A connect failure ejected `ex.target` (`ex.lane` is the lane it served). */
+  onEjected?: ((ex: Exchange) => void) | undefined;
+  /** The call moved on from lane `from` to `ex.target` in `ex.lane`. */
+  onFailOver?: ((ex: Exchange, from: string) => void) | undefined;
 }
+
+/** What `retryable` says of a failed attempt. */
+export type RetryKind = 'connect' | 'idempotent';
 
 /**
  * Streams one exchange to its target and the answer back, through undici's dispatcher API:
@@ -31,6 +44,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly #forward: Forwarder;
   #controller: Dispatcher.DispatchController | undefined;
   #responded = false;
+  /** undici had a connection and began writing the request: a byte of it may have reached the target. */
+  #started = false;
   /** Body bytes still expected by Content-Length; -1 when the length is not known. */
   #remaining = -1;
   /** The last chunk of a response whose length is known, sent with `end()` in one call. */
@@ -50,6 +65,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
+    this.#started = true;
+    this.#forward.connected(this.#ex);
     // A request that waited in the pool may start after its client left: nobody wants its answer.
     if (this.#cancelled !== undefined || clientGone(this.#ex.res)) return controller.abort(this.#cancelled ?? new Error('client closed the connection'));
   }
@@ -115,12 +132,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     // The contract's table (core): the SDK reports the same failure with the same code.
     const known = upstreamFailure(error);
     this.#forward.onUpstreamError(ex, known.code, error);
-    // One retry, and only when nothing reached the upstream: no response, no body byte read.
-    if (known.retry && !this.#responded && ex.attempts < 2 && !ex.req.readableDidRead) {
-      const lane = ex.decision?.lane;
-      if (lane !== undefined && lane.ready.length > 1) ex.target = nextTarget(lane, ex.target);
-      return this.#forward.dispatch(ex);
-    }
+    const kind = retryable(error, { sent: this.#started, responded: this.#responded || ex.res.headersSent, method: ex.req.method, replayable: !ex.req.readableDidRead });
+    if (kind !== false && this.#forward.failOver(ex, kind)) return this.#forward.dispatch(ex);
+    if (ex.refusal === 'no-ready-target') return ex.fail('DEVSTACK_NO_READY_UPSTREAM', `strict mode: no ready target left in lane ${ex.lane} of ${ex.service} (${ex.target?.origin ?? ''} failed: ${known.code})`);
     if (this.#responded || ex.res.headersSent) {
       ex.errorCode = known.code;
       ex.res.destroy(error);
@@ -144,9 +158,9 @@ class Forwarder {
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       draining: () => this.draining(),
       onUpstreamError: (ex, code, error) => this.onUpstreamError(ex, code, error),
-      retry: (ex) => {
-        const lane = ex.decision?.lane;
-        if (lane !== undefined && lane.ready.length > 1) ex.target = nextTarget(lane, ex.target);
+      connected: (ex) => this.connected(ex),
+      failOver: (ex, kind) => {
+        if (!this.failOver(ex, kind)) return false;
         this.dispatch(ex);
         return true;
       },
@@ -164,6 +178,32 @@ class Forwarder {
 
   onUpstreamError(ex: Exchange, code: ProxyErrorCode, error: Error): void {
     this.#options.onUpstreamError?.(ex, code, error);
+  }
+
+  /** A connection to `ex.target` was made: passive health forgets its failures. */
+  connected(ex: Exchange): void {
+    this.#options.health?.success(ex.target!.origin);
+  }
+
+  /**
+   * Moves a failed call on to its next target (core's `failOver`): the lane's other ready targets,
+   * then base (not strict), bounded by the targets it tried. A connect failure of a routed call is
+   * a passive health failure first. False when there is none: the failure is then answered.
+   */
+  failOver(ex: Exchange, kind: RetryKind): boolean {
+    const o = this.#options;
+    const snapshot = o.snapshot?.();
+    // Passthrough and the inbound app have no lane to move in: only a fresh connection to the same target.
+    if (ex.decision === undefined || snapshot === undefined || o.step === undefined) {
+      if (kind !== 'idempotent' || (ex.tried ??= []).includes(ex.target!)) return false;
+      ex.tried.push(ex.target!);
+      return true;
+    }
+    if (kind === 'connect' && o.health?.failure(ex.target!.origin) === true) o.onEjected?.(ex);
+    const from = ex.lane;
+    if (!failOver(snapshot, ex, o.step, (ex.tried ??= []), kind)) return false;
+    o.onFailOver?.(ex, from);
+    return true;
   }
 
   readonly trailerPath: TrailerPathOptions = {

@@ -1,5 +1,5 @@
 import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders as H2Headers, type OutgoingHttpHeaders } from 'node:http2';
-import { LANE_HEADER, upstreamFailure, type UpstreamFailure } from '@devstack/core';
+import { LANE_HEADER, retryable, upstreamFailure, type UpstreamFailure } from '@devstack/core';
 import { canAddTrailers, clientGone, h2Response, requestHasBody } from './downstream.js';
 import type { Exchange } from './exchange.js';
 import type { ProxyErrorCode } from './errors.js';
@@ -113,8 +113,10 @@ export interface H2ForwardOptions {
   idleTimeoutMs: number;
   draining(): boolean;
   onUpstreamError(ex: Exchange, code: ProxyErrorCode, error: Error): void;
-  /** Sends the exchange again to `ex.target` (one retry, when nothing reached the upstream). */
-  retry(ex: Exchange): boolean;
+  /** The stream to `ex.target` is open: a connection was made. */
+  connected(ex: Exchange): void;
+  /** Moves the exchange on to its next target and sends it there; false when there is none. */
+  failOver(ex: Exchange, kind: 'connect' | 'idempotent'): boolean;
 }
 
 /** The request's HEADERS as a flat [name, value, ...] list: node:http2 takes it as it is, without building an object of its own. */
@@ -166,6 +168,8 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
     return ex.fail('DEVSTACK_BAD_REQUEST', `cannot forward this request: ${(error as Error).message}`);
   }
   let responded = false;
+  /** The stream was opened on a connected session: its HEADERS, and maybe body bytes, may have reached the target. */
+  let sent = false;
   let settled = false;
   let trailers: H2Headers | undefined;
   const timed = !ex.grpc;
@@ -188,14 +192,17 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
     if (res.destroyed || res.writableEnded) return;
     const known = h2Failure(error);
     options.onUpstreamError(ex, known.code, error);
-    if (known.retry && !responded && ex.attempts < 2 && !req.readableDidRead && options.retry(ex)) return;
+    const cause = rootCause(error);
+    // A stream error of node:http2's own (a reset, a session gone) is the connection's reset.
+    const kind = retryable(cause === error && known === RESET ? { code: 'ECONNRESET' } : cause, { sent, responded: responded || res.headersSent, method: req.method, replayable: !req.readableDidRead });
+    if (kind !== false && options.failOver(ex, kind)) return;
+    if (ex.refusal === 'no-ready-target') return ex.fail('DEVSTACK_NO_READY_UPSTREAM', `strict mode: no ready target left in lane ${ex.lane} of ${ex.service} (${ex.target?.origin ?? ''} failed: ${known.code})`);
     // A gRPC client is told in the trailers even mid-stream; anything else loses its connection.
     if ((responded || res.headersSent) && !ex.grpc) {
       ex.errorCode = known.code;
       res.destroy(error);
       return;
     }
-    const cause = rootCause(error);
     ex.fail(known.code, `upstream ${ex.target?.origin ?? ''} failed: ${known.code === 'DEVSTACK_UPSTREAM_ERROR' ? cause.message : (cause.code ?? cause.message)}`);
   };
 
@@ -247,5 +254,14 @@ export function forwardH2(ex: Exchange, sessions: H2Sessions, options: H2Forward
     // Reset by the upstream without an error event (RST_STREAM CANCEL): the answer is incomplete.
     if (!settled) failed(Object.assign(new Error(`upstream reset the stream (code ${stream.rstCode ?? 0})`), { code: 'ERR_HTTP2_STREAM_ERROR' }));
   });
-  if (hasBody) req.pipe(stream);
+  // The body waits for the stream: a call whose connection fails keeps it unread, so it can go
+  // whole to the next target (a gRPC call to a dead copy is sent on to base).
+  const ready = () => {
+    sent = true;
+    options.connected(ex);
+    if (hasBody && !settled) req.pipe(stream);
+  };
+  // On a session already connected the stream is open at once; 'ready' has then been emitted.
+  if (stream.pending) stream.once('ready', ready);
+  else ready();
 }

@@ -46,6 +46,15 @@ Routing
   --key-name NAME           key name in headers and baggage (default uber-ctx-key)  DEVSTACK_KEY_NAME
   --cluster-domain NAME     Kubernetes cluster domain (default cluster.local)  DEVSTACK_CLUSTER_DOMAIN
   --max-hops N              refuse with 508 after N devstack hops (default 16)  DEVSTACK_MAX_HOPS
+  --no-passive-health       a target whose connection fails before any request byte went out
+                            is passed over for a while (its calls go to the lane's other targets,
+                            then base; strict: 503); on by default         DEVSTACK_PASSIVE_HEALTH=false
+  --eject-after N           consecutive connect failures that eject a target, default 1
+                                                                             DEVSTACK_EJECT_AFTER
+  --base-ejection MS        first ejection, doubled each time in a row, default 1000
+                                                                             DEVSTACK_BASE_EJECTION
+  --max-ejection MS         longest ejection: a copy back is used again within it, default 10000
+                                                                             DEVSTACK_MAX_EJECTION
 
 Limits (milliseconds, bytes)
   --connect-timeout MS      default 5000                                     DEVSTACK_CONNECT_TIMEOUT

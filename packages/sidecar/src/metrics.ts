@@ -29,6 +29,8 @@ export class SidecarMetrics {
   readonly #clientTimeouts: Counter<'direction' | 'stall'>;
   readonly #shed: Counter<'direction' | 'protocol'>;
   readonly #abusive: Counter<'direction' | 'reason'>;
+  readonly #ejections: Counter<'direction' | 'service' | 'lane'>;
+  readonly #failovers: Counter<'direction' | 'service' | 'from' | 'to'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     this.registry = new Registry();
@@ -43,6 +45,8 @@ export class SidecarMetrics {
     this.#clientTimeouts = new Counter({ name: CLIENT_TIMEOUTS, help: 'Clients that stalled past a timeout: request headers, request body, or not reading the response (drain)', labelNames: ['direction', 'stall'], registers });
     this.#shed = new Counter({ name: SHED, help: 'Requests refused because the sidecar already carried --max-in-flight (HTTP/1.1: 503 DEVSTACK_OVERLOADED, HTTP/2: RST_STREAM REFUSED_STREAM)', labelNames: ['direction', 'protocol'], registers });
     this.#abusive = new Counter({ name: ABUSIVE, help: 'Client HTTP/2 connections ended with GOAWAY for abuse: streams reset before their response over the budget (resets), or invalid frames', labelNames: ['direction', 'reason'], registers });
+    this.#ejections = new Counter({ name: METRICS.upstreamEjections, help: 'Targets ejected by passive health after consecutive connect failures', labelNames: ['direction', 'service', 'lane'], registers });
+    this.#failovers = new Counter({ name: METRICS.upstreamFailovers, help: 'Calls moved to another target after a failed attempt, by lane', labelNames: ['direction', 'service', 'from', 'to'], registers });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'devstack_sidecar_' });
   }
 
@@ -89,6 +93,16 @@ export class SidecarMetrics {
 
   upstreamError(direction: Direction, service: string | undefined, code: string): void {
     this.#upstreamErrors.labels(direction, service ?? 'none', code).inc();
+  }
+
+  /** A target ejected by passive health (its lane: the one the failed call was in). */
+  ejection(direction: Direction, service: string | undefined, lane: string): void {
+    this.#ejections.labels(direction, service ?? 'none', lane).inc();
+  }
+
+  /** A call moved on to another target after a failed attempt, from one lane to another (or the same). */
+  failover(direction: Direction, service: string | undefined, from: string, to: string): void {
+    this.#failovers.labels(direction, service ?? 'none', from, to).inc();
   }
 
   invalidKey(direction: Direction, carrier: string, problem: string): void {

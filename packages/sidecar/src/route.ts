@@ -1,4 +1,4 @@
-import { describeUntrusted, effectiveKey, HOPS_HEADER, normalizeHost, routeStep, serviceForAuthority, type KeyCodec, type Refusal, type Snapshot } from '@devstack/core';
+import { describeUntrusted, effectiveKey, HOPS_HEADER, normalizeHost, routeStep, serviceForAuthority, type KeyCodec, type PassiveHealth, type Refusal, type Snapshot } from '@devstack/core';
 import type { ProxyErrorCode } from './errors.js';
 import type { Exchange, Stage } from './exchange.js';
 import { addForwarded, hostHeaderCount, endToEndHeaders } from './headers.js';
@@ -92,6 +92,7 @@ export function extractKey(codec: KeyCodec, options: KeyStageOptions): Stage {
 export interface ResolveStageOptions {
   defaultKey?: string | undefined;
   strict?: boolean | undefined;
+  health?: PassiveHealth | undefined;
 }
 
 const REFUSAL_CODES: Record<Refusal, ProxyErrorCode> = {
@@ -102,7 +103,7 @@ const REFUSAL_CODES: Record<Refusal, ProxyErrorCode> = {
 
 /** The shared routing step (core's `routeStep`): lane and target, or the refusal as a JSON error. */
 export function resolveLane(snapshot: SnapshotRef, options: ResolveStageOptions): Stage {
-  const step = { defaultKey: options.defaultKey, strict: options.strict === true };
+  const step = { defaultKey: options.defaultKey, strict: options.strict === true, health: options.health };
   return (ex) => {
     if (ex.passthrough) return ex.next();
     const snap = snapshot();

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Agent as UndiciAgent } from 'undici';
 import { Agent } from './undici.js';
 import { trace } from '@opentelemetry/api';
-import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, serviceForAuthority, type RegistrySource, type Snapshot } from '@devstack/core';
+import { ConfigError, createKeyCodec, describeUntrusted, DEFAULT_MAX_HOPS, PassiveHealth, serviceForAuthority, type PassiveHealthOptions, type RegistrySource, type Snapshot } from '@devstack/core';
 import { isLoopbackBind, passthroughTarget } from './passthrough.js';
 import { compose, Exchange, type Direction, type FaultHandler, type Stage } from './exchange.js';
 import { Guard } from './guard.js';
@@ -85,6 +85,13 @@ export interface SidecarOptions {
   maxClientResets?: number;
   /** Invalid HTTP/2 frames a client connection may send before it is ended. Default 100. */
   maxInvalidFrames?: number;
+  /**
+   * Passive health checking of upstream targets: a target whose connection fails before any request
+   * byte went out is ejected for a while and its calls go to the lane's other targets, then base
+   * (not in strict mode). Default on, with core's defaults; `false` turns it off (a failed connect
+   * is then an error answer, as before).
+   */
+  passiveHealth?: boolean | PassiveHealthOptions;
   logger?: Logger;
   metrics?: SidecarMetrics;
   /** Trace requests (when an OpenTelemetry SDK is running). */
@@ -131,6 +138,8 @@ export class Sidecar {
   readonly #guard: Guard;
   readonly #clientTimeouts: ClientTimeouts;
   readonly #inFlight: InFlight;
+  /** Undefined when passive health is off. */
+  readonly health: PassiveHealth | undefined;
   readonly #onFault: FaultHandler = (ex, error) => this.#guard.report(ex.direction, error);
 
   constructor(options: SidecarOptions) {
@@ -162,6 +171,8 @@ export class Sidecar {
       keepAliveTimeout: 4_000,
     });
     this.#h2 = new H2Sessions({ connectTimeoutMs: options.connectTimeoutMs ?? 5_000 });
+    const health = options.passiveHealth ?? true;
+    this.health = health === false ? undefined : new PassiveHealth(health === true ? {} : health);
   }
 
   snapshot(): Snapshot | undefined {
@@ -193,7 +204,7 @@ export class Sidecar {
     this.metrics.source(source);
     if (o.admin) {
       const registry = source.status === undefined ? undefined : () => source.status!();
-      await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics, registry, exposeRoutes: o.admin.exposeRoutes, isLocal: o.admin.isLocal }));
+      await this.#listen('admin', o.admin, '0.0.0.0', adminHandler({ snapshot: () => this.#snapshot, health: this.health, ready: () => this.ready(), strict: o.strict === true, metrics: this.metrics, registry, exposeRoutes: o.admin.exposeRoutes, isLocal: o.admin.isLocal }));
     }
     const first = await source.start();
     // close() may have begun while the source was syncing: then nothing more opens.
@@ -219,6 +230,11 @@ export class Sidecar {
       tracing: o.tracing ? [traceExchange(trace.getTracer('devstack-sidecar'), `devstack.key`)] : [],
       forward: forward(this.#agent, {
         h2: this.#h2,
+        snapshot: () => this.#snapshot,
+        step: { defaultKey: direction === 'edge' ? undefined : o.defaultKey, strict: o.strict === true, health: this.health },
+        health: this.health,
+        onEjected: (ex) => this.metrics.ejection(ex.direction, ex.service, ex.lane),
+        onFailOver: (ex, from) => this.metrics.failover(ex.direction, ex.service, from, ex.lane),
         headersTimeoutMs: this.#options.headersTimeoutMs,
         draining: () => this.#draining,
         onUpstreamError: (ex, code) => this.metrics.upstreamError(ex.direction, ex.service, code),
@@ -241,7 +257,7 @@ export class Sidecar {
       loopGuard(o.maxHops ?? DEFAULT_MAX_HOPS),
       edge ? edgeService(c.codec, edge.entry) : outboundService(snap, o.clusterDomain ?? 'cluster.local', o.passthrough === true),
       extractKey(c.codec, { defaultKey, dropClientKeys, onInvalid: c.onInvalid }),
-      resolveLane(snap, { defaultKey, strict: o.strict }),
+      resolveLane(snap, { defaultKey, strict: o.strict, health: this.health }),
       rewriteHeaders(c.codec, { countHop: true, dropClientKeys, trustForwarded: !edge }),
       ...c.tracing,
     ];

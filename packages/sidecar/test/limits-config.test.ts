@@ -29,3 +29,20 @@ t.test('a bound out of range is one problem line', async (t) => {
     '--max-client-resets (DEVSTACK_MAX_CLIENT_RESETS): expected a whole number from 1 to 1000000, got "-1"',
   ]);
 });
+
+t.test('passive health: on by default, its flags and variables, off by --no-passive-health', async (t) => {
+  const config = (argv: string[], env: Record<string, string> = {}) => {
+    const parsed = parseConfig([...BASE, ...argv], env);
+    if (parsed.kind !== 'config') throw new Error(JSON.stringify(parsed));
+    return parsed.config;
+  };
+  t.notOk('passiveHealth' in config([]), 'unset: on, with core defaults');
+  t.same(config(['--eject-after', '3', '--base-ejection', '200', '--max-ejection', '400']).passiveHealth, { ejectAfter: 3, baseEjectionMs: 200, maxEjectionMs: 400 });
+  t.same(config([], { DEVSTACK_EJECT_AFTER: '2', DEVSTACK_MAX_EJECTION: '5000' }).passiveHealth, { ejectAfter: 2, maxEjectionMs: 5000 });
+  t.equal(config(['--no-passive-health']).passiveHealth, false);
+  t.equal(config(['--passive-health=false']).passiveHealth, false);
+  t.equal(config([], { DEVSTACK_PASSIVE_HEALTH: 'false' }).passiveHealth, false);
+  t.notOk('passiveHealth' in config(['--passive-health'], { DEVSTACK_PASSIVE_HEALTH: 'false' }), 'the flag wins');
+  const bad = parseConfig([...BASE, '--passive-health=maybe', '--base-ejection', '5000', '--max-ejection', '100'], {});
+  t.same(bad, { kind: 'error', problems: ['--passive-health (DEVSTACK_PASSIVE_HEALTH): expected true or false, got "maybe"', '--max-ejection (DEVSTACK_MAX_EJECTION): must not be below --base-ejection (5000)'] });
+});
