@@ -1,6 +1,7 @@
 /*
- * Starts the demo fleet of plan.ts as child processes (each app, a sidecar next to each non-proxyless
- * app, and the edge), waits until every one says it is ready, and stops them all again. `npm start`
+ * Starts the demo fleet of plan.ts as child processes (the SQS server, each app and worker, a sidecar
+ * next to each app that is not proxyless, and the edge), waits until every one says it is ready, and
+ * stops them all again. `npm start`
  * and the end-to-end test both use this, so the test runs exactly what a newcomer sees.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -12,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { DOMAIN, ENTRY, GRPC, GRPC_DOWNSTREAM, makePlan, portsNeeded, registryDocument, type Instance, type Plan } from './plan.ts';
+import { DOMAIN, ENTRY, GRPC, GRPC_DOWNSTREAM, makePlan, portsNeeded, PUBLISHER, registryDocument, WORKERS, type Instance, type Plan } from './plan.ts';
 
 export type FleetErrorCode = 'DEVSTACK_DEMO_PORT_IN_USE' | 'DEVSTACK_DEMO_START_FAILED' | 'DEVSTACK_DEMO_BAD_OPTION';
 
@@ -56,6 +57,8 @@ export interface Fleet {
   readonly registryPath: string;
   /** `http://example.localhost:<port>` (send Host accordingly when connecting to 127.0.0.1). */
   readonly edgeUrl: string;
+  /** The SQS server's endpoint, `http://127.0.0.1:<port>`. */
+  readonly sqsUrl: string;
   readonly processes: readonly FleetProcess[];
   /** Resolves with a message if a process exits while the fleet runs (not during stop()). */
   readonly failure: Promise<string>;
@@ -68,6 +71,7 @@ export interface Fleet {
 
 const SIDECAR_CLI = fileURLToPath(new URL('./cli.js', import.meta.resolve('@devstack/sidecar')));
 const SERVICE_DIR = fileURLToPath(new URL('./services/', import.meta.url));
+const SQS_SERVER = fileURLToPath(new URL('./sqs-server.ts', import.meta.url));
 /** Drain time the sidecars get on Ctrl-C: a demo should stop in a moment. */
 const SIDECAR_SHUTDOWN_MS = 2_000;
 
@@ -131,21 +135,30 @@ function sidecarArgs(plan: Plan, registry: string, flags: Record<string, string 
 function specs(plan: Plan, registry: string): Spec[] {
   const h = plan.host;
   const sidecarReady = (line: Record<string, unknown>) => line['msg'] === 'ready';
-  const list: Spec[] = [];
+  const sqs = `http://${h}:${plan.sqs.port}`;
+  const list: Spec[] = [{ name: 'sqs', args: [SQS_SERVER], env: { PORT: String(plan.sqs.port), HOST: h }, ports: [plan.sqs.port], ready: (line) => line['msg'] === 'listening' }];
   for (const i of plan.instances) {
     const name = `${i.service}@${i.lane}`;
+    if (WORKERS.has(i.service)) {
+      // No port: ready once its consumer runs. Proxyless: the SDK decides from the registry file.
+      const env = { DEVSTACK_LANE: i.lane, DEVSTACK_REGISTRY: registry, SQS_ENDPOINT: sqs };
+      list.push({ name, args: [join(SERVICE_DIR, `${i.service}.ts`)], env, ports: [], ready: (line) => line['msg'] === 'consuming' });
+      continue;
+    }
     const env: Record<string, string> = { PORT: String(i.appPort), HOST: h, DEVSTACK_LANE: i.lane };
     if (i.sidecar === undefined) env['DEVSTACK_REGISTRY'] = registry;
     else env['HTTP_PROXY'] = `http://${h}:${i.sidecar.outbound}`;
     // orders calls inventory only when INVENTORY names it (a registry name, routed like a Host).
     if (GRPC_DOWNSTREAM[i.service] === 'inventory') env['INVENTORY'] = 'inventory';
-    list.push({ name, args: [join(SERVICE_DIR, `${i.service}.ts`)], env, ports: [i.appPort], ready: (line) => line['msg'] === 'listening' });
+    // web publishes to the SQS server only when SQS_ENDPOINT names it.
+    if (i.service === PUBLISHER) env['SQS_ENDPOINT'] = sqs;
+    list.push({ name, args: [join(SERVICE_DIR, `${i.service}.ts`)], env, ports: [i.appPort!], ready: (line) => line['msg'] === 'listening' });
     if (i.sidecar === undefined) continue;
     const s = i.sidecar;
     list.push({
       name: `sidecar ${name}`,
       args: sidecarArgs(plan, registry, {
-        'inbound-port': s.inbound, 'inbound-host': h, 'app-port': i.appPort, 'app-host': h,
+        'inbound-port': s.inbound, 'inbound-host': h, 'app-port': i.appPort!, 'app-host': h,
         'outbound-port': s.outbound, 'outbound-host': h, 'admin-port': s.admin, 'admin-host': h,
         'default-key': i.lane === 'base' ? undefined : i.lane,
         'app-protocol': GRPC.has(i.service) ? 'h2c' : undefined,
@@ -293,6 +306,7 @@ async function startOnce(options: FleetOptions, host: string, port: number): Pro
     dir,
     registryPath,
     edgeUrl: `http://${DOMAIN}:${plan.edge.port}`,
+    sqsUrl: `http://${plan.host}:${plan.sqs.port}`,
     processes: children.map((c) => ({ name: c.spec.name, pid: c.proc.pid ?? -1, ports: c.spec.ports, log: c.log, exited: c.exited })),
     failure,
     stop,

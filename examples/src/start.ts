@@ -4,11 +4,12 @@
  */
 import { rm } from 'node:fs/promises';
 import { startFleet, FleetError, type Fleet } from './fleet.ts';
-import { DOMAIN, FEATURES, describePath } from './plan.ts';
+import { CONSUMER, DOMAIN, EVENTS_QUEUE, FEATURES, PUBLISHER, describeEvent, describePath } from './plan.ts';
 
 const HELP = `Usage: npm start [-- --port N]
 
-Starts the devstack demo: web -> orders -> payments over HTTP, and orders -> inventory over gRPC.
+Starts the devstack demo: web -> orders -> payments over HTTP, orders -> inventory over gRPC, and
+${PUBLISHER} -> ${CONSUMER} through the SQS queue ${EVENTS_QUEUE} (an SQS server the demo starts, fauxqs).
 Base copies and the feature copies ${Object.entries(FEATURES).map(([key, services]) => `${key} (${services.join(', ')})`).join(' and ')},
 a sidecar next to each (orders runs proxyless through the SDK), and an edge for ${DOMAIN}
 and <key>.${DOMAIN}.
@@ -50,21 +51,33 @@ function banner(fleet: Fleet): string {
     [`curl -s ${url('feature1')} | grep -o '"grpc":{[^}]*}'`, "the gRPC hop alone: inventory's copy that answered orders"],
     [`curl -si ${url('feature2')}`, 'x-devstack-lane: the lane that answered'],
   ];
+  // The async hop: the answer waits for the worker and names the lane that processed the event.
+  const events: [string, string][] = [
+    [`curl -s -X POST -H 'uber-ctx-key: feature1' ${url()}events`, describeEvent('feature1')],
+    [`curl -s -X POST ${url()}events`, `${describeEvent(undefined)} (no key)`],
+    [`curl -s -X POST -H 'uber-ctx-key: feature2' ${url()}events`, `${describeEvent('feature2')} (no worker copy for feature2)`],
+    [`curl -s -X POST ${url('feature1')}events | grep -o '"processed":{[^}]*}'`, 'the lane that processed it, alone'],
+  ];
   const h = fleet.plan.host;
   const admins: [string, string][] = [[`edge`, `http://${h}:${admin}/routes`]];
   for (const i of fleet.plan.instances) {
     const name = `${i.service}@${i.lane}`;
-    admins.push([name, i.sidecar ? `http://${h}:${i.sidecar.admin}/routes` : `proxyless (the SDK routes in the app; no sidecar)`]);
+    const how = i.appPort === undefined ? `a consumer of ${EVENTS_QUEUE} (no port; the SDK decides its lane from the registry)` : `proxyless (the SDK routes in the app; no sidecar)`;
+    admins.push([name, i.sidecar ? `http://${h}:${i.sidecar.admin}/routes` : how]);
   }
   return [
     `devstack demo: ready on ${url()}`,
     '',
     table(curls),
     '',
+    `Events (POST /events on web: published with the request's key, answered once a worker lane processed it):`,
+    table(events),
+    '',
     `Sidecar admin (also /healthz /readyz /metrics /resolve?service=orders&key=feature2):`,
     table(admins),
     '',
-    `Registry: ${fleet.registryPath} (edits are picked up live)`,
+    `SQS:      ${fleet.sqsUrl}/ (fauxqs; queue ${EVENTS_QUEUE}; any credentials)`,
+    `Registry: ${fleet.registryPath} (edits are picked up live; "ready": false on worker's feature1 sends its events to base)`,
     `Logs:     ${fleet.dir}/*.log`,
     `Ctrl-C stops everything.`,
     '',

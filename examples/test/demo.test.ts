@@ -4,13 +4,14 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import t from 'tap';
 import { FleetError, startFleet } from '../src/fleet.ts';
-import { DOMAIN, expectedReply } from '../src/plan.ts';
+import { DOMAIN, expectedEvent, expectedReply } from '../src/plan.ts';
 import { Inventory, type InventoryClient, type ReserveReply } from '../src/services/inventory-api.ts';
 
 // The subtest type: the last overload of t.test is `(cb)`.
@@ -22,10 +23,10 @@ interface Answer {
   body: unknown;
 }
 
-function get(port: number, headers: Record<string, string>): Promise<Answer> {
+function get(port: number, headers: Record<string, string>, method = 'GET', path = '/'): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // agent: false, so no idle keep-alive socket of the test holds the edge open at stop().
-    const req = http.get({ host: '127.0.0.1', port, path: '/', headers, agent: false, timeout: 5_000 }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 10_000 }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
@@ -33,7 +34,16 @@ function get(port: number, headers: Record<string, string>): Promise<Answer> {
     });
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
+    req.end();
   });
+}
+
+/** POST /events's answer: the publisher and the worker lane that processed the event. */
+interface Published {
+  service: string;
+  lane: string;
+  published: { queue: string; key: string | null };
+  processed: { service: string; lane: string; reason: string; receives: number };
 }
 
 function refused(port: number): Promise<boolean> {
@@ -141,6 +151,57 @@ t.test('the demo fleet, through the edge', async (t) => {
     await expect(t, { ...host(), 'uber-ctx-key': 'feature1, feature2' }, BASE, 'conflicting values');
     await expect(t, { ...host(), 'uber-ctx-key': 'feature9' }, BASE, 'unknown key by header');
     await expect(t, host('feature9'), BASE, 'unknown key by Host');
+  });
+
+  const publish = async (t: Test, headers: Record<string, string>): Promise<Published> => {
+    const a = await get(port, headers, 'POST', '/events');
+    t.equal(a.status, 200, `POST /events ${JSON.stringify(headers)}: 200${a.status === 200 ? '' : ` ${JSON.stringify(a.body)}`}`);
+    return a.body as Published;
+  };
+
+  t.test('the async hop: web publishes to SQS, the worker lane the key picks processes it', async (t) => {
+    t.same(expectedEvent('feature1'), { publisher: 'feature1', worker: 'feature1' }, 'the plan: feature1 has a worker copy');
+    t.same(expectedEvent('feature2'), { publisher: 'base', worker: 'base' }, 'feature2 has none');
+    const cases: [Record<string, string>, { publisher: string; worker: string; reason: string; key: string | null }, string][] = [
+      [host('feature1'), { publisher: 'feature1', worker: 'feature1', reason: 'match', key: 'feature1' }, 'feature1 by Host: the worker copy'],
+      [{ ...host(), 'uber-ctx-key': 'feature1' }, { publisher: 'feature1', worker: 'feature1', reason: 'match', key: 'feature1' }, 'feature1 by header: the worker copy'],
+      [host(), { publisher: 'base', worker: 'base', reason: 'no-key', key: null }, 'no key: base'],
+      [{ ...host(), 'uber-ctx-key': 'feature2' }, { publisher: 'base', worker: 'base', reason: 'no-copy', key: 'feature2' }, 'feature2, a key with no worker copy: base'],
+      [{ ...host(), 'uber-ctx-key': 'feature9' }, { publisher: 'base', worker: 'base', reason: 'unknown-key', key: 'feature9' }, 'an unknown key: base'],
+    ];
+    // Both lanes read the one queue, and either may receive any event first: without the lane
+    // decision an event goes to whichever receives it, so a few rounds of every case cannot all
+    // come out right.
+    for (let round = 1; round <= 4; round++) {
+      for (const [headers, want, what] of cases) {
+        const p = await publish(t, headers);
+        t.match(p, { service: 'web', lane: want.publisher, published: { queue: 'demo-events', key: want.key }, processed: { service: 'worker', lane: want.worker, reason: want.reason } }, `${what} (round ${round})`);
+      }
+    }
+  });
+
+  t.test("a worker copy marked not ready in the registry: its events go to base, and back once it is ready", async (t) => {
+    const original = await readFile(fleet.registryPath, 'utf8');
+    const setReady = async (ready: boolean) => {
+      const doc = JSON.parse(original) as { services: { worker: { features: { feature1: { ready: boolean } } } } };
+      doc.services.worker.features.feature1.ready = ready;
+      // Written whole and renamed, as an editor saves: no worker reads a half-written file.
+      await writeFile(`${fleet.registryPath}.tmp`, JSON.stringify(doc));
+      await rename(`${fleet.registryPath}.tmp`, fleet.registryPath);
+    };
+    /** Publishes feature1 events until `n` in a row come back from `lane` (each worker reads the file on its own); bounded. */
+    const until = async (lane: string, reason: string, n = 3, limit = 200): Promise<boolean> => {
+      let row = 0;
+      for (let i = 0; i < limit && row < n; i++) {
+        const p = await publish(t, { ...host(), 'uber-ctx-key': 'feature1' });
+        row = p.processed.lane === lane && p.processed.reason === reason ? row + 1 : 0;
+      }
+      return row === n;
+    };
+    await setReady(false);
+    t.ok(await until('base', 'not-ready'), 'not ready: feature1 events are processed by base');
+    await setReady(true);
+    t.ok(await until('feature1', 'match'), 'ready again: by the copy');
   });
 
   t.test('a failing downstream call is reported with its status and code', async (t) => {

@@ -84,7 +84,7 @@ async function stopBySignal(t: Test, signal: NodeJS.Signals): Promise<void> {
   t.ok(ready, `the demo started${ready ? '' : `: ${stdout}${stderr}`}`);
   if (!ready) return;
   pids = descendants(npm.pid!);
-  // npm -> start.ts (the script's shell execs it) -> eight apps, six sidecars and the edge.
+  // npm -> start.ts (the script's shell execs it) -> the SQS server, eight apps, two workers, six sidecars and the edge.
   t.ok(pids.length >= 16, `the fleet runs under npm (${pids.length} processes)`);
   const ports = [...stdout.matchAll(/http:\/\/(?:[\w.-]+):(\d+)\//g)].map((m) => Number(m[1]));
   t.ok(ports.length >= 5, 'the edge and admin ports are printed');

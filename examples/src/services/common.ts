@@ -128,8 +128,11 @@ export function announce(s: Settings, sdk: DevstackSdk, port: number, close: (do
   console.log(JSON.stringify({ msg: 'listening', service: s.service, lane: s.lane, mode, port }));
 }
 
-/** An HTTP service: no new connections on stop, idle keep-alive ones closed, in-flight requests finish. */
-export async function listen(server: Server, s: Settings, sdk: DevstackSdk): Promise<void> {
+/**
+ * An HTTP service: no new connections on stop, idle keep-alive ones closed, in-flight requests
+ * finish, then `release` lets go of what else the service holds (web's reply queue loop).
+ */
+export async function listen(server: Server, s: Settings, sdk: DevstackSdk, release?: () => Promise<void> | undefined): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(s.port, s.host, () => resolve());
@@ -138,7 +141,7 @@ export async function listen(server: Server, s: Settings, sdk: DevstackSdk): Pro
     const idle = setInterval(() => server.closeIdleConnections(), 50);
     server.close(() => {
       clearInterval(idle);
-      done();
+      void Promise.resolve(release?.()).finally(done);
     });
   });
 }

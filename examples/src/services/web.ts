@@ -1,10 +1,13 @@
 /*
  * web: the entry service. GET / calls orders and answers what the whole chain did, e.g.
  * {"service":"web","lane":"feature1","downstream":{"service":"orders","lane":"base",...}}.
+ * POST /events (when SQS_ENDPOINT names an SQS server) publishes an event with the request's key
+ * and answers which worker lane processed it.
  */
 import http from 'node:http';
-import { init, withRouting } from '@devstack/sdk';
+import { getRoutingKey, init, withRouting } from '@devstack/sdk';
 import { callDownstream, isHealthCheck, listen, reply, settings, useSidecar } from './common.ts';
+import { EventError, EVENTS_QUEUE, REPLY_PREFIX, startPublisher } from './events.ts';
 
 const s = settings('web');
 // Propagation: the key of each inbound request is put on every call made while handling it.
@@ -12,13 +15,30 @@ const s = settings('web');
 const sdk = init({ lane: s.lane, registry: s.registry });
 if (!(await sdk.ready) && sdk.proxyless) throw new Error('web: no registry snapshot for proxyless routing');
 useSidecar(s);
+// Opt-in, as orders' gRPC call is: a fleet without an SQS server (the helmfile's) keeps a working web.
+const sqs = process.env['SQS_ENDPOINT'];
+const publisher = sqs ? await startPublisher(sqs, `${REPLY_PREFIX}${s.service}-${s.lane}`) : undefined;
 
 const server = http.createServer(
   withRouting(async (req, res) => {
     if (isHealthCheck(req)) return reply(res, 200, { status: 'ok' });
+    if (req.url === '/events') {
+      if (req.method !== 'POST') return reply(res, 405, { error: { code: 'DEVSTACK_DEMO_METHOD', message: 'POST /events publishes an event' } });
+      if (publisher === undefined) return reply(res, 404, { error: { code: 'DEVSTACK_DEMO_NO_QUEUE', message: 'no SQS server configured (SQS_ENDPOINT)' } });
+      req.resume();
+      const published = { queue: EVENTS_QUEUE, key: getRoutingKey() ?? null };
+      try {
+        // The key travels as a message attribute; the worker lane it picks answers on our reply queue.
+        const processed = await publisher.publish();
+        return reply(res, 200, { service: s.service, lane: s.lane, published, processed });
+      } catch (error) {
+        const code = error instanceof EventError ? error.code : 'DEVSTACK_DEMO_QUEUE_FAILED';
+        return reply(res, code === 'DEVSTACK_DEMO_NOT_PROCESSED' ? 504 : 502, { service: s.service, lane: s.lane, published, processed: { status: null, error: code, message: (error as Error).message } });
+      }
+    }
     // A logical name: the sidecar (or the SDK) picks orders' feature copy or its base.
     const { ok, downstream } = await callDownstream('http://orders/');
     reply(res, ok ? 200 : 502, { service: s.service, lane: s.lane, downstream });
   }),
 );
-await listen(server, s, sdk);
+await listen(server, s, sdk, () => publisher?.close());
