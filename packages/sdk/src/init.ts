@@ -34,9 +34,16 @@ export interface InitOptions extends HostPolicyOptions {
   registry?: RegistrySource | string;
   /**
    * With `registry: 'k8s'`: `namespaces`, `allNamespaces`, `kubeconfig`, `targets`
-   * (`service` or `endpoints`) and `watchIdleTimeoutMs`, as `createKubernetesSource` takes them.
+   * (`service` or `endpoints`), `watchIdleTimeoutMs`, `requestTimeoutMs`, `pageSize`, `maxDelayMs`
+   * and `reportIntervalMs`, as `createKubernetesSource` takes them.
    */
   kubernetes?: Readonly<Record<string, unknown>>;
+  /**
+   * With `registry: 'http(s)://...'` (a devstack-relay): `namespace` (default `namespaces`, else
+   * `DEVSTACK_NAMESPACE`), `idleTimeoutMs`, `connectTimeoutMs`, `maxMessageBytes`,
+   * `reportIntervalMs` and `backoff`, as `@devstack/registry-relay` takes them.
+   */
+  relay?: Readonly<Record<string, unknown>>;
   /**
    * The fleet's namespaces (`DEVSTACK_NAMESPACE`): `<service>.<namespace>[.svc[.<cluster domain>]]`
    * names in them are given the key as registry services are, with or without a registry; a `k8s`
@@ -108,7 +115,7 @@ export function init(options: InitOptions = {}): DevstackSdk {
   const owned =
     typeof setting === 'string'
       ? deferredSource(registryKind(setting), () =>
-          createRegistrySource({ registry: setting, file: { persistent: false }, kubernetes: { ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }), ...options.kubernetes, clusterDomain: options.clusterDomain } }, (name) => import(name)),
+          createRegistrySource({ registry: setting, file: { persistent: false }, kubernetes: { ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }), ...options.kubernetes, clusterDomain: options.clusterDomain }, relay: options.relay }, (name) => import(name)),
         )
       : undefined;
   const source = owned ?? (setting as RegistrySource | undefined);

@@ -25,6 +25,11 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
     Array.isArray(v) && v.every((n) => isValidKey(n))
       ? undefined
       : `must be a list of namespace names${typeof v === 'string' ? ` (write [${JSON.stringify(v)}])` : ''}`,
+  relay: (v) => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'must be an object of relay source options';
+    const unknown = Object.keys(v).filter((k) => !RELAY_OPTIONS.includes(k));
+    return unknown.length === 0 ? undefined : `has unknown options ${unknown.map((k) => describeUntrusted(k)).join(', ')} (known: ${RELAY_OPTIONS.join(', ')})`;
+  },
   clusterDomain: (v) => (typeof v === 'string' && v.length > 0 ? undefined : 'must be a domain name such as cluster.local'),
   strict: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
   allowHosts: (v) => (typeof v === 'function' || Array.isArray(v) ? undefined : 'must be a list of host names and *.suffix patterns, or a predicate'),
@@ -46,7 +51,10 @@ const CHECKS: Readonly<Record<string, (value: unknown) => string | undefined>> =
 const PASSIVE_HEALTH_OPTIONS = ['ejectAfter', 'baseEjectionMs', 'maxEjectionMs', 'maxTracked', 'now'];
 
 /** What `createKubernetesSource` takes; their values are checked there, when the source is opened. */
-const KUBERNETES_OPTIONS = ['namespaces', 'allNamespaces', 'kubeconfig', 'targets', 'watchIdleTimeoutMs'];
+const KUBERNETES_OPTIONS = ['namespaces', 'allNamespaces', 'kubeconfig', 'targets', 'watchIdleTimeoutMs', 'requestTimeoutMs', 'pageSize', 'maxDelayMs', 'reportIntervalMs'];
+
+/** What the relay source (`@devstack/registry-relay`) takes besides its URL; checked there too. */
+const RELAY_OPTIONS = ['namespace', 'namespaces', 'idleTimeoutMs', 'connectTimeoutMs', 'maxMessageBytes', 'reportIntervalMs', 'backoff'];
 
 function isSource(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return false;
