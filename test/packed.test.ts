@@ -120,6 +120,27 @@ console.log(JSON.stringify({
 }));
 `;
 
+// An unchanged app under register: its server is given the key, its outbound node:http call must
+// carry it. `main` is its module loader's: the CommonJS app requires the SDK too, as apps may.
+const registerApp = (cjs: boolean) => `
+${cjs ? "const http = require('node:http');\nconst sdk = require('@devstack/sdk');" : "import http from 'node:http';\nconst sdk = await import('@devstack/sdk');"}
+const get = (port, path, headers) => new Promise((resolve, reject) => {
+  http.get({ host: '127.0.0.1', port, path, headers }, (res) => {
+    let body = '';
+    res.setEncoding('utf8').on('data', (c) => (body += c)).on('end', () => resolve(body));
+  }).on('error', reject);
+});
+const server = http.createServer(async (req, res) => {
+  if (req.url === '/up') return void res.end(String(req.headers['uber-ctx-key']));
+  res.end(await get(server.address().port, '/up', {}));
+});
+server.listen(0, '127.0.0.1', async () => {
+  const carried = await get(server.address().port, '/in', { 'uber-ctx-key': 'feature1' });
+  server.close();
+  console.log(JSON.stringify({ carried, init: typeof sdk.init }));
+});
+`;
+
 const TSCONFIG = {
   compilerOptions: {
     strict: true,
@@ -187,5 +208,15 @@ t.test('the packed packages, installed into a strict TypeScript app', async (t) 
     child.on('exit', (code) => done({ code, stdout }));
   });
   t.equal(help.code, 0, 'the installed devstack-sidecar command runs');
+
+  // The same install: a CommonJS app (no "type") under --require, an ES module one under --import.
+  const cjs = join(app, 'cjs');
+  await sh(t, 'mkdir', ['-p', cjs], dir);
+  await writeFile(join(cjs, 'package.json'), JSON.stringify({ name: 'devstack-packed-cjs', private: true }));
+  await writeFile(join(cjs, 'main.js'), registerApp(true));
+  await writeFile(join(app, 'register.mjs'), registerApp(false));
+  const want = { carried: 'feature1', init: 'function' };
+  t.same(JSON.parse(await sh(t, process.execPath, ['--require', '@devstack/sdk/register', 'main.js'], cjs)), want, 'CommonJS app, --require @devstack/sdk/register: the key carried on');
+  t.same(JSON.parse(await sh(t, process.execPath, ['--import', '@devstack/sdk/register', 'register.mjs'], app)), want, 'ES module app, --import @devstack/sdk/register: the key carried on');
   t.match(help.stdout, /^Usage: devstack-sidecar/);
 });
