@@ -104,7 +104,8 @@ t.test('charts to routed requests: the routing table and the chain rule through 
       namespace: NS,
       values: {
         service: r.service, image: { repository: 'devstack-examples' }, ...(r.service === 'greeter' ? { appProtocol: 'grpc' } : {}),
-        devstack: { feature: r.feature, ...(r.service === 'web' ? { edge: { enabled: true, host: 'example.com' } } : {}), sidecar: { targets: 'endpoints' } },
+        // Each sidecar watches the API server itself here (test/chart-relay-mode.test.ts follows a relay).
+        devstack: { feature: r.feature, registry: 'kubernetes', ...(r.service === 'web' ? { edge: { enabled: true, host: 'example.com' } } : {}), sidecar: { targets: 'endpoints' } },
       },
     }),
   })));

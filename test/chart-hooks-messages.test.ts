@@ -260,11 +260,13 @@ t.test('workload: worker renders a headless Service in the registry, ready as it
   t.match(svc, { metadata: { labels: { 'devstack.io/service': 'worker', 'devstack.io/feature': 'feature-1' } }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, targetPort: 'devstack-in', protocol: 'TCP' }] } }, 'headless, with the devstack labels and one port');
   t.notOk('clusterIP' in (find(service, 'Service', 'worker').spec ?? {}), 'a service (the default) keeps its cluster IP');
   const appEnv = (objects: K8sObject[], name: string) => ((find(objects, 'Deployment', name).spec as { template: { spec: PodSpec } }).template.spec.containers[0]!.env ?? []).filter((e) => e.name.startsWith('DEVSTACK_'));
-  t.same(appEnv(feature, 'worker-feature-1'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, { name: 'DEVSTACK_DEFAULT_KEY', value: 'feature-1' }, { name: 'DEVSTACK_SERVICE', value: 'worker' }], 'the copy\'s app: its service, lane and key name for lane consumption');
-  t.same(appEnv(base, 'worker'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, { name: 'DEVSTACK_SERVICE', value: 'worker' }], 'base: no default key');
+  // The SDK's registry (readiness for lane decisions) is the relay's stream, its namespace the pod's.
+  const registry = [{ name: 'DEVSTACK_REGISTRY', value: 'http://devstack-relay.devstack:7400' }, { name: 'DEVSTACK_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } }];
+  t.same(appEnv(feature, 'worker-feature-1'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, { name: 'DEVSTACK_DEFAULT_KEY', value: 'feature-1' }, ...registry, { name: 'DEVSTACK_SERVICE', value: 'worker' }], 'the copy\'s app: its service, lane, key name and the relay for lane consumption');
+  t.same(appEnv(base, 'worker'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, ...registry, { name: 'DEVSTACK_SERVICE', value: 'worker' }], 'base: no default key');
   t.same(appEnv(service, 'worker'), [], 'a service gets none of them without sdk.inject');
   const own = await render('worker', { namespace: NS, values: { ...worker(''), env: [{ name: 'DEVSTACK_SERVICE', value: 'orders-worker' }] } });
-  t.same(appEnv(own, 'worker'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, { name: 'DEVSTACK_SERVICE', value: 'orders-worker' }], 'an app\'s own DEVSTACK_SERVICE replaces the chart\'s');
+  t.same(appEnv(own, 'worker'), [{ name: 'DEVSTACK_KEY_NAME', value: 'uber-ctx-key' }, ...registry, { name: 'DEVSTACK_SERVICE', value: 'orders-worker' }], 'an app\'s own DEVSTACK_SERVICE replaces the chart\'s');
 
   const api = await startFakeApiServer({ namespaces: [NS] });
   t.teardown(() => api.close());

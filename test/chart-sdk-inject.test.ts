@@ -256,7 +256,7 @@ t.test('the rendered pod: init container, volume, mount, and NODE_OPTIONS append
     securityContext: { runAsNonRoot: true, runAsUser: 1000, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
     resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { memory: '32Mi' } },
   }, 'the init container copies the image\'s SDK (where the Dockerfile puts it) into the volume, as a non-root user');
-  t.match(pod['volumes'], [{ name: 'devstack-kube-api' }, { name: 'devstack-sdk', emptyDir: { sizeLimit: '64Mi' } }], 'the SDK\'s emptyDir beside the sidecar\'s token volume');
+  t.same(pod['volumes'], [{ name: 'devstack-sdk', emptyDir: { sizeLimit: '64Mi' } }], 'the SDK\'s emptyDir, the only volume (the relay-mode sidecar mounts no token)');
   t.same(app(deployment)['volumeMounts'], [{ name: 'devstack-sdk', mountPath, readOnly: true }], 'the app mounts it read-only');
   t.equal(pod.containers.filter((c) => c['volumeMounts'] !== undefined && (c['volumeMounts'] as { name: string }[]).some((m) => m.name === 'devstack-sdk')).length, 1, 'the sidecar does not mount it');
 
@@ -286,7 +286,7 @@ t.test('the rendered pod: init container, volume, mount, and NODE_OPTIONS append
 
   const offDeployment = find(off, 'Deployment', 'web');
   t.equal(podSpec(offDeployment).initContainers, undefined, 'without inject: no init container');
-  t.same((podSpec(offDeployment)['volumes'] as { name: string }[]).map((v) => v.name), ['devstack-kube-api'], 'without inject: no SDK volume');
+  t.equal(podSpec(offDeployment)['volumes'], undefined, 'without inject: no SDK volume (and, following the relay, no token volume)');
   t.equal(app(offDeployment)['volumeMounts'], undefined, 'without inject: no mount');
   t.same(app(offDeployment).env!.slice(5), values('', 0).env, 'without inject: the app\'s env as given, NODE_OPTIONS untouched');
 

@@ -47,8 +47,8 @@ t.test('helm lint: the library and the app chart, base and copy', async (t) => {
   t.match(rendered, /library charts are not installable/, 'and renders nothing by itself');
 });
 
-t.test('base with the sidecar: names, labels, the Service on the sidecar, the app through it', async (t) => {
-  const objects = await render('web', { values: base({ edge: { enabled: true } }, { port: 8080, env: [{ name: 'LOG_LEVEL', value: 'debug' }] }) });
+t.test('base with the sidecar watching the API server (registry: kubernetes): names, labels, the Service on the sidecar, the app through it', async (t) => {
+  const objects = await render('web', { values: base({ registry: 'kubernetes', edge: { enabled: true } }, { port: 8080, env: [{ name: 'LOG_LEVEL', value: 'debug' }] }) });
   t.same(invalid(objects), [], `base: ${objects.length} objects valid against their schemas`);
   t.same(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
     'Deployment/web', 'IngressRoute/web', 'Role/web-devstack', 'RoleBinding/web-devstack', 'Service/web', 'ServiceAccount/web-devstack',
@@ -94,7 +94,7 @@ t.test('base with the sidecar: names, labels, the Service on the sidecar, the ap
 });
 
 t.test('a copy with a native sidecar: its own names, labels, TTL, default key and selector', async (t) => {
-  const objects = await render('web-feature1', { values: base({ feature: 'feature1', ttl: '6h', sidecar: { native: true, strict: true, targets: 'endpoints', resources: { requests: { cpu: '250m' } } }, edge: { enabled: true } }) });
+  const objects = await render('web-feature1', { values: base({ feature: 'feature1', ttl: '6h', registry: 'kubernetes', sidecar: { native: true, strict: true, targets: 'endpoints', resources: { requests: { cpu: '250m' } } }, edge: { enabled: true } }) });
   t.same(invalid(objects), [], `copy: ${objects.length} objects valid against their schemas`);
   t.same(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), [
     'Deployment/web-feature1', 'IngressRoute/web-feature1', 'Middleware/web-feature1-key', 'Role/web-feature1-devstack', 'RoleBinding/web-feature1-devstack',
@@ -113,6 +113,48 @@ t.test('a copy with a native sidecar: its own names, labels, TTL, default key an
   t.match(sidecar, { startupProbe: { httpGet: { path: '/readyz' } } }, 'started (routes loaded) before the app');
   t.match(envOf(sidecar), { DEVSTACK_DEFAULT_KEY: 'feature1', DEVSTACK_STRICT: 'true', DEVSTACK_TARGETS: 'endpoints' }, 'the copy\'s key is its default key; strict and targets from values');
   t.same(sidecar['resources'], { requests: { cpu: '250m' } }, 'resources given replace the default');
+});
+
+t.test('the default, registry: relay: the sidecar follows the relay, no token, no RBAC, the relay-mode footprint', async (t) => {
+  const objects = await render('web', { values: base({ edge: { enabled: true } }) });
+  t.same(invalid(objects), [], `relay: ${objects.length} objects valid against their schemas`);
+  t.same(objects.map((o) => `${o.kind}/${o.metadata.name}`).sort(), ['Deployment/web', 'IngressRoute/web', 'Service/web'], 'no ServiceAccount, Role or RoleBinding');
+  const pod = podSpec(find(objects, 'Deployment', 'web'));
+  t.equal(pod['automountServiceAccountToken'], false, 'no API token in the pod');
+  t.equal(pod['serviceAccountName'], undefined, 'the namespace\'s default ServiceAccount, unused');
+  t.equal(pod['volumes'], undefined, 'no projected token volume');
+  const [app, sidecar] = pod.containers;
+  t.equal(sidecar!['volumeMounts'], undefined, 'nothing mounted into the sidecar');
+  const env = sidecar!.env!;
+  t.match(envOf(sidecar!), { DEVSTACK_REGISTRY: 'http://devstack-relay.devstack:7400', DEVSTACK_KEY_NAME: 'uber-ctx-key', DEVSTACK_DOMAIN: 'example.com' }, 'the relay\'s stream is the registry');
+  t.same(env.find((e) => e.name === 'POD_NAMESPACE'), { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } }, 'its namespace from the downward API');
+  for (const name of ['DEVSTACK_NAMESPACE', 'DEVSTACK_TARGETS', 'DEVSTACK_KUBECONFIG']) t.notOk(env.some((e) => e.name === name), `no ${name} (the Kubernetes source's flags, refused with a relay)`);
+  t.same(sidecar!['resources'], { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } }, 'the relay-mode footprint (98-102 MiB idle, at most 121 MiB loaded)');
+  t.notOk(envOf(app!)['DEVSTACK_REGISTRY'], 'a service\'s app gets no registry (its sidecar routes)');
+  const custom = await render('web', { values: base({ relay: { url: 'https://relay.platform.svc:8443' }, sidecar: { native: true } }), kubeVersion: '1.30.0' });
+  t.equal(envOf(podSpec(find(custom, 'Deployment', 'web')).initContainers![0]!)['DEVSTACK_REGISTRY'], 'https://relay.platform.svc:8443', 'relay.url, also for a native sidecar');
+});
+
+t.test('relay mode: a worker\'s SDK and a proxyless injected SDK follow the relay; a plain injected SDK only carries the key', async (t) => {
+  const appEnv = (objects: K8sObject[], name: string) => podSpec(find(objects, 'Deployment', name)).containers.find((c) => c.name === 'app')!.env!;
+  const namespaceRef = { name: 'DEVSTACK_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } };
+  const [worker, proxyless, inject, k8sWorker] = await Promise.all([
+    render('web-feature1', { values: base({ feature: 'feature1' }, { workload: 'worker' }) }),
+    render('web', { values: base({ sdk: { inject: true, proxyless: true } }) }),
+    render('web', { values: base({ sdk: { inject: true } }) }),
+    render('web', { values: base({ registry: 'kubernetes' }, { workload: 'worker' }) }),
+  ]);
+  t.same(invalid([...worker, ...proxyless, ...inject, ...k8sWorker]), [], 'every object valid against its schema');
+  for (const [objects, name, what] of [[worker, 'web-feature1', 'a worker'], [proxyless, 'web', 'a proxyless injected SDK']] as const) {
+    const env = appEnv(objects, name);
+    t.match(env, [{ name: 'HTTP_PROXY' }], `${what}: still through its sidecar`);
+    t.same(env.find((e) => e.name === 'DEVSTACK_REGISTRY'), { name: 'DEVSTACK_REGISTRY', value: 'http://devstack-relay.devstack:7400' }, `${what}: DEVSTACK_REGISTRY is the relay`);
+    t.same(env.find((e) => e.name === 'DEVSTACK_NAMESPACE'), namespaceRef, `${what}: DEVSTACK_NAMESPACE from the downward API`);
+    t.equal(podSpec(find(objects, 'Deployment', name))['automountServiceAccountToken'], false, `${what}: and no API token`);
+  }
+  t.equal(envOf({ name: 'app', env: appEnv(worker, 'web-feature1') })['DEVSTACK_SERVICE'], 'web', 'the worker\'s service');
+  t.notOk(appEnv(inject, 'web').some((e) => e.name === 'DEVSTACK_REGISTRY' || e.name === 'DEVSTACK_NAMESPACE'), 'sdk.inject without proxyless: no registry');
+  t.notOk(appEnv(k8sWorker, 'web').some((e) => e.name === 'DEVSTACK_REGISTRY' || e.name === 'DEVSTACK_NAMESPACE'), 'registry: kubernetes: a worker\'s app gets no registry (it would need API credentials)');
 });
 
 t.test('sidecar off: no sidecar, no RBAC, the Service on the app, no proxy', async (t) => {
@@ -258,6 +300,14 @@ t.test('bad values are refused at render time, with the value named', async (t) 
     refused({ service: 'a'.repeat(40), image: IMAGE, devstack: { feature: 'b'.repeat(30) } }, /longer than 63 characters/, 'a copy name too long for a Service'),
     refused({ ...base(), appProtocol: 'http2' }, /at '\/appProtocol': value must be one of 'http', 'h2c', 'grpc'/, 'an app protocol the chart does not know'),
     refused({ ...base(), appProtocol: 'GRPC' }, /at '\/appProtocol'/, 'an app protocol in the wrong case'),
+    refused(base({ registry: 'k8s' }), /at '\/devstack\/registry': value must be one of 'relay', 'kubernetes'/, 'a registry mode the chart does not know'),
+    refused(base({ relay: { url: 'http://relay:7400/v1' } }), /at '\/devstack\/relay\/url'/, 'a relay URL with a path'),
+    refused(base({ relay: { url: 'http://user:pw@relay:7400' } }), /at '\/devstack\/relay\/url'/, 'a relay URL with credentials'),
+    refused(base({ relay: { url: 'relay:7400' } }), /at '\/devstack\/relay\/url'/, 'a relay URL without a scheme'),
+    refused(base({ relay: { url: 'http://relay:99999' } }), /devstack\.relay\.url: "http:\/\/relay:99999": the port must be from 1 to 65535/, 'a relay port out of range'),
+    refused(base({ sidecar: { targets: 'endpoints' } }), /devstack\.sidecar\.targets: with devstack\.registry: relay the relay picks the targets/, 'targets with the relay (the relay\'s --targets decides)'),
+    refused(base({ sdk: { proxyless: true } }), /devstack\.sdk\.proxyless: .* needs devstack\.sdk\.inject/, 'proxyless without the injected SDK'),
+    refused(base({ registry: 'kubernetes', sdk: { inject: true, proxyless: true } }), /devstack\.sdk\.proxyless: the injected SDK follows the relay/, 'proxyless with the kubernetes registry (the app gets no API credentials)'),
   ]);
   const unchecked = await run(tools().helm, ['template', 'x', SERVICE_CHART, '--skip-schema-validation', '--set', 'service=web,image.repository=r,appProtocol=http2']).then(() => 'rendered', (e: { stderr: string }) => e.stderr);
   t.match(unchecked, /appProtocol: "http2" is not one of http, h2c, grpc/, 'without the schema (the library chart in another chart) the templates refuse an unknown app protocol');

@@ -1,11 +1,12 @@
 {{/*
 What the sidecar's Kubernetes registry needs: a ServiceAccount, and exactly get, list and watch on
 Services and EndpointSlices of the release's namespace. One set per release, so a copy's release
-owns its own and uninstalling it leaves the base untouched. Nothing without the sidecar.
+owns its own and uninstalling it leaves the base untouched. Nothing without the sidecar, nothing
+with the relay registry (devstack-relay holds the only list and watch).
 */}}
 {{- define "devstack.rbac" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
-{{- if $c.sidecar.enabled -}}
+{{- if and $c.sidecar.enabled (eq $c.registry "kubernetes") -}}
 apiVersion: v1
 kind: ServiceAccount
 {{ include "devstack.metadata" (list . "-devstack") }}

@@ -54,14 +54,20 @@ the key on its calls, and the sidecar routes them.
 
 {{/*
 The SDK's settings, the sidecar's values under the variables both read: the key's name and, in a
-copy, its key for calls that arrive without one. No DEVSTACK_REGISTRY: the SDK only carries the
-key, and the app gets no Kubernetes credentials.
+copy, its key for calls that arrive without one. The app never gets Kubernetes credentials: the
+SDK's registry is the relay's stream, given to a worker (its lane decisions need readiness) and to
+an injected SDK with sdk.proxyless, in relay mode only; otherwise the SDK only carries the key.
 */}}
 {{- define "devstack.sdk.env" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
 - { name: DEVSTACK_KEY_NAME, value: {{ $c.keyName | quote }} }
 {{- if $c.feature }}
 - { name: DEVSTACK_DEFAULT_KEY, value: {{ $c.feature | quote }} }
+{{- end }}
+{{- if and (eq $c.registry "relay") (or (eq $c.workload "worker") $c.sdk.proxyless) }}
+- { name: DEVSTACK_REGISTRY, value: {{ $c.relayUrl | quote }} }
+- name: DEVSTACK_NAMESPACE
+  valueFrom: { fieldRef: { apiVersion: v1, fieldPath: metadata.namespace } }
 {{- end }}
 {{- end -}}
 

@@ -15,9 +15,16 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
     - { name: devstack-in, containerPort: {{ $s.inbound | int }}, protocol: TCP }
     - { name: devstack-admin, containerPort: {{ $s.admin | int }}, protocol: TCP }
   env:
+    {{- if eq $c.registry "relay" }}
+    # The relay's stream: no API credentials, no Kubernetes client. The relay picks the targets.
+    - { name: DEVSTACK_REGISTRY, value: {{ $c.relayUrl | quote }} }
+    - name: POD_NAMESPACE
+      valueFrom: { fieldRef: { apiVersion: v1, fieldPath: metadata.namespace } }
+    {{- else }}
     - { name: DEVSTACK_REGISTRY, value: k8s }
     - { name: DEVSTACK_NAMESPACE, value: {{ $c.namespace | quote }} }
     - { name: DEVSTACK_TARGETS, value: {{ $s.targets | quote }} }
+    {{- end }}
     # Loopback only: the app in this pod is the outbound listener's one client.
     - { name: DEVSTACK_OUTBOUND_HOST, value: "127.0.0.1" }
     - { name: DEVSTACK_OUTBOUND_PORT, value: {{ $s.outbound | quote }} }
@@ -70,10 +77,12 @@ sidecar command), so `kubectl get pod -o yaml` shows the whole configuration.
     readOnlyRootFilesystem: true
     capabilities: { drop: [ALL] }
     seccompProfile: { type: RuntimeDefault }
+  {{- if eq $c.registry "kubernetes" }}
   volumeMounts:
     - name: devstack-kube-api
       mountPath: /var/run/secrets/kubernetes.io/serviceaccount
       readOnly: true
+  {{- end }}
 {{- end -}}
 
 {{/* Sidecar entries for the pod's `containers:` list (empty for a native sidecar or none). */}}
@@ -103,13 +112,20 @@ initContainers:
 {{- end -}}
 
 {{/*
-Pod-level settings: the registry's ServiceAccount, with its token mounted into the sidecar only
-(the app container gets no API credentials), the token's projected volume and, with sdk.inject, the
-volume the SDK is copied into.
+Pod-level settings. With the kubernetes registry: the registry's ServiceAccount, with its token
+mounted into the sidecar only (the app container gets no API credentials) and the token's projected
+volume. With the relay: no token at all (CIS 5.1.6), the pod's ServiceAccount is the namespace's
+default. With sdk.inject, the volume the SDK is copied into.
 */}}
 {{- define "devstack.podSpec" -}}
 {{- $c := include "devstack.config" . | fromYaml -}}
-{{- if $c.sidecar.enabled -}}
+{{- if and $c.sidecar.enabled (eq $c.registry "relay") -}}
+automountServiceAccountToken: false
+{{- with include "devstack.sdk.volume" . }}
+volumes:
+  {{- . | nindent 2 }}
+{{- end }}
+{{- else if $c.sidecar.enabled -}}
 serviceAccountName: {{ printf "%s-devstack" $c.name | quote }}
 automountServiceAccountToken: false
 volumes:

@@ -27,6 +27,7 @@ at most the format's length that matches its pattern; the devstack-service schem
   "queue" (list `^[A-Za-z0-9_-]{1,80}(\.fifo)?$` 80 "an SQS queue name (letters, digits, '-' and '_', .fifo last)")
   "attribute" (list `^[A-Za-z]+$` 64 "an SQS attribute name")
   "endpoint" (list `^https?://[^\s]+$` 2048 "an http:// or https:// URL")
+  "origin" (list (printf `^https?://%s(\.%s)*(:[0-9]{1,5})?/?$` $label $label) 260 "an http:// or https:// origin: a host name and a port, no path, query or credentials (e.g. http://devstack-relay.devstack:7400)")
   "region" (list `^[a-z]{2}(-[a-z]+)+-[0-9]+$` 32 "an AWS region (e.g. eu-west-1)")
   "topic" (list `^[A-Za-z0-9_-]{1,256}(\.fifo)?$` 256 "an SNS topic name (letters, digits, '-' and '_', .fifo last, at most 256 characters)")
   "topicRef" (list `^(arn:aws[a-z-]{0,16}:sns:[a-z0-9-]{1,32}:[0-9]{12}:)?[A-Za-z0-9_-]{1,256}(\.fifo)?$` 330 "an SNS topic name (letters, digits, '-' and '_', .fifo last) or ARN (arn:aws:sns:REGION:ACCOUNT:NAME)")
@@ -126,7 +127,7 @@ where a map belongs.
 {{- $d := .Values.devstack -}}
 {{- include "devstack.check.map" (list "devstack" $d) -}}
 {{- $d = $d | default dict -}}
-{{- range list "sidecar" "sdk" "edge" "hooks" -}}
+{{- range list "sidecar" "sdk" "edge" "hooks" "relay" -}}
 {{- include "devstack.check.map" (list (printf "devstack.%s" .) (index $d .)) -}}
 {{- end -}}
 {{- range list (list "sidecar" "image") (list "sidecar" "ports") (list "sdk" "image") (list "hooks" "image") (list "hooks" "serviceAccount") (list "hooks" "sharedIngressRoute") -}}
@@ -156,6 +157,7 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- include "devstack.check" (list "devstack.keyName" $c.keyName "keyName") -}}
 {{- include "devstack.check.int" (list "port" $c.appPort 1 65535) -}}
 {{- include "devstack.check.enum" (list "workload" $c.workload (list "service" "worker")) -}}
+{{- include "devstack.validate.registry" $c -}}
 {{- if not (has $c.appProtocol (list "http" "h2c" "grpc")) -}}
 {{- fail (printf "appProtocol: %q is not one of http, h2c, grpc" $c.appProtocol) -}}
 {{- end -}}
@@ -167,6 +169,9 @@ of derived names and the cluster's version. Call with (dict "config" CONFIG "roo
 {{- include "devstack.check.int" (list (printf "devstack.sidecar.ports.%s" .) (index $s .) 1 65535) -}}
 {{- end -}}
 {{- include "devstack.check.enum" (list "devstack.sidecar.targets" $s.targets (list "service" "endpoints")) -}}
+{{- if and (eq $c.registry "relay") (ne $s.targets "service") -}}
+{{- fail "devstack.sidecar.targets: with devstack.registry: relay the relay picks the targets (devstack-relay --targets); set it there, or use devstack.registry: kubernetes" -}}
+{{- end -}}
 {{- include "devstack.check.resources" (list "devstack.sidecar.resources" $s.resources) -}}
 {{- if not (kindIs "string" $s.otelEndpoint) -}}
 {{- fail (printf "devstack.sidecar.otelEndpoint: %s is not a string" (include "devstack.show" $s.otelEndpoint)) -}}
@@ -375,7 +380,28 @@ the app needs to start.
 {{- fail (printf "devstack.sdk.mountPath: %q is a directory of the app's image that the SDK's volume would hide; e.g. /devstack/sdk" $k.mountPath) -}}
 {{- end -}}
 {{- include "devstack.check.resources" (list "devstack.sdk.resources" $k.resources) -}}
+{{- include "devstack.check.bool" (list "devstack.sdk.proxyless" $k.proxyless) -}}
+{{- if and $k.proxyless (not $k.inject) -}}
+{{- fail "devstack.sdk.proxyless: the injected SDK's routing; it needs devstack.sdk.inject" -}}
+{{- end -}}
+{{- if and $k.proxyless (ne .registry "relay") -}}
+{{- fail "devstack.sdk.proxyless: the injected SDK follows the relay (devstack.registry: relay); with kubernetes the app would need API credentials, which it never gets" -}}
+{{- end -}}
 {{- if and $k.inject (not .sidecar.enabled) -}}
 {{- fail "devstack.sdk.inject: the injected SDK carries the key and the sidecar routes; it needs devstack.sidecar.enabled" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where the registry comes from. relay: the sidecar (and a worker's or a proxyless app's SDK) follows
+devstack-relay's stream and needs no API credentials; the URL is an origin the relay source takes
+(its port one fetch does not refuse). kubernetes: the sidecar watches the API server itself.
+*/}}
+{{- define "devstack.validate.registry" -}}
+{{- include "devstack.check.enum" (list "devstack.registry" .registry (list "relay" "kubernetes")) -}}
+{{- include "devstack.check" (list "devstack.relay.url" .relayUrl "origin") -}}
+{{- $port := regexFind `:[0-9]+/?$` .relayUrl | trimPrefix ":" | trimSuffix "/" -}}
+{{- if and $port (or (lt (int $port) 1) (gt (int $port) 65535)) -}}
+{{- fail (printf "devstack.relay.url: %q: the port must be from 1 to 65535" .relayUrl) -}}
 {{- end -}}
 {{- end -}}
