@@ -25,7 +25,7 @@ const STRING_FLAGS = [
   'entry', 'admin-port', 'admin-host', 'default-key', 'key-name', 'cluster-domain', 'max-hops', 'connect-timeout', 'headers-timeout',
   'idle-timeout', 'shutdown-timeout', 'max-header-size', 'log-level', 'request-headers-timeout', 'request-body-timeout', 'response-drain-timeout',
   'kubeconfig', 'targets', 'watch-idle-timeout', 'app-protocol', 'max-in-flight', 'max-concurrent-streams', 'max-upstream-connections',
-  'max-client-resets', 'max-invalid-frames', 'passive-health', 'eject-after', 'base-ejection', 'max-ejection',
+  'max-client-resets', 'max-invalid-frames', 'passive-health', 'eject-after', 'registry-request-timeout', 'registry-page-size', 'registry-max-delay', 'registry-report-interval', 'base-ejection', 'max-ejection',
 ] as const;
 const BOOLEAN_FLAGS = ['strict', 'drop-client-keys', 'admin-expose-routes', 'all-namespaces', 'passthrough'] as const;
 
@@ -35,6 +35,10 @@ export interface KubernetesFlags {
   kubeconfig?: string;
   targets?: 'service' | 'endpoints';
   watchIdleTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  pageSize?: number;
+  maxDelayMs?: number;
+  reportIntervalMs?: number;
 }
 
 function envName(flag: string): string {
@@ -209,8 +213,15 @@ function kubernetesFlags(selected: boolean, r: Readers, problems: string[]): Kub
   const kubeconfig = r.str('kubeconfig');
   const targets = r.str('targets');
   const idle = r.int('watch-idle-timeout', 1000, 3_600_000);
+  const bounds = {
+    ...opt('requestTimeoutMs', r.int('registry-request-timeout', 100, 600_000)),
+    ...opt('pageSize', r.int('registry-page-size', 1, 10_000)),
+    ...opt('maxDelayMs', r.int('registry-max-delay', 0, 600_000)),
+    ...opt('reportIntervalMs', r.int('registry-report-interval', 0, 3_600_000)),
+  };
   if (!selected) {
-    const given = [namespaces.length > 0 && 'namespace', allNamespaces && 'all-namespaces', kubeconfig && 'kubeconfig', targets && 'targets', r.str('watch-idle-timeout') && 'watch-idle-timeout'].filter((f): f is string => typeof f === 'string');
+    const only = ['watch-idle-timeout', 'registry-request-timeout', 'registry-page-size', 'registry-max-delay', 'registry-report-interval'].filter((f) => r.str(f) !== undefined);
+    const given = [namespaces.length > 0 && 'namespace', allNamespaces && 'all-namespaces', kubeconfig && 'kubeconfig', targets && 'targets', ...only].filter((f): f is string => typeof f === 'string');
     for (const flag of given) problems.push(`--${flag} (${envName(flag)}): only used with --registry k8s`);
     return undefined;
   }
@@ -225,6 +236,7 @@ function kubernetesFlags(selected: boolean, r: Readers, problems: string[]): Kub
     else problems.push(`--targets (DEVSTACK_TARGETS): expected service or endpoints, got ${describeUntrusted(targets)}`);
   }
   if (idle !== undefined) out.watchIdleTimeoutMs = idle;
+  Object.assign(out, bounds);
   return out;
 }
 

@@ -17,6 +17,13 @@ Registry
                             (the pods' addresses, balanced by the sidecar)    DEVSTACK_TARGETS
   --watch-idle-timeout MS   k8s: restart a watch silent this long, default 90000
                                                                              DEVSTACK_WATCH_IDLE_TIMEOUT
+  --registry-request-timeout MS  k8s: a list page or watch request unanswered this long is
+                            retried, default 30000                           DEVSTACK_REGISTRY_REQUEST_TIMEOUT
+  --registry-page-size N    k8s: objects per list page, default 500          DEVSTACK_REGISTRY_PAGE_SIZE
+  --registry-max-delay MS   k8s: while events keep coming, a snapshot at least this often,
+                            default 100                                      DEVSTACK_REGISTRY_MAX_DELAY
+  --registry-report-interval MS  k8s: at most one failure report per watch, and one report of
+                            unusable objects, this often, default 30000      DEVSTACK_REGISTRY_REPORT_INTERVAL
 
 Listeners (at least one; port 0 picks a free port and logs it)
   --outbound-port PORT      the app's calls to other services come here      DEVSTACK_OUTBOUND_PORT

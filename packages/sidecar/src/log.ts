@@ -28,3 +28,32 @@ export function createLogger(level: LogLevel = 'info', write: (line: string) => 
 }
 
 export const LOG_LEVELS: readonly LogLevel[] = Object.freeze(['debug', 'info', 'warn', 'error', 'silent']);
+
+/**
+ * Lets one line through per `intervalMs` (the first at once): a registry under churn publishes
+ * many snapshots a second, and one line each would be the log. `take()` returns how many were held
+ * back since the last line let through, or undefined while holding this one back.
+ */
+export class LineBudget {
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  #last = Number.NEGATIVE_INFINITY;
+  #held = 0;
+
+  constructor(intervalMs: number, now: () => number = Date.now) {
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  take(): number | undefined {
+    const now = this.#now();
+    if (now - this.#last < this.#intervalMs) {
+      this.#held++;
+      return undefined;
+    }
+    this.#last = now;
+    const held = this.#held;
+    this.#held = 0;
+    return held;
+  }
+}

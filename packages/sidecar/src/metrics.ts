@@ -12,6 +12,7 @@ const CLIENT_TIMEOUTS = 'devstack_client_timeouts_total';
 const SHED = 'devstack_overload_shed_total';
 const IN_FLIGHT = 'devstack_in_flight';
 const ABUSIVE = 'devstack_h2_connections_ended_total';
+const UNUSABLE_OBJECTS = 'devstack_registry_unusable_objects';
 
 /** Why the sidecar ended a client's HTTP/2 connection: streams reset before their answers, or invalid frames. */
 export type AbuseReason = 'resets' | 'invalid_frames';
@@ -142,15 +143,29 @@ export class SidecarMetrics {
         this.set(status().stale ? 1 : 0);
       },
     });
-    let counted = 0;
+    const counted = new Map<string, number>();
     new Counter({
       name: METRICS.registryFailures,
-      help: 'Failed list or watch attempts of the registry source (each retried)',
+      help: 'Failed list or watch attempts of the registry source (each retried), by reason',
+      labelNames: ['reason'],
       registers,
       collect() {
-        const failures = Number(status()['failures'] ?? 0);
-        if (failures > counted) this.inc(failures - counted);
-        counted = Math.max(counted, failures);
+        const now = status();
+        const byReason = now['failuresByReason'] as Record<string, unknown> | undefined;
+        const counts: [string, number][] = byReason !== undefined && typeof byReason === 'object' ? Object.entries(byReason).map(([r, n]) => [r, Number(n) || 0]) : [['unknown', Number(now['failures'] ?? 0)]];
+        for (const [reason, n] of counts) {
+          const before = counted.get(reason) ?? 0;
+          if (n > before) this.labels(reason).inc(n - before);
+          counted.set(reason, Math.max(before, n));
+        }
+      },
+    });
+    new Gauge({
+      name: UNUSABLE_OBJECTS,
+      help: 'Registry objects the source left out as unusable (a malformed label or address), now',
+      registers,
+      collect() {
+        this.set(Number(status()['unusableObjects'] ?? 0));
       },
     });
   }

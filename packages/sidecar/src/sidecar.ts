@@ -21,7 +21,7 @@ import { InFlight } from './overload.js';
 import { cancelOnClientLeave, measure, traceExchange } from './observe.js';
 import { SidecarMetrics } from './metrics.js';
 import { adminHandler } from './admin.js';
-import { createLogger, type Logger } from './log.js';
+import { createLogger, LineBudget, type Logger } from './log.js';
 
 export interface ListenOptions {
   port: number;
@@ -93,6 +93,8 @@ export interface SidecarOptions {
    */
   passiveHealth?: boolean | PassiveHealthOptions;
   logger?: Logger;
+  /** The clock of the sidecar's own bookkeeping (the snapshot log line's budget). Default `Date.now`. */
+  now?: () => number;
   metrics?: SidecarMetrics;
   /** Trace requests (when an OpenTelemetry SDK is running). */
   tracing?: boolean;
@@ -140,6 +142,8 @@ export class Sidecar {
   readonly #inFlight: InFlight;
   /** Undefined when passive health is off. */
   readonly health: PassiveHealth | undefined;
+  /** At most one snapshot line a second. */
+  readonly #snapshotLines: LineBudget;
   readonly #onFault: FaultHandler = (ex, error) => this.#guard.report(ex.direction, error);
 
   constructor(options: SidecarOptions) {
@@ -171,6 +175,7 @@ export class Sidecar {
       keepAliveTimeout: 4_000,
     });
     this.#h2 = new H2Sessions({ connectTimeoutMs: options.connectTimeoutMs ?? 5_000 });
+    this.#snapshotLines = new LineBudget(1000, options.now);
     const health = options.passiveHealth ?? true;
     this.health = health === false ? undefined : new PassiveHealth(health === true ? {} : health);
   }
@@ -219,7 +224,9 @@ export class Sidecar {
   #publish(snapshot: Snapshot): void {
     this.#snapshot = snapshot;
     this.metrics.snapshot(snapshot);
-    this.#log.info('registry snapshot', { source: snapshot.source, version: snapshot.version, services: snapshot.services.size, keys: snapshot.keys.size });
+    const held = this.#snapshotLines.take();
+    if (held === undefined) return;
+    this.#log.info('registry snapshot', { source: snapshot.source, version: snapshot.version, services: snapshot.services.size, keys: snapshot.keys.size, ...(held > 0 ? { snapshotsSinceLastLine: held } : {}) });
   }
 
   #common(direction: Direction) {
