@@ -190,8 +190,17 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...error.problems);
   }
-  const kubernetes = kubernetesFlags(registry !== undefined && registryKind(registry) === 'kubernetes', { str, bool, int, list }, problems);
-  if (kubernetes !== undefined) config.kubernetes = kubernetes;
+  const kind = registry === undefined ? undefined : registryKind(registry);
+  if (kind === 'relay') {
+    // A relay source follows one namespace; core hands it the namespaces the Kubernetes source would read.
+    const namespaces = list('namespace');
+    if (namespaces.length > 1) problems.push('--namespace (DEVSTACK_NAMESPACE): a relay registry follows one namespace');
+    for (const ns of namespaces) if (!isValidKey(ns)) problems.push(`--namespace (DEVSTACK_NAMESPACE): ${describeUntrusted(ns)} is not a namespace name (a DNS-1123 label)`);
+    if (namespaces.length > 0) config.kubernetes = { namespaces };
+  } else {
+    const kubernetes = kubernetesFlags(kind === 'kubernetes', { str, bool, int, list }, problems);
+    if (kubernetes !== undefined) config.kubernetes = kubernetes;
+  }
   const level = str('log-level') ?? 'info';
   if ((LOG_LEVELS as readonly string[]).includes(level)) config.logLevel = level as LogLevel;
   else problems.push(`--log-level (DEVSTACK_LOG_LEVEL): expected one of ${LOG_LEVELS.join(', ')}, got ${describeUntrusted(level)}`);

@@ -7,7 +7,9 @@ Every flag can also be set by the environment variable shown (for Helm values).
 Registry
   --registry FILE|k8s       a YAML or JSON registry file (watched), or k8s:   DEVSTACK_REGISTRY
                             Services and EndpointSlices from the Kubernetes API
-  --namespace NS            k8s: namespaces to watch, repeatable or comma-separated
+  --registry http://HOST:PORT  a devstack-relay: one namespace's routes, streamed
+  --namespace NS            relay: the namespace followed (default POD_NAMESPACE)
+                            k8s: namespaces to watch, repeatable or comma-separated
                             (default: the pod's own, else the kubeconfig's, else default)
                                                                              DEVSTACK_NAMESPACE
   --all-namespaces          k8s: watch every namespace (needs a ClusterRole)  DEVSTACK_ALL_NAMESPACES

@@ -71,3 +71,10 @@ t.test('the Kubernetes source bounds: flags and variables, only with --registry 
   t.same(parseConfig(['--registry', 'r.yaml', '--outbound-port', '0', '--registry-page-size', '50'], {}), { kind: 'error', problems: ['--registry-page-size (DEVSTACK_REGISTRY_PAGE_SIZE): only used with --registry k8s'] });
   t.same(parseConfig(['--registry', 'k8s', '--outbound-port', '0', '--registry-page-size', '0'], {}), { kind: 'error', problems: ['--registry-page-size (DEVSTACK_REGISTRY_PAGE_SIZE): expected a whole number from 1 to 10000, got "0"'] });
 });
+
+t.test('a relay registry takes one --namespace, handed to the relay source', async (t) => {
+  const parsed = parseConfig(['--registry', 'http://127.0.0.1:7400', '--namespace', 'shop', '--outbound-port', '0'], {});
+  t.equal(parsed.kind, 'config');
+  if (parsed.kind === 'config') t.same(parsed.config.kubernetes, { namespaces: ['shop'] });
+  t.same(parseConfig(['--registry', 'http://127.0.0.1:7400', '--namespace', 'a,b', '--outbound-port', '0'], {}), { kind: 'error', problems: ['--namespace (DEVSTACK_NAMESPACE): a relay registry follows one namespace'] });
+});
