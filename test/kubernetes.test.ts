@@ -161,7 +161,7 @@ t.test('410 after a compaction, and an API server away for a while: routing goes
       .end();
   });
   t.match(metrics, /^devstack_registry_stale 1$/m, 'the stale gauge');
-  t.match(metrics, /^devstack_registry_watch_failures_total [1-9]/m, 'failures counted');
+  t.match(metrics, /^devstack_registry_watch_failures_total\{reason="[a-z]+"\} [1-9]/m, 'failures counted, by reason');
   t.match(metrics, /^devstack_registry_last_sync_seconds [1-9]/m, 'the last sync time');
   // Changed meanwhile, and the history compacted: the watches get 410 and relist.
   deploy(api, 'orders-f1', 'orders', ports.ordersF1, 'f1');
