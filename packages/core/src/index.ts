@@ -9,8 +9,8 @@ export {
   normalizeHost,
 } from './carriers.js';
 export type { Carrier, KeyProblem, KeyReading, HeaderBag, MutableHeaderBag, KeyCodec, KeyCodecOptions } from './carriers.js';
-export { buildSnapshot, updateSnapshot, snapshotToJSON } from './snapshot.js';
-export type { Target, TargetProtocol, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
+export { buildSnapshot, updateSnapshot, snapshotToJSON, MAX_STACK_DEPTH } from './snapshot.js';
+export type { StackProblem, Target, TargetProtocol, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
 export { resolve, INVALID_KEY } from './resolve.js';
 export type { Decision, Reason, ResolveOptions } from './resolve.js';
 export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, METRICS, DURATION_BUCKETS, UPSTREAM_FAILURES, upstreamFailure } from './contract.js';

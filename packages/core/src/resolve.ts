@@ -6,12 +6,14 @@ import { isValidKey } from './key.js';
  * - `match`: a ready feature copy of the service exists for the key.
  * - `no-key`: the request carried no key.
  * - `invalid-key`: the key was malformed or conflicting.
- * - `unknown-key`: no service in the snapshot has a copy for the key.
+ * - `unknown-key`: no service in the snapshot has a copy for the key or a key it stacks on.
  * - `no-copy`: other services have a copy for the key, this one does not (the chain rule: base).
  * - `not-ready`: this service has a copy for the key but none of its targets is ready.
+ * - `stacked`: the key's own copy is missing or not ready; a ready copy of a key it stacks on serves
+ *   (the decision's lane is that copy's; the key carried on stays the request's).
  * - `unknown-service`: the service is not in the snapshot.
  */
-export type Reason = 'match' | 'no-key' | 'invalid-key' | 'unknown-key' | 'no-copy' | 'not-ready' | 'unknown-service';
+export type Reason = 'match' | 'stacked' | 'no-key' | 'invalid-key' | 'unknown-key' | 'no-copy' | 'not-ready' | 'unknown-service';
 
 export interface Decision {
   /** `reject` means: answer with an error, do not forward. */
@@ -48,6 +50,6 @@ export function resolve(snapshot: Snapshot, service: string, key: string | undef
   const known = (strict ? d.strictByKey : d.byKey).get(key);
   if (known !== undefined) return known;
   if (!isValidKey(key)) return d.invalidKey;
-  if (!snapshot.keys.has(key)) return strict ? d.strictUnknownKey : d.unknownKey;
+  if (!snapshot.known.has(key)) return strict ? d.strictUnknownKey : d.unknownKey;
   return d.noCopy;
 }

@@ -46,6 +46,30 @@ export interface ServiceDecisions {
   readonly strictByKey: ReadonlyMap<string, Decision>;
 }
 
+/** How many keys a stack may have above a key: `f2 -> feature1` is one. Deeper stacks are refused. */
+export const MAX_STACK_DEPTH = 8;
+
+/** A stack the snapshot refused: its key resolves as if it stacked on nothing. */
+export interface StackProblem {
+  readonly key: string;
+  readonly problem: 'cycle' | 'too-deep';
+  /** The key and the keys above it, as far as they were followed. */
+  readonly chain: readonly string[];
+}
+
+/** The stacks of a snapshot, resolved once: what the decisions of every service are built from. */
+interface Stacking {
+  /** key -> the key it stacks on, every entry given (refused ones included). */
+  readonly stacks: ReadonlyMap<string, string>;
+  /** Accepted stacked key -> the keys above it, nearest first. */
+  readonly chains: ReadonlyMap<string, readonly string[]>;
+  /** A key -> the accepted stacked keys with it in their chain: which stacks a copy of it serves. */
+  readonly below: ReadonlyMap<string, readonly string[]>;
+  readonly problems: readonly StackProblem[];
+}
+
+const NO_STACKS: Stacking = Object.freeze({ stacks: new Map(), chains: new Map(), below: new Map(), problems: Object.freeze([]) });
+
 export interface Snapshot {
   /** Increases with every snapshot a source publishes. */
   readonly version: number;
@@ -56,6 +80,14 @@ export interface Snapshot {
   readonly services: ReadonlyMap<string, ServiceEntry>;
   /** Every key that has a feature copy of at least one service. */
   readonly keys: ReadonlySet<string>;
+  /** `keys`, and every stacked key with a key of `keys` in its stack: the keys that are not unknown. */
+  readonly known: ReadonlySet<string>;
+  /** key -> the key it stacks on, as given (refused ones included). Empty without stacks. */
+  readonly stacks: ReadonlyMap<string, string>;
+  /** Stacks refused (a cycle, deeper than MAX_STACK_DEPTH): those keys resolve unstacked. */
+  readonly stackProblems: readonly StackProblem[];
+  /** @internal */
+  readonly stacking: Stacking;
 }
 
 export type TargetInput = string | { url: string; ready?: boolean; protocol?: TargetProtocol };
@@ -67,6 +99,8 @@ export interface ServiceInput {
 
 export interface RegistryInput {
   services: Readonly<Record<string, ServiceInput>>;
+  /** key -> the key it stacks on: a request with the key goes to the first copy up its stack. */
+  stacks?: Readonly<Record<string, string>>;
 }
 
 export interface SnapshotMeta {
@@ -165,7 +199,7 @@ function decision(outcome: Decision['outcome'], reason: Decision['reason'], serv
   return Object.freeze({ outcome, reason, service, lane });
 }
 
-function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): ServiceDecisions {
+function makeDecisions(name: string, base: Lane, features: ReadonlyMap<string, Lane>, stacking: Stacking): ServiceDecisions {
   const byKey = new Map<string, Decision>();
   const strictByKey = new Map<string, Decision>();
   for (const [key, lane] of features) {
@@ -176,6 +210,37 @@ function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): S
     } else {
       byKey.set(key, decision('base', 'not-ready', name, base));
       strictByKey.set(key, decision('reject', 'not-ready', name, lane));
+    }
+  }
+  // Only the stacked keys with a copy of this service in their stack decide differently from
+  // unstacked keys, so the work follows this service's copies, not the number of stacks.
+  if (stacking.below.size > 0) {
+    const seen = new Set<string>();
+    for (const key of features.keys()) {
+      for (const stacked of stacking.below.get(key) ?? []) {
+        if (seen.has(stacked)) continue;
+        seen.add(stacked);
+        if ((features.get(stacked)?.ready.length ?? 0) > 0) continue;
+        let dead: Lane | undefined = features.get(stacked);
+        let served: Lane | undefined;
+        for (const above of stacking.chains.get(stacked)!) {
+          const lane = features.get(above);
+          if (lane === undefined) continue;
+          if (lane.ready.length > 0) {
+            served = lane;
+            break;
+          }
+          dead ??= lane;
+        }
+        if (served !== undefined) {
+          const d = decision('feature', 'stacked', name, served);
+          byKey.set(stacked, d);
+          strictByKey.set(stacked, d);
+        } else if (dead !== undefined) {
+          byKey.set(stacked, decision('base', 'not-ready', name, base));
+          strictByKey.set(stacked, decision('reject', 'not-ready', name, dead));
+        }
+      }
     }
   }
   return Object.freeze({
@@ -190,7 +255,7 @@ function makeDecisions(name: string, base: Lane, features: Map<string, Lane>): S
 }
 
 /** One service's entry, validated; its feature keys are added to `keys`. */
-function buildEntry(name: string, raw: unknown, problems: string[], keys: Set<string>): ServiceEntry | undefined {
+function buildEntry(name: string, raw: unknown, problems: string[], keys: Set<string>, stacking: Stacking): ServiceEntry | undefined {
   const where = `services.${describeUntrusted(name).slice(1, -1)}`;
   if (!SERVICE_NAME.test(name)) problems.push(`${where}: service name must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
   if (!isRecord(raw)) {
@@ -222,16 +287,81 @@ function buildEntry(name: string, raw: unknown, problems: string[], keys: Set<st
       keys.add(key);
     }
   }
-  return Object.freeze({ name, base, features, decisions: makeDecisions(name, base, features) });
+  return Object.freeze({ name, base, features, decisions: makeDecisions(name, base, features, stacking) });
 }
 
-function freeze(services: Map<string, ServiceEntry>, keys: Set<string>, meta: SnapshotMeta): Snapshot {
+function parseStacks(raw: unknown, problems: string[]): Map<string, string> {
+  const stacks = new Map<string, string>();
+  if (raw === undefined) return stacks;
+  if (!isRecord(raw)) {
+    problems.push('stacks: expected a mapping of routing key to the key it stacks on');
+    return stacks;
+  }
+  for (const [key, parent] of Object.entries(raw)) {
+    const where = `stacks.${describeUntrusted(key).slice(1, -1)}`;
+    if (!isValidKey(key)) problems.push(`${where}: routing key must be a DNS-1123 label (a-z, 0-9, '-', at most 63 characters)`);
+    else if (key === RESERVED_KEY) problems.push(`${where}: "base" is reserved: it is not a routing key and stacks on nothing`);
+    else if (typeof parent !== 'string' || !isValidKey(parent)) problems.push(`${where}: must name a routing key (a DNS-1123 label), not ${describeUntrusted(parent)}`);
+    // Every key already ends at base: stacking on it would only say so again, or hide a typo.
+    else if (parent === RESERVED_KEY) problems.push(`${where}: "base" is reserved: every key falls back to base without a stack`);
+    else stacks.set(key, parent);
+  }
+  return stacks;
+}
+
+/** Follows every key's stack once; cycles and stacks deeper than MAX_STACK_DEPTH are refused. */
+function resolveStacks(stacks: ReadonlyMap<string, string>): Stacking {
+  if (stacks.size === 0) return NO_STACKS;
+  const chains = new Map<string, readonly string[]>();
+  const below = new Map<string, string[]>();
+  const problems: StackProblem[] = [];
+  for (const key of stacks.keys()) {
+    const chain: string[] = [];
+    let problem: StackProblem['problem'] | undefined;
+    // Bounded: at most MAX_STACK_DEPTH + 1 steps whatever the stacks say.
+    for (let at = stacks.get(key); at !== undefined; at = stacks.get(at)) {
+      if (at === key || chain.includes(at)) {
+        problem = 'cycle';
+        chain.push(at);
+        break;
+      }
+      chain.push(at);
+      if (chain.length > MAX_STACK_DEPTH) {
+        problem = 'too-deep';
+        break;
+      }
+    }
+    if (problem !== undefined) {
+      problems.push(Object.freeze({ key, problem, chain: Object.freeze([key, ...chain]) }));
+      continue;
+    }
+    chains.set(key, Object.freeze(chain));
+    for (const above of [key, ...chain]) {
+      let list = below.get(above);
+      if (list === undefined) below.set(above, (list = []));
+      list.push(key);
+    }
+  }
+  return Object.freeze({ stacks, chains, below, problems: Object.freeze(problems) });
+}
+
+function freeze(services: Map<string, ServiceEntry>, keys: Set<string>, stacking: Stacking, meta: SnapshotMeta): Snapshot {
+  let known: ReadonlySet<string> = keys;
+  if (stacking.chains.size > 0) {
+    const all = new Set(keys);
+    for (const [key, chain] of stacking.chains) if (!keys.has(key) && chain.some((k) => keys.has(k))) all.add(key);
+    known = all;
+  }
   return Object.freeze({
     version: meta.version ?? 1,
     source: meta.source ?? 'memory',
     createdAt: meta.createdAt ?? 0,
     services,
     keys,
+    known,
+    stacks: stacking.stacks,
+    stackProblems: stacking.problems,
+    stacking,
   });
 }
 
@@ -246,14 +376,21 @@ export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot
   if (!isRecord(input) || !isRecord(input['services'])) {
     throw new RegistryValidationError(['services: expected a mapping of service name to { base, features }'], { source: meta.source });
   }
-  const extraTop = Object.keys(input).filter((k) => k !== 'services');
+  const extraTop = Object.keys(input).filter((k) => k !== 'services' && k !== 'stacks');
   if (extraTop.length > 0) problems.push(`unknown top-level field${extraTop.length > 1 ? 's' : ''} ${extraTop.map((k) => describeUntrusted(k)).join(', ')}`);
+  const stacking = resolveStacks(parseStacks(input['stacks'], problems));
   for (const [name, raw] of Object.entries(input['services'])) {
-    const entry = buildEntry(name, raw, problems, keys);
+    const entry = buildEntry(name, raw, problems, keys, stacking);
     if (entry !== undefined) services.set(name, entry);
   }
   if (problems.length > 0) throw new RegistryValidationError(problems, { source: meta.source });
-  return freeze(services, keys, meta);
+  return freeze(services, keys, stacking, meta);
+}
+
+function sameStacks(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [key, parent] of a) if (b.get(key) !== parent) return false;
+  return true;
 }
 
 /**
@@ -261,23 +398,43 @@ export function buildSnapshot(input: unknown, meta: SnapshotMeta = {}): Snapshot
  * (undefined): the others keep their entries, decisions and all, so the cost follows the change,
  * not the registry. Validated like `buildSnapshot`; on any problem nothing changes and it throws.
  */
-export function updateSnapshot(previous: Snapshot, changes: ReadonlyMap<string, ServiceInput | undefined>, meta: SnapshotMeta = {}): Snapshot {
+export function updateSnapshot(
+  previous: Snapshot,
+  changes: ReadonlyMap<string, ServiceInput | undefined>,
+  meta: SnapshotMeta = {},
+  stacks?: Readonly<Record<string, string>>,
+): Snapshot {
   const problems: string[] = [];
+  let stacking = previous.stacking;
+  let restack = false;
+  if (stacks !== undefined) {
+    const parsed = parseStacks(stacks, problems);
+    if (!sameStacks(parsed, previous.stacking.stacks)) {
+      stacking = resolveStacks(parsed);
+      restack = true;
+    }
+  }
   const services = new Map(previous.services);
+  // New stacks change what every service decides for the keys concerned: rare, so all are redone.
+  if (restack) {
+    for (const [name, entry] of services) {
+      services.set(name, Object.freeze({ ...entry, decisions: makeDecisions(name, entry.base, entry.features, stacking) }));
+    }
+  }
   const added = new Set<string>();
   for (const [name, raw] of changes) {
     if (raw === undefined) {
       services.delete(name);
       continue;
     }
-    const entry = buildEntry(name, raw, problems, added);
+    const entry = buildEntry(name, raw, problems, added, stacking);
     if (entry !== undefined) services.set(name, entry);
   }
   if (problems.length > 0) throw new RegistryValidationError(problems, { source: meta.source });
   // Keys with a copy anywhere: only a removed or replaced service can take one away.
   const keys = new Set<string>();
   for (const entry of services.values()) for (const key of entry.features.keys()) keys.add(key);
-  return freeze(services, keys, meta);
+  return freeze(services, keys, stacking, meta);
 }
 
 /** The snapshot as plain JSON (for `/routes` and tests). */
@@ -288,5 +445,10 @@ export function snapshotToJSON(snapshot: Snapshot): object {
     for (const [key, lane] of entry.features) features[key] = lane.targets;
     services[name] = { base: entry.base.targets, features };
   }
-  return { version: snapshot.version, source: snapshot.source, createdAt: new Date(snapshot.createdAt).toISOString(), services };
+  const json: Record<string, unknown> = { version: snapshot.version, source: snapshot.source, createdAt: new Date(snapshot.createdAt).toISOString(), services };
+  if (snapshot.stacks.size > 0) {
+    json['stacks'] = Object.fromEntries(snapshot.stacks);
+    json['stackProblems'] = snapshot.stackProblems;
+  }
+  return json;
 }
