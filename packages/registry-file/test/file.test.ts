@@ -210,3 +210,49 @@ t.test('a file rewritten without a pause is still read at least every maxDelayMs
   }
   t.ok(published >= 4, `read every maxDelayMs while the writes went on (${published} times in 600 ms), not only after them`);
 });
+
+const STACKED = `
+stacks:
+  f2: feature2          # f2 is built on feature2, not merged yet
+services:
+  orders:
+    base: http://127.0.0.1:7002
+    features:
+      feature2: http://127.0.0.1:7102
+  web:
+    base: http://127.0.0.1:7001
+    features:
+      f2: http://127.0.0.1:7201
+`;
+
+t.test('top-level stacks: a key goes to its own copy, else its parent’s, else base', async (t) => {
+  const dir = t.testdir({ 'registry.yaml': STACKED });
+  const path = join(dir, 'registry.yaml');
+  const source = new FileSource({ path, debounceMs: 5 });
+  t.teardown(() => source.close());
+  const first = await source.start();
+  t.same(Object.fromEntries(first.stacks), { f2: 'feature2' });
+  t.same([resolve(first, 'web', 'f2').lane?.name, resolve(first, 'orders', 'f2').lane?.name], ['f2', 'feature2']);
+  t.equal(resolve(first, 'orders', 'f2').reason, 'stacked');
+
+  // A cycle is not a broken file: it is reported with the snapshot and its keys resolve unstacked.
+  const cycled = nextSnapshot(source);
+  await writeFile(path, STACKED.replace('f2: feature2 ', 'f2: feature2\n  feature2: f2'));
+  const second = await cycled;
+  t.same(second.stackProblems.map((p) => [p.key, p.problem]), [['f2', 'cycle'], ['feature2', 'cycle']]);
+  t.same([resolve(second, 'orders', 'f2').reason, resolve(second, 'orders', 'f2').lane?.name], ['no-copy', 'base']);
+
+  // A stack that names no key is refused with the file, and the last good snapshot stays.
+  const refused = nextError(source);
+  await writeFile(path, STACKED.replace('f2: feature2 ', 'f2: Feature2\n  base: feature2 '));
+  const error = (await refused) as RegistryValidationError;
+  t.type(error, RegistryValidationError);
+  t.match(error.problems, [/^stacks\.f2: must name a routing key/, /^stacks\.base: "base" is reserved/]);
+  t.equal(source.current(), second);
+});
+
+t.test('stacks in JSON, and a stacks field that is not a mapping', async (t) => {
+  const s = parseRegistry('{"stacks":{"f2":"feature2"},"services":{"orders":{"base":"http://127.0.0.1:7002","features":{"feature2":"http://127.0.0.1:7102"}}}}', { source: 'inline' });
+  t.equal(resolve(s, 'orders', 'f2').lane?.name, 'feature2');
+  t.throws(() => parseRegistry('stacks: [f2]\nservices: {}\n', { source: 'inline' }), { problems: ['stacks: expected a mapping of routing key to the key it stacks on'] });
+});
