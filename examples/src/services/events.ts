@@ -5,6 +5,7 @@
  * which lane processed its event. The SQS server is the one the demo starts (fauxqs), no cloud.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateQueueCommand, DeleteMessageCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { injectSqsAttributes, type SqsAttributes } from '@devstack/sdk';
 import { EVENTS_QUEUE } from '../plan.ts';
@@ -57,7 +58,7 @@ export async function ensureQueue(client: SQSClient, name: string, timeoutMs = 1
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ECONNREFUSED' || Date.now() >= until) throw new EventError('DEVSTACK_DEMO_QUEUE_FAILED', `cannot create queue ${name}: ${(error as Error).message}`, { cause: error });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 }
@@ -107,7 +108,8 @@ export async function startPublisher(endpoint: string, replyQueue: string): Prom
       } catch (error) {
         if (stopping.signal.aborted) return;
         console.error(`replies: receive failed: ${(error as Error).message}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // Ended at once by close(): the SQS server may be stopping before this process.
+        await sleep(500, undefined, { signal: stopping.signal }).catch(() => undefined);
         continue;
       }
       for (const m of messages) {
