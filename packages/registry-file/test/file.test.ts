@@ -254,5 +254,6 @@ t.test('top-level stacks: a key goes to its own copy, else its parent’s, else 
 t.test('stacks in JSON, and a stacks field that is not a mapping', async (t) => {
   const s = parseRegistry('{"stacks":{"f2":"feature2"},"services":{"orders":{"base":"http://127.0.0.1:7002","features":{"feature2":"http://127.0.0.1:7102"}}}}', { source: 'inline' });
   t.equal(resolve(s, 'orders', 'f2').lane?.name, 'feature2');
-  t.throws(() => parseRegistry('stacks: [f2]\nservices: {}\n', { source: 'inline' }), { problems: ['stacks: expected a mapping of routing key to the key it stacks on'] });
+  const error = t.throws(() => parseRegistry('stacks: [f2]\nservices: {}\n', { source: 'inline' })) as RegistryValidationError;
+  t.same(error.problems, ['stacks: expected a mapping of routing key to the key it stacks on']);
 });
