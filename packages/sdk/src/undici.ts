@@ -1,7 +1,9 @@
 import dc from 'node:diagnostics_channel';
+import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { context, diag } from '@opentelemetry/api';
-import { getGlobalDispatcher, setGlobalDispatcher, type Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Dispatcher } from 'undici';
 import { LANE_HEADER, REFUSALS, retryable, upstreamFailure } from '@devstack/core';
 import { getRoutingKey, outboundKey } from './context.js';
 import { RoutingRejectedError } from './errors.js';
@@ -342,11 +344,17 @@ export function routingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
 
 const CREATE = 'undici:request:create';
 
-/** Starts propagation on every undici request; in proxyless mode also routes global fetch. */
+/**
+ * Starts propagation on every undici request; in proxyless mode also routes global fetch.
+ * Propagation needs only the diagnostics channel, which Node's own fetch and every copy of undici
+ * publish to, so the undici package (about 100 ms and 30 MiB of start-up) is loaded only when a
+ * dispatcher has to be composed, synchronously, so it is in place before the app's first call.
+ */
 export function installUndici(proxyless: boolean): () => void {
   dc.subscribe(CREATE, onRequestCreate);
   let restore = (): void => {};
   if (proxyless) {
+    const { getGlobalDispatcher, setGlobalDispatcher } = createRequire(import.meta.url)('undici') as typeof Undici;
     const previous = getGlobalDispatcher();
     const composed = previous.compose(routingInterceptor());
     setGlobalDispatcher(composed);
