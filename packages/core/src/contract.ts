@@ -13,6 +13,8 @@ export const DEFAULT_MAX_HOPS = 16;
 /** Kubernetes labels (charts, hooks and the Kubernetes registry source use exactly these). */
 export const SERVICE_LABEL = 'devstack.io/service';
 export const FEATURE_LABEL = 'devstack.io/feature';
+/** Annotation on a feature copy's Service: the key its key stacks on (every copy of the key agrees). */
+export const STACK_ON_ANNOTATION = 'devstack.io/stack-on';
 
 /**
  * Prometheus metric names shared by the sidecar and the SDK's proxyless mode, with one meaning:

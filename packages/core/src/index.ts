@@ -13,7 +13,7 @@ export { buildSnapshot, updateSnapshot, snapshotToJSON, MAX_STACK_DEPTH } from '
 export type { StackProblem, Target, TargetProtocol, Lane, ServiceEntry, ServiceDecisions, Snapshot, TargetInput, ServiceInput, RegistryInput, SnapshotMeta } from './snapshot.js';
 export { resolve, INVALID_KEY } from './resolve.js';
 export type { Decision, Reason, ResolveOptions } from './resolve.js';
-export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, METRICS, DURATION_BUCKETS, UPSTREAM_FAILURES, upstreamFailure } from './contract.js';
+export { LANE_HEADER, HOPS_HEADER, DEFAULT_MAX_HOPS, SERVICE_LABEL, FEATURE_LABEL, STACK_ON_ANNOTATION, METRICS, DURATION_BUCKETS, UPSTREAM_FAILURES, upstreamFailure } from './contract.js';
 export type { UpstreamFailure } from './contract.js';
 export { REFUSALS, NO_LANE, serviceForAuthority, effectiveKey, pickTarget, nextTarget, routeStep, failOver } from './route.js';
 export { PassiveHealth, PASSIVE_HEALTH_DEFAULTS, isIdempotent, retryable } from './health.js';

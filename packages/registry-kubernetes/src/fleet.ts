@@ -1,5 +1,5 @@
-import { RegistryValidationError, SERVICE_LABEL, buildSnapshot, updateSnapshot, type ServiceInput, type Snapshot, type SnapshotMeta } from '@devstack/core';
-import { buildModel, SLICE_SERVICE_LABEL, type EndpointSliceObject, type ModelOptions, type ServiceObject } from './model.js';
+import { FEATURE_LABEL, RegistryValidationError, SERVICE_LABEL, STACK_ON_ANNOTATION, buildSnapshot, describeUntrusted, isValidKey, updateSnapshot, type ServiceInput, type Snapshot, type SnapshotMeta } from '@devstack/core';
+import { buildModel, created, SLICE_SERVICE_LABEL, type EndpointSliceObject, type ModelOptions, type ServiceObject } from './model.js';
 import { keyOf, type StoreChange } from './reflector.js';
 
 function add(index: Map<string, Set<string>>, group: string, key: string): void {
@@ -21,6 +21,51 @@ const ownerOf = (o: EndpointSliceObject | undefined) => {
   return owner === undefined ? undefined : `${o?.metadata?.namespace ?? ''}/${owner}`;
 };
 
+/** A feature copy's `devstack.io/stack-on`: what its key stacks on, by its Service's word. */
+interface StackClaim {
+  readonly key: string;
+  readonly parent: string;
+  readonly ref: string;
+  readonly created: number;
+}
+
+function stackClaim(ref: string, o: ServiceObject): StackClaim | undefined {
+  const parent = o.metadata?.annotations?.[STACK_ON_ANNOTATION];
+  const key = o.metadata?.labels?.[FEATURE_LABEL];
+  if (parent === undefined || key === undefined || logicalOf(o) === undefined) return undefined;
+  return { key, parent, ref, created: created(o) };
+}
+
+/**
+ * Every key's stack from its copies' annotations. Copies without the annotation have no say; those
+ * that have it must agree, else the oldest (then namespace/name) wins and the others are reported.
+ */
+function stacksOf(claims: Iterable<StackClaim>): { stacks: Record<string, string>; problems: string[] } {
+  const problems: string[] = [];
+  const byKey = new Map<string, StackClaim[]>();
+  for (const claim of claims) {
+    if (!isValidKey(claim.key) || claim.key === 'base') continue; // the model reports the label
+    if (!isValidKey(claim.parent) || claim.parent === 'base') {
+      problems.push(`Service ${claim.ref}: annotation ${STACK_ON_ANNOTATION}=${describeUntrusted(claim.parent)} is not a routing key (a DNS-1123 label other than "base"); key ${claim.key} is not stacked by it`);
+      continue;
+    }
+    let list = byKey.get(claim.key);
+    if (list === undefined) byKey.set(claim.key, (list = []));
+    list.push(claim);
+  }
+  const stacks: Record<string, string> = {};
+  for (const key of [...byKey.keys()].sort()) {
+    const list = byKey.get(key)!.sort((a, b) => a.created - b.created || (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0));
+    const winner = list[0]!;
+    stacks[key] = winner.parent;
+    const others = list.filter((c) => c.parent !== winner.parent);
+    if (others.length > 0) {
+      problems.push(`copies of key ${key} disagree on ${STACK_ON_ANNOTATION}: ${[winner, ...others].map((c) => `${c.ref} says ${c.parent}`).join(', ')}; ${winner.ref} (the oldest) is used`);
+    }
+  }
+  return { stacks, problems };
+}
+
 /**
  * The watched objects, grouped by the logical service they make up, so a change rebuilds only
  * the services it touches: the model of those services and their snapshot entries (core's
@@ -36,6 +81,10 @@ export class Fleet {
   readonly #slicesByOwner = new Map<string, Set<string>>();
   readonly #problems = new Map<string, readonly string[]>();
   readonly #dirty = new Set<string>();
+  /** namespace/Service name -> its stack-on claim */
+  readonly #stackClaims = new Map<string, StackClaim>();
+  #stacksDirty = true;
+  #stacks: { stacks: Record<string, string>; problems: string[] } = { stacks: {}, problems: [] };
   #full = true;
 
   constructor(options: ModelOptions) {
@@ -48,6 +97,8 @@ export class Fleet {
     this.#slices.clear();
     this.#groups.clear();
     this.#slicesByOwner.clear();
+    this.#stackClaims.clear();
+    this.#stacksDirty = true;
     for (const s of services) this.#putService(keyOf(s), s);
     for (const s of slices) this.#putSlice(keyOf(s), s);
     this.#full = true;
@@ -62,6 +113,7 @@ export class Fleet {
       this.#dirty.add(before);
     }
     this.#services.delete(key);
+    if (this.#stackClaims.delete(key)) this.#stacksDirty = true;
     if (change.object !== undefined) this.#putService(key, change.object);
   }
 
@@ -79,7 +131,7 @@ export class Fleet {
 
   /** Whether a `build` would change anything. */
   get pending(): boolean {
-    return this.#full || this.#dirty.size > 0;
+    return this.#full || this.#dirty.size > 0 || this.#stacksDirty;
   }
 
   /** The next snapshot (from `previous` where it can) and every current problem. */
@@ -94,7 +146,10 @@ export class Fleet {
       else this.#problems.delete(name);
     }
     const full = this.#full || previous === undefined;
-    const make = () => (full ? buildSnapshot({ services: Object.fromEntries([...changes].filter(([, v]) => v !== undefined)) }, meta) : updateSnapshot(previous, changes, meta));
+    if (this.#stacksDirty) this.#stacks = stacksOf(this.#stackClaims.values());
+    const { stacks } = this.#stacks;
+    const make = () =>
+      full ? buildSnapshot({ services: Object.fromEntries([...changes].filter(([, v]) => v !== undefined)), stacks }, meta) : updateSnapshot(previous, changes, meta, this.#stacksDirty ? stacks : undefined);
     let snapshot: Snapshot;
     try {
       snapshot = make();
@@ -115,11 +170,18 @@ export class Fleet {
     }
     this.#full = false;
     this.#dirty.clear();
-    return { snapshot, problems: [...this.#problems.keys()].sort().flatMap((k) => this.#problems.get(k)!) };
+    this.#stacksDirty = false;
+    const refused = snapshot.stackProblems.map((p) => `key ${p.key}: stack ${p.chain.join(' -> ')} ${p.problem === 'cycle' ? 'is a cycle' : 'is deeper than 8'}: not stacked`);
+    return { snapshot, problems: [...[...this.#problems.keys()].sort().flatMap((k) => this.#problems.get(k)!), ...this.#stacks.problems, ...refused] };
   }
 
   #putService(key: string, object: ServiceObject): void {
     this.#services.set(key, object);
+    const claim = stackClaim(key, object);
+    if (claim !== undefined) {
+      this.#stackClaims.set(key, claim);
+      this.#stacksDirty = true;
+    }
     const logical = logicalOf(object);
     if (logical === undefined) return;
     add(this.#groups, logical, key);

@@ -8,6 +8,8 @@ export interface ServiceObject {
     uid?: string;
     creationTimestamp?: string | Date;
     labels?: Record<string, string>;
+    /** Only `devstack.io/stack-on` is read. */
+    annotations?: Record<string, string>;
   };
   spec?: {
     ports?: Array<{ name?: string; port?: number; protocol?: string; appProtocol?: string }>;
@@ -133,7 +135,7 @@ function targetsOf(claim: Claim, slices: readonly EndpointSliceObject[], port: R
   return endpoints.length > 0 ? endpoints : [{ url: serviceUrl, ready: false, ...protocol }];
 }
 
-function created(o: ServiceObject): number {
+export function created(o: ServiceObject): number {
   const t = o.metadata?.creationTimestamp;
   const ms = t instanceof Date ? t.getTime() : typeof t === 'string' ? Date.parse(t) : Number.NaN;
   return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;

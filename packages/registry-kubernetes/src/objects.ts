@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { FEATURE_LABEL, SERVICE_LABEL, describeUntrusted, isValidKey } from '@devstack/core';
+import { FEATURE_LABEL, SERVICE_LABEL, STACK_ON_ANNOTATION, describeUntrusted, isValidKey } from '@devstack/core';
 import { SLICE_SERVICE_LABEL, type EndpointSliceObject, type ServiceObject } from './model.js';
 import type { UnusableObject as Unusable } from './reflector.js';
 
@@ -58,10 +58,11 @@ interface Meta {
   resourceVersion: string;
   creationTimestamp?: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
 }
 
 /** The metadata routing reads, with only the labels it reads. */
-function meta(raw: Json, labelNames: readonly string[], nameIsLabel: boolean): Meta {
+function meta(raw: Json, labelNames: readonly string[], nameIsLabel: boolean, annotationNames: readonly string[] = []): Meta {
   const m = record(raw['metadata'], 'metadata');
   const name = m['name'];
   if (typeof name !== 'string' || !(nameIsLabel ? isValidKey(name) : name.length <= 253 && SUBDOMAIN.test(name))) {
@@ -79,11 +80,19 @@ function meta(raw: Json, labelNames: readonly string[], nameIsLabel: boolean): M
       if (value !== undefined) (out.labels ??= {})[label] = value;
     }
   }
+  if (annotationNames.length > 0 && !absent(m['annotations'])) {
+    const annotations = record(m['annotations'], 'metadata.annotations');
+    for (const annotation of annotationNames) {
+      const value = optionalString(annotations[annotation], `metadata.annotations[${annotation}]`);
+      if (value !== undefined) (out.annotations ??= {})[annotation] = value;
+    }
+  }
   return out;
 }
 
 const SERVICE_LABELS = [SERVICE_LABEL, FEATURE_LABEL] as const;
 const SLICE_LABELS = [SLICE_SERVICE_LABEL] as const;
+const SERVICE_ANNOTATIONS = [STACK_ON_ANNOTATION] as const;
 
 /**
  * A core/v1 Service as routing reads it (name, namespace, version, creation time, the devstack
@@ -92,7 +101,7 @@ const SLICE_LABELS = [SLICE_SERVICE_LABEL] as const;
 export function toService(raw: unknown): ServiceObject | Unusable {
   try {
     const o = record(raw, 'Service');
-    const metadata = meta(o, SERVICE_LABELS, true);
+    const metadata = meta(o, SERVICE_LABELS, true, SERVICE_ANNOTATIONS);
     const spec = absent(o['spec']) ? {} : record(o['spec'], 'spec');
     const ports = list(spec['ports'], 'spec.ports').map((p, i) => {
       const where = `spec.ports[${i}]`;

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { startFakeApiServer, type FakeApiServer } from '@devstack/kube-fake';
 import { KubernetesSource, createKubernetesSource, kubeTransport, loadKubeConfig } from '@devstack/registry-kubernetes';
-import type { Snapshot } from '@devstack/core';
+import { resolve, type Snapshot } from '@devstack/core';
 
 function service(name: string, svc: string, key?: string) {
   const labels: Record<string, string> = { 'devstack.io/service': svc };
@@ -188,4 +188,25 @@ t.test('all namespaces: one cluster-wide watch per kind', async (t) => {
   const paths = api.requests.filter((r) => r.watch).map((r) => r.path).sort();
   t.same(paths, ['/api/v1/services', '/apis/discovery.k8s.io/v1/endpointslices'], 'cluster-wide paths');
   t.equal(source.status().namespaces, 'all');
+});
+
+t.test('devstack.io/stack-on on a copy\'s Services stacks its key, followed as it is edited', async (t) => {
+  const { api, kubeconfig } = await fleet(t);
+  const stacked = (name: string, svc: string, key: string, parent: string) => {
+    const o = service(name, svc, key);
+    return { ...o, metadata: { ...o.metadata, annotations: { 'devstack.io/stack-on': parent, 'unrelated.io/x': 'y' } } };
+  };
+  api.create(service('web', 'web'));
+  api.create(slice('web', '10.0.1.1'));
+  api.create(stacked('web-f2', 'web', 'f2', 'f1'));
+  api.create(slice('web-f2', '10.0.1.2'));
+  const source = open(kubeconfig);
+  t.teardown(() => source.close());
+  const first = await source.start();
+  t.same(Object.fromEntries(first.stacks), { f2: 'f1' });
+  t.same([resolve(first, 'web', 'f2').lane?.name, resolve(first, 'orders', 'f2').lane?.name], ['f2', 'f1'], 'f2 has no orders copy: f1\'s serves');
+  t.equal(resolve(first, 'orders', 'f2').reason, 'stacked');
+  api.patch({ apiVersion: 'v1', kind: 'Service', name: 'web-f2', namespace: 'shop' }, { metadata: { annotations: { 'devstack.io/stack-on': null } } });
+  const unstacked = await until(source, (s) => s.stacks.size === 0);
+  t.same([resolve(unstacked, 'orders', 'f2').reason, resolve(unstacked, 'orders', 'f2').lane?.name], ['no-copy', 'base'], 'the annotation removed: base again');
 });

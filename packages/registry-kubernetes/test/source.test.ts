@@ -155,3 +155,48 @@ t.test('no credentials at all: a ConfigError at once, not requests to nowhere', 
   t.throws(() => createKubernetesSource({ env: {} }), /no kubeconfig given and not in a pod/);
   t.throws(() => createKubernetesSource({ namespaces: ['Bad_NS'], env: {} }), /namespace "Bad_NS" is not a DNS-1123 label/);
 });
+
+t.test('copies of a key disagreeing on devstack.io/stack-on: reported, the oldest wins', async (t) => {
+  const { clock, transports, source } = setup(t);
+  const annotated = (name: string, svc: string, key: string, parent: string, at: string) => {
+    const o = service(name, svc, key);
+    return { ...o, metadata: { ...o.metadata, creationTimestamp: at, annotations: { 'devstack.io/stack-on': parent } } };
+  };
+  transports.services.items = [
+    service('orders', 'orders') as never,
+    service('orders-f1', 'orders', 'f1') as never,
+    service('web', 'web') as never,
+    annotated('web-f2', 'web', 'f2', 'other', '2026-05-01T00:00:00Z') as never,
+    annotated('api-f2', 'api', 'f2', 'f1', '2026-02-01T00:00:00Z') as never,
+    service('api', 'api') as never,
+    annotated('api-f3', 'api', 'f3', 'Not A Key', '2026-02-01T00:00:00Z') as never,
+  ];
+  transports.endpointslices.items = [slice('orders-f1', '10.0.0.2', true) as never];
+  const errors: string[] = [];
+  source.onError((e) => errors.push(e.message));
+  const p = source.start();
+  await clock.advance(0);
+  const snapshot = await p;
+  t.same(Object.fromEntries(snapshot.stacks), { f2: 'f1' }, 'the older copy (api-f2) decides');
+  t.equal(snapshot.services.get('orders')!.decisions.byKey.get('f2')?.lane?.name, 'f1');
+  t.equal(errors.length, 1);
+  t.match(errors[0], /copies of key f2 disagree on devstack\.io\/stack-on: shop\/api-f2 says f1, shop\/web-f2 says other; shop\/api-f2 \(the oldest\) is used/);
+  t.match(errors[0], /shop\/api-f3: annotation devstack\.io\/stack-on="Not A Key" is not a routing key/);
+});
+
+t.test('a cycle of annotations is reported and its keys resolve unstacked', async (t) => {
+  const { clock, transports, source } = setup(t);
+  const annotated = (name: string, key: string, parent: string) => {
+    const o = service(name, 'orders', key);
+    return { ...o, metadata: { ...o.metadata, annotations: { 'devstack.io/stack-on': parent } } };
+  };
+  transports.services.items = [service('orders', 'orders') as never, annotated('orders-a', 'a', 'b') as never, annotated('orders-b', 'b', 'a') as never];
+  transports.endpointslices.items = [];
+  const errors: string[] = [];
+  source.onError((e) => errors.push(e.message));
+  const p = source.start();
+  await clock.advance(0);
+  const snapshot = await p;
+  t.same(snapshot.stackProblems.map((x) => x.problem), ['cycle', 'cycle']);
+  t.match(errors[0], /key a: stack a -> b -> a is a cycle: not stacked/);
+});
