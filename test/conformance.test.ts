@@ -88,7 +88,25 @@ const deadCopyRows: readonly Row[] = [
   { name: 'dead copy, again: base', host: 'dying', carriers: { 'uber-ctx-key': 'f3' }, expect: 'dying', status: 200, key: 'f3', lane: 'base', service: 'dying' },
   { name: 'strict: dead copy refused', host: 'dying', carriers: { 'uber-ctx-key': 'f3' }, strict: true, expect: 'DEVSTACK_NO_READY_UPSTREAM', status: 503, lane: 'f3', service: 'dying' },
 ];
-const table = [...rows, ...deadCopyRows];
+/**
+ * Stacks (s1 on f1, s2 on s1, sp on parked, c1 and c2 a refused cycle): the first ready copy up the
+ * stack serves and the lane names it, the key carried on stays the request's own.
+ */
+const stackRows: readonly Row[] = [
+  { name: 'stacked: the parent’s copy', host: 'web', carriers: { 'uber-ctx-key': 's1' }, expect: 'web-f1', status: 200, key: 's1', lane: 'f1', service: 'web' },
+  { name: 'stacked two levels', host: 'web', carriers: { 'uber-ctx-key': 's2' }, expect: 'web-f1', status: 200, key: 's2', lane: 'f1', service: 'web' },
+  { name: 'stacked: a copy in the middle', host: 'cart', carriers: { 'uber-ctx-key': 's2' }, expect: 'cart-s1', status: 200, key: 's2', lane: 's1', service: 'cart' },
+  { name: 'stacked: its own copy first', host: 'cart', carriers: { baggage: 'uber-ctx-key=s1' }, expect: 'cart-s1', status: 200, key: 's1', lane: 's1', service: 'cart' },
+  { name: 'stacked: no copy in the stack: base', host: 'orders', carriers: { 'uber-ctx-key': 's2' }, expect: 'orders', status: 200, key: 's2', lane: 'base', service: 'orders' },
+  { name: 'stacked: the copy up the stack not ready: base', host: 'orders', carriers: { 'uber-ctx-key': 'sp' }, expect: 'orders', status: 200, key: 'sp', lane: 'base', service: 'orders' },
+  { name: 'stacked: a cycle resolves unstacked', host: 'web', carriers: { 'uber-ctx-key': 'c1' }, expect: 'web', status: 200, key: 'c1', lane: 'base', service: 'web' },
+  { name: 'strict, stacked: the parent’s copy', host: 'web', carriers: { 'uber-ctx-key': 's2' }, strict: true, expect: 'web-f1', status: 200, key: 's2', lane: 'f1', service: 'web' },
+  { name: 'strict, stacked: no copy in the stack: base', host: 'orders', carriers: { 'uber-ctx-key': 's2' }, strict: true, expect: 'orders', status: 200, key: 's2', lane: 'base', service: 'orders' },
+  { name: 'strict, stacked: none ready refused', host: 'orders', carriers: { 'uber-ctx-key': 'sp' }, strict: true, expect: 'DEVSTACK_NO_FEATURE_COPY', status: 503, lane: 'parked', service: 'orders' },
+  { name: 'strict, stacked: a cycle refused as unknown', host: 'web', carriers: { 'uber-ctx-key': 'c1' }, strict: true, expect: 'DEVSTACK_NO_FEATURE_COPY', status: 503, lane: 'none', service: 'web' },
+  { name: 'stacked under a default key', host: 'web', carriers: {}, defaultKey: 's2', expect: 'web-f1', status: 200, key: 's2', lane: 'f1', service: 'web' },
+];
+const table = [...rows, ...deadCopyRows, ...stackRows];
 
 t.test('the sidecar and the SDK make the same routing step', async (t) => {
   const dir = t.testdir();
@@ -116,7 +134,9 @@ t.test('the sidecar and the SDK make the same routing step', async (t) => {
         // A copy whose process died, the registry unchanged: nothing listens on port 2 (privileged,
         // never handed out by listen(0), and not one of the ports fetch refuses to call).
         dying: { base: await upstream('dying'), features: { f3: 'http://127.0.0.1:2' } },
+        cart: { base: await upstream('cart'), features: { s1: await upstream('cart-s1'), f1: await upstream('cart-f1') } },
       },
+      stacks: { s1: 'f1', s2: 's1', sp: 'parked', c1: 'c2', c2: 'c1' },
     }),
   );
   t.teardown(() => Promise.all(servers.map(close)));
