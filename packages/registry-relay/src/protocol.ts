@@ -6,10 +6,13 @@ import type { ServiceEntry, ServiceInput, Snapshot, Target, TargetInput } from '
  *
  * `GET /v1/namespaces/NS/stream[?epoch=E&since=V]`
  *
- * - `snapshot`: every service of the namespace, at `version`. The first line of a stream, unless
- *   the client resumed from a version the relay still knows.
+ * - `snapshot`: every service of the namespace, at `version`, and its `stacks` (key -> the key it
+ *   stacks on; left out when there are none). The first line of a stream, unless the client
+ *   resumed from a version the relay still knows.
  * - `delta`: the services that changed since `from` (a description, or null: removed), at
- *   `version`. A client applies it only on top of `from`; anything else is a protocol error.
+ *   `version`, and `stacks`, all of them, only when they changed (`{}`: none left). A client applies
+ *   it only on top of `from`; anything else is a protocol error. A client that ignores `stacks`
+ *   routes as if there were none, so an older client keeps working.
  * - `resumed`: the client's version (`since`) is current; nothing is resent.
  * - `heartbeat`: nothing changed; sent every heartbeat interval so a silent relay is told from a
  *   quiet fleet, and at once when the relay's own source goes stale or current again.
@@ -44,12 +47,15 @@ interface Common {
 export interface SnapshotMessage extends Common {
   type: 'snapshot';
   services: Record<string, ServiceInput>;
+  stacks?: Record<string, string>;
 }
 
 export interface DeltaMessage extends Common {
   type: 'delta';
   from: number;
   services: Record<string, ServiceInput | null>;
+  /** Every stack, when they changed since `from`; absent: unchanged. */
+  stacks?: Record<string, string>;
 }
 
 export interface ResumedMessage extends Common {
@@ -107,6 +113,14 @@ export function changedMembers(from: Snapshot, to: Snapshot): string[] {
   return members;
 }
 
+/** The stacks of `to` when they differ from those of `from`, else undefined (nothing to send). */
+export function changedStacks(from: Snapshot, to: Snapshot): Record<string, string> | undefined {
+  if (from.stacks === to.stacks) return undefined;
+  let same = from.stacks.size === to.stacks.size;
+  if (same) for (const [key, parent] of to.stacks) if (from.stacks.get(key) !== parent) same = false;
+  return same ? undefined : Object.fromEntries(to.stacks);
+}
+
 function head(type: RelayMessage['type'], common: Common): string {
   return `{"type":"${type}","epoch":${JSON.stringify(common.epoch)},"version":${common.version},"stale":${common.stale},"lastSync":${common.lastSync ?? 'null'}`;
 }
@@ -114,11 +128,12 @@ function head(type: RelayMessage['type'], common: Common): string {
 export function encodeSnapshot(snapshot: Snapshot, common: Common): string {
   const members: string[] = [];
   for (const [name, entry] of snapshot.services) members.push(`${JSON.stringify(name)}:${entryJSON(entry)}`);
-  return `${head('snapshot', common)},"services":{${members.join(',')}}}\n`;
+  const stacks = snapshot.stacks.size === 0 ? '' : `,"stacks":${JSON.stringify(Object.fromEntries(snapshot.stacks))}`;
+  return `${head('snapshot', common)},"services":{${members.join(',')}}${stacks}}\n`;
 }
 
-export function encodeDelta(members: readonly string[], from: number, common: Common): string {
-  return `${head('delta', common)},"from":${from},"services":{${members.join(',')}}}\n`;
+export function encodeDelta(members: readonly string[], from: number, common: Common, stacks?: Record<string, string>): string {
+  return `${head('delta', common)},"from":${from},"services":{${members.join(',')}}${stacks === undefined ? '' : `,"stacks":${JSON.stringify(stacks)}`}}\n`;
 }
 
 export function encodeStatus(type: 'resumed' | 'heartbeat', common: Common): string {

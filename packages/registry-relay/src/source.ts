@@ -326,7 +326,7 @@ export class RelaySource implements RegistrySource {
       case 'snapshot': {
         let snapshot: Snapshot;
         try {
-          snapshot = buildSnapshot({ services: message.services }, { version: this.#version + 1, source: `relay ${this.#o.url}`, createdAt: this.#o.clock.now() });
+          snapshot = buildSnapshot({ services: message.services, ...(message.stacks === undefined ? {} : { stacks: message.stacks }) }, { version: this.#version + 1, source: `relay ${this.#o.url}`, createdAt: this.#o.clock.now() });
         } catch (error) {
           throw this.#refused(error);
         }
@@ -339,7 +339,7 @@ export class RelaySource implements RegistrySource {
         let snapshot: Snapshot;
         try {
           const changes = new Map<string, ServiceInput | undefined>(Object.entries(message.services ?? {}).map(([k, v]) => [k, v ?? undefined]));
-          snapshot = updateSnapshot(previous, changes, { version: this.#version + 1, source: `relay ${this.#o.url}`, createdAt: this.#o.clock.now() });
+          snapshot = updateSnapshot(previous, changes, { version: this.#version + 1, source: `relay ${this.#o.url}`, createdAt: this.#o.clock.now() }, message.stacks);
         } catch (error) {
           throw this.#refused(error);
         }

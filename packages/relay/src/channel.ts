@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { RegistrySource, Snapshot } from '@devstack/core';
-import { changedMembers, encodeDelta, encodeSnapshot, encodeStatus } from '@devstack/registry-relay';
+import { changedMembers, changedStacks, encodeDelta, encodeSnapshot, encodeStatus } from '@devstack/registry-relay';
 
 /** What a channel counts, for metrics. */
 export interface ChannelEvents {
@@ -186,7 +186,7 @@ export class Channel {
     }
     let delta = this.#encodedDeltas.get(sent.version);
     if (delta === undefined) {
-      delta = encodeDelta(changedMembers(sent.snapshot, this.#snapshot), sent.version, this.#common());
+      delta = encodeDelta(changedMembers(sent.snapshot, this.#snapshot), sent.version, this.#common(), changedStacks(sent.snapshot, this.#snapshot));
       // Subscribers are mostly one version behind: one encoding serves them all.
       this.#encodedDeltas.set(sent.version, delta);
     }

@@ -5,9 +5,9 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
-import { createRegistrySource, registryKind, type Snapshot } from '@devstack/core';
+import { createRegistrySource, registryKind, resolve, type Snapshot } from '@devstack/core';
 import type { RelayStatus } from '@devstack/registry-relay';
-import { NS, deploy, fleet, startRelay, until } from './helpers.ts';
+import { NS, deploy, fleet, service, serviceRef, slice, startRelay, until } from './helpers.ts';
 
 const lanes = (s: Snapshot | undefined, service: string) => [...(s?.services.get(service)?.features.keys() ?? [])].sort();
 
@@ -91,4 +91,22 @@ t.test('over TLS: --tls-cert and --tls-key, followed with --registry https://', 
   const plain = await fetch(`http://127.0.0.1:${relay.port}/v1/namespaces/${NS}/stream`).then((r) => r.status, () => 'refused');
   t.not(plain, 200, 'no plain HTTP on a TLS port');
   t.equal(relay.proc.exitCode, null, 'the relay runs on');
+});
+
+t.test('stacks ride the relay: in the snapshot on connect and in a change, so a follower routes by them', async (t) => {
+  const { api, kubeconfig } = await fleet(t);
+  deploy(api, 'orders-f1', 'orders', '10.0.1.1', 'f1');
+  const copy = service('web-f2', 'web', 'f2');
+  api.create({ ...copy, metadata: { ...copy.metadata, annotations: { 'devstack.io/stack-on': 'f1' } } });
+  api.create(slice('web-f2', ['10.0.2.1']));
+  const relay = await startRelay(t, ['--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints']);
+  const source = await createRegistrySource({ registry: `http://127.0.0.1:${relay.port}`, relay: { namespace: NS } });
+  t.teardown(() => source.close());
+  await source.start();
+  const first = await until(async () => source.current(), (s) => s?.stacks.get('f2') === 'f1');
+  t.same([resolve(first!, 'orders', 'f2').lane?.name, resolve(first!, 'web', 'f2').lane?.name], ['f1', 'f2'], 'f2 has no orders copy: f1\'s serves');
+  // A change of the stacks alone is a delta with the stacks and no service.
+  api.patch(serviceRef('web-f2'), { metadata: { annotations: { 'devstack.io/stack-on': null } } });
+  const second = await until(async () => source.current(), (s) => s?.stacks.size === 0);
+  t.equal(resolve(second!, 'orders', 'f2').lane?.name, 'base', 'unstacked: base');
 });
