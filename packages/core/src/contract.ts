@@ -42,6 +42,8 @@ export const METRICS = Object.freeze({
   registryServices: 'devstack_registry_services',
   /** gauge: unix time (seconds) of the current snapshot */
   registryLastUpdate: 'devstack_registry_last_update_seconds',
+  /** gauge: stacks the current snapshot refused (a cycle, or deeper than MAX_STACK_DEPTH); those keys resolve unstacked */
+  registryStackProblems: 'devstack_registry_stack_problems',
   /** counter {source}: refused registry updates, and a source losing what it watches (once per state change) */
   registryErrors: 'devstack_registry_errors_total',
   /** gauge: unix time (seconds) the source last had complete, current data (watched sources) */

@@ -25,6 +25,7 @@ export class SidecarMetrics {
   readonly #invalidKeys: Counter<'direction' | 'carrier' | 'problem'>;
   readonly #registryServices: Gauge;
   readonly #registryLastUpdate: Gauge;
+  readonly #stackProblems: Gauge;
   readonly #registryErrors: Counter<'source'>;
   readonly #internalErrors: Counter<'direction'>;
   readonly #clientTimeouts: Counter<'direction' | 'stall'>;
@@ -41,6 +42,7 @@ export class SidecarMetrics {
     this.#invalidKeys = new Counter({ name: METRICS.invalidKeys, help: 'Requests whose routing key was malformed or conflicting', labelNames: ['direction', 'carrier', 'problem'], registers });
     this.#registryServices = new Gauge({ name: METRICS.registryServices, help: 'Logical services in the current registry snapshot', registers });
     this.#registryLastUpdate = new Gauge({ name: METRICS.registryLastUpdate, help: 'Unix time of the current registry snapshot, in seconds', registers });
+    this.#stackProblems = new Gauge({ name: METRICS.registryStackProblems, help: 'Stacks the current registry snapshot refused (a cycle or too deep); their keys resolve unstacked', registers });
     this.#registryErrors = new Counter({ name: METRICS.registryErrors, help: 'Registry updates refused (the last good snapshot was kept)', labelNames: ['source'], registers });
     this.#internalErrors = new Counter({ name: INTERNAL_ERRORS, help: 'Requests a sidecar stage or handler failed on (answered 500 or cut), by listener', labelNames: ['direction'], registers });
     this.#clientTimeouts = new Counter({ name: CLIENT_TIMEOUTS, help: 'Clients that stalled past a timeout: request headers, request body, or not reading the response (drain)', labelNames: ['direction', 'stall'], registers });
@@ -113,6 +115,7 @@ export class SidecarMetrics {
   snapshot(snapshot: Snapshot): void {
     this.#registryServices.set(snapshot.services.size);
     this.#registryLastUpdate.set(snapshot.createdAt / 1000);
+    this.#stackProblems.set(snapshot.stackProblems.length);
   }
 
   registryError(source: string): void {

@@ -1,5 +1,6 @@
 import t from 'tap';
-import { GRPC_STATUS, GRPC_STATUS_OF, PROXY_ERRORS, compose, encodeGrpcMessage, endToEndHeaders, grpcTimeoutMs, hostHeaderCount, isGrpc, parseConfig, readHops, sniff, type Stage } from '@devstack/sidecar';
+import { buildSnapshot } from '@devstack/core';
+import { GRPC_STATUS, GRPC_STATUS_OF, PROXY_ERRORS, SidecarMetrics, compose, encodeGrpcMessage, endToEndHeaders, grpcTimeoutMs, hostHeaderCount, isGrpc, parseConfig, readHops, sniff, type Stage } from '@devstack/sidecar';
 
 t.test('endToEndHeaders drops hop-by-hop and Connection-named headers', async (t) => {
   t.same(
@@ -113,4 +114,16 @@ t.test('sniff: the HTTP/2 preface, byte by byte', async (t) => {
   t.equal(sniff(Buffer.from('PRI * HTTP/1.1\r\n')), 'http1', 'a different byte anywhere: HTTP/1.1 judges it');
   t.equal(sniff(Buffer.from('P')), undefined);
   t.equal(sniff(Buffer.from('Q')), 'http1');
+});
+
+t.test('the stack-problems gauge counts the stacks the current snapshot refused', async (t) => {
+  const metrics = new SidecarMetrics({ defaultMetrics: false });
+  const services = { web: { base: 'http://127.0.0.1:1', features: { a: 'http://127.0.0.1:2' } } };
+  const gauge = async () => (await metrics.registry.getSingleMetric('devstack_registry_stack_problems')!.get()).values[0]?.value;
+  metrics.snapshot(buildSnapshot({ services, stacks: { b: 'a' } }));
+  t.equal(await gauge(), 0, 'an accepted stack is no problem');
+  metrics.snapshot(buildSnapshot({ services, stacks: { b: 'c', c: 'b' } }));
+  t.ok(((await gauge()) ?? 0) >= 1, 'a cycle is counted');
+  metrics.snapshot(buildSnapshot({ services }));
+  t.equal(await gauge(), 0, 'gone with the snapshot that had it');
 });
