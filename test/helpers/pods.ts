@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { ROOT, envOf, podSpec, type Container, type K8sObject } from './charts.ts';
+import { ROOT, podSpec, type Container, type K8sObject } from './charts.ts';
 
 const CLI = join(ROOT, 'packages/sidecar/bin/devstack-sidecar.cjs');
 
@@ -29,21 +29,46 @@ export function sidecarContainer(deployment: K8sObject): Container {
 }
 
 /**
+ * A container's env as the kubelet gives it: its values, and the downward API's
+ * metadata.namespace as `namespace` (any other valueFrom is an error here).
+ */
+export function podEnv(container: Container, namespace: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const entry of (container.env ?? []) as { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]) {
+    if (entry.valueFrom === undefined) env[entry.name] = entry.value ?? '';
+    else if (entry.valueFrom.fieldRef?.fieldPath === 'metadata.namespace') env[entry.name] = namespace;
+    else throw new Error(`${container.name}: ${entry.name} comes from ${JSON.stringify(entry.valueFrom)}, which these tests do not provide`);
+  }
+  return env;
+}
+
+export interface StartSidecarOptions {
+  /** The pod's namespace, for the downward API (default shop). */
+  namespace?: string;
+  /** More variables of the process (e.g. a KUBECONFIG the sidecar must not use). */
+  env?: Record<string, string>;
+  /** The inbound listener's port, where a slice made before the sidecar points (default 0). */
+  inboundPort?: number;
+}
+
+/**
  * Starts the sidecar with the container's env. Only what a pod gives for free is replaced: ports
  * become 0 (many pods share this machine's loopback), the pod-network listeners bind loopback, the
- * app is at `appPort`, and the credentials are a kubeconfig instead of a service account.
+ * app is at `appPort`, and the credentials, when given, are a kubeconfig instead of a service
+ * account (a sidecar that follows a relay gets none).
  */
-export async function startSidecar(t: Tap, container: Container, appPort: number, kubeconfig: string): Promise<RunningSidecar> {
+export async function startSidecar(t: Tap, container: Container, appPort: number, kubeconfig: string | undefined, options: StartSidecarOptions = {}): Promise<RunningSidecar> {
   const env: Record<string, string> = {
     PATH: process.env['PATH'] ?? '',
-    ...envOf(container),
+    ...options.env,
+    ...podEnv(container, options.namespace ?? 'shop'),
     DEVSTACK_OUTBOUND_PORT: '0',
-    DEVSTACK_INBOUND_PORT: '0',
+    DEVSTACK_INBOUND_PORT: String(options.inboundPort ?? 0),
     DEVSTACK_ADMIN_PORT: '0',
     DEVSTACK_INBOUND_HOST: '127.0.0.1',
     DEVSTACK_ADMIN_HOST: '127.0.0.1',
     DEVSTACK_APP_PORT: String(appPort),
-    DEVSTACK_KUBECONFIG: kubeconfig,
+    ...(kubeconfig === undefined ? {} : { DEVSTACK_KUBECONFIG: kubeconfig }),
   };
   return runSidecar(t, [], env);
 }
