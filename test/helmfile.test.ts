@@ -31,9 +31,15 @@ function schemaFailures(objects: K8sObject[]): string[] {
 
 t.test('base: every service, in needs order, no feature labels', async (t) => {
   const { plan, rendered } = await renderAll('', t.testdir());
-  t.same(plan.map((r) => [r.name, r.installed]), [['payments', true], ['orders', true], ['web', true], ['worker', true]], 'four base releases');
-  t.same(installOrder(plan).filter((n) => n !== 'worker'), ['payments', 'orders', 'web'], 'payments first, web last (needs)');
+  t.same(plan.map((r) => [r.name, r.installed]), [['devstack-relay', true], ['payments', true], ['orders', true], ['web', true], ['worker', true]], 'the relay and four base releases');
+  t.same(installOrder(plan).filter((n) => n !== 'worker'), ['devstack-relay', 'payments', 'orders', 'web'], 'the relay first, then payments, web last (needs)');
+  t.ok(installOrder(plan).indexOf('worker') > 0, 'the worker after the relay');
+  const relay = rendered.get('devstack-relay')!;
+  t.equal(find(relay, 'Service', 'devstack-relay').metadata.namespace, 'devstack', 'the relay\'s Service is devstack-relay.devstack, the charts\' default relay.url');
+  t.ok(relay.some((o) => o.kind === 'Role' && o.metadata.namespace === 'shop'), 'the relay may list and watch shop');
   for (const [name, objects] of rendered) {
+    if (name === 'devstack-relay') continue;
+    t.notOk(objects.some((o) => ['ServiceAccount', 'Role', 'RoleBinding'].includes(o.kind)), `${name}: no RBAC of its own (it follows the relay)`);
     t.same(schemaFailures(objects), [], `${name}: every object valid`);
     const deployment = find(objects, 'Deployment', name);
     t.notOk(deployment.metadata.labels?.['devstack.io/feature'], `${name}: base, no feature label`);
@@ -51,7 +57,7 @@ t.test('base: every service, in needs order, no feature labels', async (t) => {
 
 t.test('feature3 changes the worker: its copy, headless, in the copy\'s lane', async (t) => {
   const { plan, rendered } = await renderAll('feature3', t.testdir());
-  t.same(plan.filter((r) => r.installed).map((r) => r.name), ['worker-feature3'], 'only the worker copy');
+  t.same(plan.filter((r) => r.installed && r.name !== 'devstack-relay').map((r) => r.name), ['worker-feature3'], 'only the worker copy (and the relay, unchanged)');
   const objects = rendered.get('worker-feature3')!;
   t.same(schemaFailures(objects), [], 'every object valid');
   t.match(find(objects, 'Service', 'worker-feature3'), { metadata: { labels: { 'devstack.io/service': 'worker', 'devstack.io/feature': 'feature3' } }, spec: { clusterIP: 'None' } }, 'headless, labelled as the copy');
@@ -60,10 +66,11 @@ t.test('feature3 changes the worker: its copy, headless, in the copy\'s lane', a
 
 t.test('feature1 with a TTL: copies of the services it changes, and only those', async (t) => {
   const { plan, rendered } = await renderAll('feature=feature1,ttl=6h', t.testdir());
-  t.same(plan.map((r) => [r.name, r.installed]), [['payments-feature1', true], ['orders-feature1', false], ['web-feature1', true], ['worker-feature1', false]], 'web and payments change; orders and the worker are not installed');
+  t.same(plan.map((r) => [r.name, r.installed]), [['devstack-relay', true], ['payments-feature1', true], ['orders-feature1', false], ['web-feature1', true], ['worker-feature1', false]], 'web and payments change; orders and the worker are not installed; the relay is the one shared release');
   t.notOk(plan.some((r) => ['web', 'orders', 'payments'].includes(r.name)), 'no base release is part of a feature run');
-  t.same(installOrder(plan), ['payments-feature1', 'web-feature1'], 'install order');
+  t.same(installOrder(plan), ['devstack-relay', 'payments-feature1', 'web-feature1'], 'install order');
   for (const [name, objects] of rendered) {
+    if (name === 'devstack-relay') continue;
     t.same(schemaFailures(objects), [], `${name}: every object valid`);
     for (const o of objects) {
       t.equal(o.metadata.labels?.['devstack.io/feature'], 'feature1', `${name}: ${o.kind} ${o.metadata.name} has the feature label`);
@@ -79,7 +86,7 @@ t.test('feature1 with a TTL: copies of the services it changes, and only those',
 
 t.test('feature2 changes orders only; an unlisted feature is refused with the reason', async (t) => {
   const { plan, rendered } = await renderAll('feature=feature2', t.testdir());
-  t.same(plan.filter((r) => r.installed).map((r) => r.name), ['orders-feature2'], 'only the orders copy');
+  t.same(plan.filter((r) => r.installed && r.name !== 'devstack-relay').map((r) => r.name), ['orders-feature2'], 'only the orders copy');
   t.notOk(find(rendered.get('orders-feature2')!, 'Service', 'orders-feature2').metadata.annotations?.['janitor/ttl'], 'no TTL given, none set');
   const refused = await planHelmfile(HELMFILE, 'feature=feature7', t.testdir()).then(() => 'planned', (e: Error) => e.message);
   t.match(refused, /feature feature7: list the services it changes in features\.yaml/, 'feature7 is not in features.yaml');

@@ -133,8 +133,10 @@ async function renderTemplates(templates: string[], state: Values): Promise<stri
 export function installOrder(releases: PlannedRelease[]): string[] {
   const installed = releases.filter((r) => r.installed);
   const done: string[] = [];
+  // A need is `name` (the same namespace) or `namespace/name`, as helmfile writes it.
+  const is = (r: PlannedRelease, need: string) => need === r.name || need === `${r.namespace}/${r.name}`;
   while (done.length < installed.length) {
-    const next = installed.find((r) => !done.includes(r.name) && r.needs.every((n) => done.includes(n) || !installed.some((i) => i.name === n)));
+    const next = installed.find((r) => !done.includes(r.name) && r.needs.every((n) => installed.some((i) => is(i, n) && done.includes(i.name)) || !installed.some((i) => is(i, n))));
     if (!next) throw new Error('needs form a cycle');
     done.push(next.name);
   }
