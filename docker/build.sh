@@ -16,8 +16,8 @@ out="${2:-}"
 case "$target" in
   sidecar)
     workspace=@devstack/sidecar
-    projects="packages/sidecar packages/registry-kubernetes"
-    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sidecar"
+    projects="packages/sidecar packages/registry-kubernetes packages/registry-relay"
+    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/registry-relay packages/sidecar"
     ;;
   relay)
     workspace=@devstack/relay
@@ -30,12 +30,12 @@ case "$target" in
     dirs="packages/core packages/registry-kubernetes packages/hooks"
     ;;
   sdk)
-    projects="packages/sdk"
+    projects="packages/sdk packages/registry-relay"
     ;;
   examples)
     workspace=@devstack/examples
-    projects="packages/sdk packages/sidecar packages/registry-kubernetes"
-    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/sdk packages/sidecar examples"
+    projects="packages/sdk packages/sidecar packages/registry-kubernetes packages/registry-relay"
+    dirs="packages/core packages/registry-file packages/registry-kubernetes packages/registry-relay packages/sdk packages/sidecar examples"
     ;;
   *)
     echo "usage: sh docker/build.sh sidecar|relay|examples|hooks|sdk OUT" >&2

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The SDK as the devstack-sdk image carries it (docker/sdk.Dockerfile): what the chart's init
 # container copies into a pod for NODE_OPTIONS=--import <mountPath>/register.mjs. Run from the root
-# of the build context, with packages/core, packages/registry-file and packages/sdk compiled:
+# of the build context, with packages/core, packages/registry-file, packages/registry-relay and packages/sdk compiled:
 #
 #   sh docker/sdk-tree.sh OUT
 #
@@ -17,7 +17,7 @@ out="${1:-}"
 packs="$(mktemp -d "${TMPDIR:-/tmp}/devstack-sdk-packs-XXXXXX")"
 trap 'rm -rf "$packs"' EXIT
 npm pack --silent --pack-destination "$packs" \
-  --workspace @devstack/core --workspace @devstack/registry-file --workspace @devstack/sdk >/dev/null
+  --workspace @devstack/core --workspace @devstack/registry-file --workspace @devstack/registry-relay --workspace @devstack/sdk >/dev/null
 rm -rf "$out"
 mkdir -p "$out"
 cp docker/sdk-register.mjs "$out/register.mjs"
