@@ -123,8 +123,8 @@ for target in "${targets[@]}"; do
       env NODE_ENV=production MALLOC_ARENA_MAX=2 node packages/relay/dist/cli.js --namespace shop --kubeconfig "$tmp/kubeconfig" \
         --port 0 --admin-port 0 --host 127.0.0.1 --admin-host 127.0.0.1 2>"$tmp/relay.log" &
       pids+=($!)
-      for _ in $(seq 1 200); do grep -q '"message":"listening"' "$tmp/relay.log" && break; sleep 0.05; done
-      line="$(grep -m1 '"message":"listening"' "$tmp/relay.log")" || { cat "$tmp/relay.log" >&2; fail "the built relay did not listen"; }
+      for _ in $(seq 1 200); do grep -q '"msg":"listening"' "$tmp/relay.log" && break; sleep 0.05; done
+      line="$(grep -m1 '"msg":"listening"' "$tmp/relay.log")" || { cat "$tmp/relay.log" >&2; fail "the built relay did not listen"; }
       port="$(sed -E 's/.*"port":([0-9]+).*/\1/' <<<"$line")"
       admin="$(sed -E 's/.*"adminPort":([0-9]+).*/\1/' <<<"$line")"
       for _ in $(seq 1 200); do http_get "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1 && break; sleep 0.05; done

@@ -46,8 +46,8 @@ async function startRelay(t: Tap, args: string[]): Promise<{ port: number; admin
     proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       text += chunk;
       for (const line of text.split('\n').slice(0, -1)) {
-        const entry = JSON.parse(line) as { message?: string; port?: number; adminPort?: number };
-        if (entry.message === 'listening') resolve({ port: entry.port!, adminPort: entry.adminPort! });
+        const entry = JSON.parse(line) as { msg?: string; port?: number; adminPort?: number };
+        if (entry.msg === 'listening') resolve({ port: entry.port!, adminPort: entry.adminPort! });
       }
     });
     void exited.then((code) => reject(new Error(`devstack-relay exited (${String(code)}):\n${text}`)));

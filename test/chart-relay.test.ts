@@ -190,7 +190,7 @@ t.test('the rendered relay container, run for real against the fake API server',
     let text = '';
     proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
       text += chunk;
-      const line = text.split('\n').find((l) => l.includes('"message":"listening"'));
+      const line = text.split('\n').find((l) => l.includes('"msg":"listening"'));
       if (line) resolve(JSON.parse(line) as { port: number; adminPort: number });
     });
     void exited.then((code) => reject(new Error(`the relay exited ${code}: ${text}`)));

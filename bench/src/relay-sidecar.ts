@@ -95,7 +95,7 @@ async function main(): Promise<void> {
   console.log(`# sidecar RSS by registry mode: ${S} services x ${C} copies (${S * (C + 1)} lanes), node ${process.version}, ${describeRuntime(IMAGE)}`);
 
   const relay = spawn(process.execPath, [RELAY, '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints', '--port', '0', '--admin-port', '0', '--host', '127.0.0.1', '--admin-host', '127.0.0.1'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const relayPort = await new Promise<number>((resolve) => lines(relay, 'stderr', (e) => e['message'] === 'listening' && resolve(e['port'] as number)));
+  const relayPort = await new Promise<number>((resolve) => lines(relay, 'stderr', (e) => e['msg'] === 'listening' && resolve(e['port'] as number)));
 
   await sidecar('file', ['--registry', file], {});
   await sidecar('k8s', ['--registry', 'k8s', '--kubeconfig', kubeconfig, '--namespace', NS, '--targets', 'endpoints'], {});

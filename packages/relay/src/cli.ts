@@ -10,7 +10,7 @@ function logger(level: RelayConfig['logLevel']): RelayLog {
   const min = LEVELS.indexOf(level);
   const line = (lvl: (typeof LEVELS)[number], message: string, fields?: Record<string, unknown>) => {
     if (LEVELS.indexOf(lvl) < min) return;
-    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, message, ...fields })}\n`);
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, msg: message, ...fields })}\n`);
   };
   return { info: (m, f) => line('info', m, f), warn: (m, f) => line('warn', m, f) };
 }

@@ -80,8 +80,8 @@ export async function startRelay(t: Tap, args: readonly string[]): Promise<Runni
         text = text.slice(nl + 1);
         log.push(line);
         try {
-          const entry = JSON.parse(line) as { message?: string; port?: number; adminPort?: number };
-          if (entry.message === 'listening') resolve({ port: entry.port!, adminPort: entry.adminPort!, proc, log, exited });
+          const entry = JSON.parse(line) as { msg?: string; port?: number; adminPort?: number };
+          if (entry.msg === 'listening') resolve({ port: entry.port!, adminPort: entry.adminPort!, proc, log, exited });
         } catch {
           // Not a log line (a usage error): kept in `log`.
         }
